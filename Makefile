@@ -1,0 +1,68 @@
+# lvae -- build, test, bench.  See README.md for what each target does.
+
+LUA       ?= lua5.4
+BUSTED    ?= busted
+PKGS      := lua5.4 openblas lapacke zlib libpng
+
+CC        ?= gcc
+# The module is built and used on the same machine (make test builds it),
+# so it may use every instruction the machine has. Contraction into FMA is
+# off: results must not depend on which instructions the compiler chose.
+OPT       ?= -O3 -march=native -ffp-contract=off
+WARN      := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wdouble-promotion \
+             -Wno-unused-parameter
+OPENMP    ?= -fopenmp
+CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(OPENMP) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# The Lua interpreter provides the Lua API symbols: the module does not
+# link liblua (linking it would give two Lua runtimes in one process).
+LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) -lm
+
+ifeq ($(DEBUG),1)
+  OPT     := -O0 -g
+else
+  CFLAGS  += -DNDEBUG
+endif
+ifeq ($(SANITIZE),1)
+  OPT     := -O1 -g -fno-omit-frame-pointer
+  CFLAGS  += -fsanitize=address,undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+BUILD     := build$(if $(filter 1,$(SANITIZE)),-sanitize)
+SOURCES   := $(wildcard src/*.c)
+HEADERS   := $(wildcard src/*.h)
+OBJECTS   := $(patsubst src/%.c,$(BUILD)/%.o,$(SOURCES))
+MODULE    := lua/lvae/core.so
+
+.PHONY: all test bench demo sanitize clean setup
+
+all: $(MODULE)
+
+$(BUILD)/%.o: src/%.c $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD):
+	mkdir -p $@
+
+$(MODULE): $(OBJECTS)
+	$(CC) -shared $(LDFLAGS) $(OPENMP) -o $@ $(OBJECTS) $(LDLIBS)
+
+setup:
+	./scripts/setup.sh
+
+# make test: install what is missing, build, run every spec.
+test: setup
+	$(MAKE) all
+	./scripts/test.sh
+
+bench: setup
+	$(MAKE) all
+	./lvae bench/ops.lua
+
+sanitize: setup
+	$(MAKE) SANITIZE=1 all
+	./scripts/test.sh --sanitize
+
+clean:
+	rm -rf build build-sanitize $(MODULE)

@@ -1,0 +1,481 @@
+/*
+ * linalg.c -- dense linear algebra on LAPACKE: Cholesky factor, LU
+ * log-determinant, linear solve, inverse and symmetric eigendecomposition,
+ * each batched over leading dimensions, in f32 (s-routines) and f64
+ * (d-routines).
+ *
+ * Shapes: ... = batch dims (any number, possibly none), n = matrix size,
+ * k = right-hand sides.
+ *
+ *     cholesky  A [..., n, n]                    -> L [..., n, n]
+ *     logdet    A [..., n, n]                    -> log|det A| [...], sign [...]
+ *     solve     A [..., n, n], B [..., n, k]     -> X [..., n, k]
+ *               A [..., n, n], b [..., n]        -> x [..., n]
+ *     inverse   A [..., n, n]                    -> A^-1 [..., n, n]
+ *     eigh      A [..., n, n]                    -> w [..., n], V [..., n, n]
+ *
+ * How: each matrix of the batch is copied, from whatever strides its view
+ * has, into a column-major work buffer (LAPACK's own layout, so LAPACKE
+ * does no transposing copies of its own), factorised there, and written
+ * row-major into a fresh contiguous output. The copy is O(n^2) against the
+ * factorisation's O(n^3), and it is also where non-finite entries are
+ * caught, before LAPACK sees them.
+ *
+ * The kernels are written once with a type T, in the second half of this
+ * file, which includes itself twice (T = float, then T = double), the way
+ * Torch7's TH generic files are included; lv_forward_linalg, at the end,
+ * checks shapes and dispatches on dtype.
+ *
+ * Not here: gradients (the tape's backward formulas for these ops are
+ * written with ops, elsewhere); broadcasting between the batch dims of
+ * solve's two operands (they must match exactly); pivoted or
+ * semi-definite Cholesky; detecting nearly singular matrices (only an
+ * exactly zero pivot of the LU factorisation counts as singular, as in
+ * LAPACK and NumPy); complex numbers.
+ */
+#ifndef LINALG_GENERIC
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <lapacke.h>
+
+#include "op.h"
+
+/* One matrix of a batch, as a strided view: element (i, j) is at
+ * data[i * rs + j * cs], read as dtype. */
+typedef struct strided_matrix {
+    const void *data;
+    lv_dtype dtype;
+    int64_t rows, cols;
+    int64_t rs, cs;                 /* strides in elements */
+} strided_matrix;
+
+/* What every kernel needs to know about its batch. */
+typedef struct batch_info {
+    int nbatch_dims;                /* the leading "..." dims */
+    int64_t count;                  /* number of matrices */
+    int64_t n;                      /* each is n x n */
+} batch_info;
+
+/* Matrix number b (row-major over the batch dims) of t, whose last one or
+ * two dims are the matrix. For a vector (t has nbatch_dims + 1 dims) the
+ * matrix is rows x 1. */
+static strided_matrix matrix_of(const lv_tensor *t, int nbatch_dims, int64_t b)
+{
+    int64_t at = 0;
+    for (int d = nbatch_dims - 1; d >= 0; d--) {
+        at += (b % t->shape[d]) * t->stride[d];
+        b /= t->shape[d];
+    }
+    strided_matrix m;
+    m.data = (const char *)lv_tensor_data(t) + at * (int64_t)lv_dtype_size(t->dtype);
+    m.dtype = t->dtype;
+    m.rows = t->shape[nbatch_dims];
+    m.rs = t->stride[nbatch_dims];
+    if (t->ndim == nbatch_dims + 2) {
+        m.cols = t->shape[nbatch_dims + 1];
+        m.cs = t->stride[nbatch_dims + 1];
+    } else {
+        m.cols = 1;
+        m.cs = 0;
+    }
+    return m;
+}
+
+/* A work buffer of count elements of size bytes; never a zero-byte
+ * malloc, so that NULL always means out of memory. */
+static void *work_alloc(int64_t count, size_t size)
+{
+    void *p = malloc((size_t)(count > 0 ? count : 1) * size);
+    if (!p)
+        lv_error_set(0, "out of memory (allocating a %lld-element work buffer)",
+                     (long long)count);
+    return p;
+}
+
+/* Words an error about matrix b; in a batch, says which one (1-based, as
+ * the Lua user counts). */
+static int matrix_error(const batch_info *g, int64_t b, const char *what)
+{
+    if (g->nbatch_dims == 0)
+        return lv_error_set(1, "matrix %s", what);
+    return lv_error_set(1, "matrix %lld of the batch %s", (long long)(b + 1),
+                        what);
+}
+
+/* A negative info from LAPACKE: its own allocation failed, or (a bug
+ * here) an argument was rejected. */
+static int lapack_failure(const char *routine, lapack_int info)
+{
+    if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR)
+        return lv_error_set(0, "out of memory (in LAPACK %s)", routine);
+    return lv_error_set(0, "internal error: LAPACK %s rejected argument %d",
+                        routine, (int)-info);
+}
+
+/* ---- the kernels, once per dtype ------------------------------------- */
+
+#define LINALG_GENERIC
+
+#define T float
+#define T_DTYPE LV_DTYPE_F32
+#define FN(name) name##_f32
+#define LAPACK(name) LAPACKE_s##name
+#include "linalg.c"
+#undef T
+#undef T_DTYPE
+#undef FN
+#undef LAPACK
+
+#define T double
+#define T_DTYPE LV_DTYPE_F64
+#define FN(name) name##_f64
+#define LAPACK(name) LAPACKE_d##name
+#include "linalg.c"
+#undef T
+#undef T_DTYPE
+#undef FN
+#undef LAPACK
+
+/* ---- checks and dispatch ---------------------------------------------- */
+
+/* A must be [..., n, n]; fills g. */
+static int check_square(const lv_tensor *a, batch_info *g)
+{
+    if (a->ndim < 2 || a->shape[a->ndim - 1] != a->shape[a->ndim - 2]) {
+        char buf[128];
+        return lv_error_set(1, "expected a square matrix or a batch of them, "
+                            "got shape %s",
+                            lv_shape_format(buf, sizeof buf, a->ndim, a->shape));
+    }
+    g->nbatch_dims = a->ndim - 2;
+    g->count = lv_shape_numel(g->nbatch_dims, a->shape);
+    g->n = a->shape[a->ndim - 1];
+    return 0;
+}
+
+/* B must be [..., n, k] or [..., n] with A's batch dims; returns k. */
+static int64_t check_rhs(const lv_tensor *a, const lv_tensor *b,
+                         const batch_info *g)
+{
+    int ok = b->ndim == a->ndim || b->ndim == a->ndim - 1;
+    for (int d = 0; ok && d < g->nbatch_dims; d++)
+        ok = b->shape[d] == a->shape[d];
+    if (ok)
+        ok = b->shape[g->nbatch_dims] == g->n;
+    if (!ok) {
+        char sa[128], sb[128];
+        return lv_error_set(2, "shapes %s and %s do not match (expected B of "
+                            "shape [..., n, k] or [..., n] for A of shape "
+                            "[..., n, n], with the same batch dims)",
+                            lv_shape_format(sa, sizeof sa, a->ndim, a->shape),
+                            lv_shape_format(sb, sizeof sb, b->ndim, b->shape));
+    }
+    int64_t k = b->ndim == a->ndim ? b->shape[b->ndim - 1] : 1;
+    if (k > INT32_MAX)
+        return lv_error_set(2, "too many right-hand sides (%lld)", (long long)k);
+    return k;
+}
+
+int lv_forward_linalg(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                      int n_in, const lv_op_params *p)
+{
+    (void)n_in;
+    (void)p;
+    const lv_tensor *a = in[0];
+    batch_info g;
+    if (check_square(a, &g) < 0)
+        return -1;
+    int f64 = a->dtype == LV_DTYPE_F64;
+
+    switch (op) {
+    case LV_OP_CHOLESKY:
+        return f64 ? cholesky_f64(out, a, &g) : cholesky_f32(out, a, &g);
+    case LV_OP_LOGDET:
+        return f64 ? logdet_f64(out, a, &g) : logdet_f32(out, a, &g);
+    case LV_OP_INVERSE:
+        return f64 ? inverse_f64(out, a, &g) : inverse_f32(out, a, &g);
+    case LV_OP_EIGH:
+        return f64 ? eigh_f64(out, a, &g) : eigh_f32(out, a, &g);
+    case LV_OP_SOLVE: {
+        const lv_tensor *b = in[1];
+        int64_t k = check_rhs(a, b, &g);
+        if (k < 0)
+            return -1;
+        /* mixed dtypes are computed in f64; the load converts */
+        f64 = lv_dtype_promote(a->dtype, b->dtype) == LV_DTYPE_F64;
+        return f64 ? solve_f64(out, a, b, k, &g) : solve_f32(out, a, b, k, &g);
+    }
+    default:
+        return lv_error_set(0, "internal error: op %d is not a linalg op",
+                            (int)op);
+    }
+}
+
+#else /* LINALG_GENERIC: the kernels, with T = float or double */
+
+/* Copies matrix m (any dtype no wider than T, any strides) into dst,
+ * column-major with leading dimension ld. Returns 1 if every entry is
+ * finite, else 0 (dst is filled either way). */
+static int FN(load)(T *dst, int64_t ld, const strided_matrix *m)
+{
+    int finite = 1;
+    for (int64_t j = 0; j < m->cols; j++)
+        for (int64_t i = 0; i < m->rows; i++) {
+            int64_t at = i * m->rs + j * m->cs;
+            T v = m->dtype == LV_DTYPE_F64 ? (T)((const double *)m->data)[at]
+                                           : (T)((const float *)m->data)[at];
+            finite &= isfinite(v) != 0;
+            dst[i + j * ld] = v;
+        }
+    return finite;
+}
+
+/* out (row-major, rows x cols) = work (column-major, leading dim ld). */
+static void FN(store)(T *out, const T *work, int64_t ld, int64_t rows,
+                      int64_t cols)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            out[i * cols + j] = work[i + j * ld];
+}
+
+/* L with L L^T = A, from A's lower triangle; L's upper part is zero. */
+static int FN(cholesky)(lv_tensor **out, const lv_tensor *a,
+                        const batch_info *g)
+{
+    int64_t n = g->n, ld = n > 0 ? n : 1;
+    lv_tensor *l = lv_tensor_empty(T_DTYPE, a->ndim, a->shape);
+    T *work = l ? work_alloc(n * n, sizeof(T)) : NULL;
+    if (!work)
+        goto fail;
+    /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
+    int64_t count = n > 0 ? g->count : 0;
+    for (int64_t b = 0; b < count; b++) {
+        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
+        if (!FN(load)(work, ld, &m)) {
+            matrix_error(g, b, "has non-finite entries");
+            goto fail;
+        }
+        lapack_int info = LAPACK(potrf)(LAPACK_COL_MAJOR, 'L', (lapack_int)n,
+                                        work, (lapack_int)ld);
+        if (info < 0) {
+            lapack_failure("potrf", info);
+            goto fail;
+        }
+        if (info > 0) {
+            matrix_error(g, b, "is not positive definite");
+            goto fail;
+        }
+        T *lb = (T *)lv_tensor_data(l) + b * n * n;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++)
+                lb[i * n + j] = j <= i ? work[i + j * ld] : (T)0;
+    }
+    free(work);
+    out[0] = l;
+    return 1;
+fail:
+    free(work);
+    lv_tensor_release(l);
+    return -1;
+}
+
+/* log|det A| and sign(det A) from the LU factorisation P A = L U:
+ * det A = (-1)^(row swaps) prod U_ii. A zero pivot gives -inf and sign 0. */
+static int FN(logdet)(lv_tensor **out, const lv_tensor *a,
+                      const batch_info *g)
+{
+    int64_t n = g->n, ld = n > 0 ? n : 1;
+    lv_tensor *res[2];
+    res[0] = lv_tensor_empty(T_DTYPE, g->nbatch_dims, a->shape);
+    res[1] = res[0] ? lv_tensor_empty(T_DTYPE, g->nbatch_dims, a->shape) : NULL;
+    T *work = res[1] ? work_alloc(n * n, sizeof(T)) : NULL;
+    lapack_int *ipiv = work ? work_alloc(n, sizeof *ipiv) : NULL;
+    if (!ipiv)
+        goto fail;
+    T *logabs = lv_tensor_data(res[0]), *sign = lv_tensor_data(res[1]);
+    for (int64_t b = 0; b < g->count; b++) {
+        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
+        if (!FN(load)(work, ld, &m)) {
+            matrix_error(g, b, "has non-finite entries");
+            goto fail;
+        }
+        lapack_int info = LAPACK(getrf)(LAPACK_COL_MAJOR, (lapack_int)n,
+                                        (lapack_int)n, work, (lapack_int)ld,
+                                        ipiv);
+        if (info < 0) {
+            lapack_failure("getrf", info);
+            goto fail;
+        }
+        if (info > 0) {                 /* U_ii == 0 exactly: singular */
+            logabs[b] = (T)-INFINITY;
+            sign[b] = (T)0;
+            continue;
+        }
+        double sum = 0.0;               /* accumulate in double even for f32 */
+        int negative = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double u = (double)work[i + i * ld];
+            sum += log(fabs(u));
+            negative ^= (u < 0.0) ^ (ipiv[i] != (lapack_int)(i + 1));
+        }
+        logabs[b] = (T)sum;
+        sign[b] = negative ? (T)-1 : (T)1;
+    }
+    free(ipiv);
+    free(work);
+    out[0] = res[0];
+    out[1] = res[1];
+    return 2;
+fail:
+    free(ipiv);
+    free(work);
+    lv_tensor_release(res[0]);      /* NULL-tolerant */
+    lv_tensor_release(res[1]);
+    return -1;
+}
+
+/* X with A X = B, by LU with partial pivoting (gesv). B may be f32 while
+ * T is double: load converts. */
+static int FN(solve)(lv_tensor **out, const lv_tensor *a, const lv_tensor *rhs,
+                     int64_t k, const batch_info *g)
+{
+    int64_t n = g->n, ld = n > 0 ? n : 1;
+    lv_tensor *x = lv_tensor_empty(T_DTYPE, rhs->ndim, rhs->shape);
+    T *wa = x ? work_alloc(n * n, sizeof(T)) : NULL;
+    T *wb = wa ? work_alloc(n * k, sizeof(T)) : NULL;
+    lapack_int *ipiv = wb ? work_alloc(n, sizeof *ipiv) : NULL;
+    if (!ipiv)
+        goto fail;
+    /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
+    int64_t count = n > 0 ? g->count : 0;
+    for (int64_t b = 0; b < count; b++) {
+        strided_matrix ma = matrix_of(a, g->nbatch_dims, b);
+        strided_matrix mb = matrix_of(rhs, g->nbatch_dims, b);
+        if (!FN(load)(wa, ld, &ma)) {
+            matrix_error(g, b, "has non-finite entries");
+            goto fail;
+        }
+        FN(load)(wb, ld, &mb);          /* a non-finite B just gives NaNs */
+        lapack_int info = LAPACK(gesv)(LAPACK_COL_MAJOR, (lapack_int)n,
+                                       (lapack_int)k, wa, (lapack_int)ld,
+                                       ipiv, wb, (lapack_int)ld);
+        if (info < 0) {
+            lapack_failure("gesv", info);
+            goto fail;
+        }
+        if (info > 0) {
+            matrix_error(g, b, "is singular");
+            goto fail;
+        }
+        FN(store)((T *)lv_tensor_data(x) + b * n * k, wb, ld, n, k);
+    }
+    free(ipiv);
+    free(wb);
+    free(wa);
+    out[0] = x;
+    return 1;
+fail:
+    free(ipiv);
+    free(wb);
+    free(wa);
+    lv_tensor_release(x);
+    return -1;
+}
+
+/* A^-1 by LU (getrf, then getri). */
+static int FN(inverse)(lv_tensor **out, const lv_tensor *a,
+                       const batch_info *g)
+{
+    int64_t n = g->n, ld = n > 0 ? n : 1;
+    lv_tensor *inv = lv_tensor_empty(T_DTYPE, a->ndim, a->shape);
+    T *work = inv ? work_alloc(n * n, sizeof(T)) : NULL;
+    lapack_int *ipiv = work ? work_alloc(n, sizeof *ipiv) : NULL;
+    if (!ipiv)
+        goto fail;
+    /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
+    int64_t count = n > 0 ? g->count : 0;
+    for (int64_t b = 0; b < count; b++) {
+        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
+        if (!FN(load)(work, ld, &m)) {
+            matrix_error(g, b, "has non-finite entries");
+            goto fail;
+        }
+        lapack_int info = LAPACK(getrf)(LAPACK_COL_MAJOR, (lapack_int)n,
+                                        (lapack_int)n, work, (lapack_int)ld,
+                                        ipiv);
+        if (info < 0) {
+            lapack_failure("getrf", info);
+            goto fail;
+        }
+        if (info > 0) {
+            matrix_error(g, b, "is singular");
+            goto fail;
+        }
+        info = LAPACK(getri)(LAPACK_COL_MAJOR, (lapack_int)n, work,
+                             (lapack_int)ld, ipiv);
+        if (info != 0) {                /* info > 0 cannot follow getrf's 0 */
+            lapack_failure("getri", info);
+            goto fail;
+        }
+        FN(store)((T *)lv_tensor_data(inv) + b * n * n, work, ld, n, n);
+    }
+    free(ipiv);
+    free(work);
+    out[0] = inv;
+    return 1;
+fail:
+    free(ipiv);
+    free(work);
+    lv_tensor_release(inv);
+    return -1;
+}
+
+/* Eigenvalues (ascending) and orthonormal eigenvectors (as columns) of the
+ * symmetric matrix whose lower triangle is A's, by divide and conquer
+ * (syevd). The eigenvalues are written straight into their output. */
+static int FN(eigh)(lv_tensor **out, const lv_tensor *a, const batch_info *g)
+{
+    int64_t n = g->n, ld = n > 0 ? n : 1;
+    lv_tensor *res[2];
+    res[0] = lv_tensor_empty(T_DTYPE, a->ndim - 1, a->shape);
+    res[1] = res[0] ? lv_tensor_empty(T_DTYPE, a->ndim, a->shape) : NULL;
+    T *work = res[1] ? work_alloc(n * n, sizeof(T)) : NULL;
+    if (!work)
+        goto fail;
+    /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
+    int64_t count = n > 0 ? g->count : 0;
+    for (int64_t b = 0; b < count; b++) {
+        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
+        if (!FN(load)(work, ld, &m)) {
+            matrix_error(g, b, "has non-finite entries");
+            goto fail;
+        }
+        T *w = (T *)lv_tensor_data(res[0]) + b * n;
+        lapack_int info = LAPACK(syevd)(LAPACK_COL_MAJOR, 'V', 'L',
+                                        (lapack_int)n, work, (lapack_int)ld, w);
+        if (info < 0) {
+            lapack_failure("syevd", info);
+            goto fail;
+        }
+        if (info > 0) {
+            matrix_error(g, b, "has eigenvalues that did not converge");
+            goto fail;
+        }
+        FN(store)((T *)lv_tensor_data(res[1]) + b * n * n, work, ld, n, n);
+    }
+    free(work);
+    out[0] = res[0];
+    out[1] = res[1];
+    return 2;
+fail:
+    free(work);
+    lv_tensor_release(res[0]);      /* NULL-tolerant */
+    lv_tensor_release(res[1]);
+    return -1;
+}
+
+#endif /* LINALG_GENERIC */

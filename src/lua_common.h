@@ -1,0 +1,63 @@
+/*
+ * lua_common.h -- what every binding file (src/lua_*.c) shares: the tensor
+ * userdata, argument checking, and turning a core error into a Lua error.
+ *
+ * A tensor userdata is a box holding one lv_tensor reference (or NULL while
+ * it is being made: "safe empty" first, then filled, as Lua's own liolib
+ * does with files). __gc and __close release the reference exactly once.
+ *
+ * Every lv_open_* function is called with the module table (lvae.core) at
+ * stack index -2 and the tensor method table at -1; it registers its
+ * functions with lv_lua_register and leaves the stack as it was.
+ */
+#ifndef LV_LUA_COMMON_H
+#define LV_LUA_COMMON_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "op.h"
+#include "tensor.h"
+
+#define LV_TENSOR_MT "lvae.Tensor"
+
+/* The tensor at idx, or a Lua error naming the argument. */
+lv_tensor *lv_lua_check_tensor(lua_State *L, int idx);
+/* The tensor at idx, or NULL if the value there is not a tensor. */
+lv_tensor *lv_lua_test_tensor(lua_State *L, int idx);
+
+/* Pushes a safe-empty tensor box and returns its slot. */
+lv_tensor **lv_lua_push_box(lua_State *L);
+/* Pushes t (stealing the reference). When t is NULL, raises the core's
+ * last error as an error of function fname. May run the collector. */
+void lv_lua_push_tensor(lua_State *L, lv_tensor *t, const char *fname);
+/* Raises the core's last error (lv_error_message) as an error of fname:
+ * "bad argument #k to 'fname' (msg)" when the core named an argument,
+ * else "fname: msg". Never returns. */
+int lv_lua_raise(lua_State *L, const char *fname);
+
+/* An optional dtype name at idx ("f32", "f64"); def when nil or absent. */
+lv_dtype lv_lua_opt_dtype(lua_State *L, int idx, lv_dtype def);
+/* A shape given as a table of sizes at idx; returns ndim. Raises on a
+ * non-integer or negative size, or more than LV_MAX_DIMS entries. */
+int lv_lua_check_shape(lua_State *L, int idx, int64_t *shape);
+/* A Lua dim (1-based, negative counts from the end) at idx, converted to
+ * 0-based against ndim; raises when out of range. */
+int lv_lua_check_dim(lua_State *L, int idx, int ndim);
+
+/* Applies an op and pushes its outputs; returns how many were pushed. */
+int lv_lua_apply(lua_State *L, lv_op_id op, int n_in, lv_tensor *const *in,
+                 const lv_op_params *p);
+
+/* Registers fns into the module table (-2) and, when as_methods, into the
+ * tensor method table (-1) too, so that lv.f(x) and x:f() are one
+ * function. */
+void lv_lua_register(lua_State *L, const luaL_Reg *fns, int as_methods);
+
+/* Each binding file's registration. */
+void lv_open_tensor(lua_State *L);
+void lv_open_ops(lua_State *L);
+void lv_open_linalg(lua_State *L);
+void lv_open_rng(lua_State *L);
+
+#endif

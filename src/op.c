@@ -1,0 +1,124 @@
+/*
+ * op.c -- the op table and lv_apply, the one door every differentiable
+ * computation goes through (see op.h for why).
+ */
+#include <assert.h>
+#include <stddef.h>
+
+#include "op.h"
+
+#define UNARY(name)  {name, 1, lv_forward_unary}
+#define BINARY(name) {name, 2, lv_forward_binary}
+#define REDUCE(name) {name, 1, lv_forward_reduce}
+#define SHAPE(name)  {name, 1, lv_forward_shape}
+
+static const lv_op_def op_table[] = {
+    [LV_OP_NEG] = UNARY("neg"),
+    [LV_OP_EXP] = UNARY("exp"),
+    [LV_OP_LOG] = UNARY("log"),
+    [LV_OP_LOG1P] = UNARY("log1p"),
+    [LV_OP_EXPM1] = UNARY("expm1"),
+    [LV_OP_SQRT] = UNARY("sqrt"),
+    [LV_OP_SQUARE] = UNARY("square"),
+    [LV_OP_TANH] = UNARY("tanh"),
+    [LV_OP_SIGMOID] = UNARY("sigmoid"),
+    [LV_OP_SOFTPLUS] = UNARY("softplus"),
+    [LV_OP_LOGSIGMOID] = UNARY("logsigmoid"),
+    [LV_OP_RELU] = UNARY("relu"),
+    [LV_OP_ABS] = UNARY("abs"),
+    [LV_OP_SIGN] = UNARY("sign"),
+    [LV_OP_CLAMP] = UNARY("clamp"),
+
+    [LV_OP_ADD] = BINARY("add"),
+    [LV_OP_SUB] = BINARY("sub"),
+    [LV_OP_MUL] = BINARY("mul"),
+    [LV_OP_DIV] = BINARY("div"),
+    [LV_OP_POW] = BINARY("pow"),
+    [LV_OP_MAXIMUM] = BINARY("maximum"),
+    [LV_OP_MINIMUM] = BINARY("minimum"),
+    [LV_OP_EQ] = BINARY("eq"),
+    [LV_OP_NE] = BINARY("ne"),
+    [LV_OP_LT] = BINARY("lt"),
+    [LV_OP_LE] = BINARY("le"),
+    [LV_OP_GT] = BINARY("gt"),
+    [LV_OP_GE] = BINARY("ge"),
+
+    [LV_OP_SUM] = REDUCE("sum"),
+    [LV_OP_MEAN] = REDUCE("mean"),
+    [LV_OP_MAX] = REDUCE("max"),
+    [LV_OP_MIN] = REDUCE("min"),
+    [LV_OP_LOGSUMEXP] = REDUCE("logsumexp"),
+    [LV_OP_VAR] = REDUCE("var"),
+    [LV_OP_ARGMAX] = REDUCE("argmax"),
+    [LV_OP_ARGMIN] = REDUCE("argmin"),
+
+    [LV_OP_VIEW] = SHAPE("view"),
+    [LV_OP_RESHAPE] = SHAPE("reshape"),
+    [LV_OP_TRANSPOSE] = SHAPE("transpose"),
+    [LV_OP_PERMUTE] = SHAPE("permute"),
+    [LV_OP_NARROW] = SHAPE("narrow"),
+    [LV_OP_SELECT] = SHAPE("select"),
+    [LV_OP_SQUEEZE] = SHAPE("squeeze"),
+    [LV_OP_UNSQUEEZE] = SHAPE("unsqueeze"),
+    [LV_OP_EXPAND] = SHAPE("expand"),
+    [LV_OP_CAT] = {"cat", -1, lv_forward_shape},
+    [LV_OP_STACK] = {"stack", -1, lv_forward_shape},
+    [LV_OP_CONTIGUOUS] = SHAPE("contiguous"),
+    [LV_OP_CLONE] = SHAPE("clone"),
+    [LV_OP_TO] = SHAPE("to"),
+
+    [LV_OP_MATMUL] = {"matmul", 2, lv_forward_matmul},
+    [LV_OP_OUTER] = {"outer", 2, lv_forward_matmul},
+    [LV_OP_DOT] = {"dot", 2, lv_forward_matmul},
+
+    [LV_OP_CHOLESKY] = {"cholesky", 1, lv_forward_linalg},
+    [LV_OP_LOGDET] = {"logdet", 1, lv_forward_linalg},
+    [LV_OP_SOLVE] = {"solve", 2, lv_forward_linalg},
+    [LV_OP_INVERSE] = {"inverse", 1, lv_forward_linalg},
+    [LV_OP_EIGH] = {"eigh", 1, lv_forward_linalg},
+};
+
+_Static_assert(sizeof op_table / sizeof op_table[0] == LV_OP_COUNT,
+               "op_table must have one record per lv_op_id");
+
+const lv_op_def *lv_op_get(lv_op_id op)
+{
+    return &op_table[op];
+}
+
+int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
+             const lv_op_params *p)
+{
+    const lv_op_def *def = &op_table[op];
+    assert(def->forward != NULL);
+    if (def->n_inputs >= 0 && n_in != def->n_inputs)
+        return lv_error_set(0, "%s expects %d input(s), got %d", def->name,
+                            def->n_inputs, n_in);
+    if (n_in < 1)
+        return lv_error_set(0, "%s expects at least one input", def->name);
+    static const lv_op_params no_params;
+    return def->forward(out, op, in, n_in, p ? p : &no_params);
+}
+
+lv_tensor *lv_apply1(lv_op_id op, int n_in, lv_tensor *const *in,
+                     const lv_op_params *p)
+{
+    lv_tensor *out[LV_OP_MAX_OUTPUTS] = {NULL, NULL};
+    int n = lv_apply(out, op, n_in, in, p);
+    if (n < 0)
+        return NULL;
+    for (int i = 1; i < n; i++)
+        lv_tensor_release(out[i]);
+    return out[0];
+}
+
+lv_tensor *lv_unary(lv_op_id op, lv_tensor *x)
+{
+    return lv_apply1(op, 1, &x, NULL);
+}
+
+lv_tensor *lv_binary(lv_op_id op, lv_tensor *a, lv_tensor *b)
+{
+    lv_tensor *in[2] = {a, b};
+    return lv_apply1(op, 2, in, NULL);
+}

@@ -1,0 +1,117 @@
+/*
+ * op.h -- every differentiable operation of the core as a record.
+ *
+ * An op is {name, arity, forward}: the binding never calls a kernel
+ * directly but applies an op by id through lv_apply. That single entry is
+ * where the autograd tape hooks in (it records the op, its inputs and
+ * params when an input requires grad), and the tape's backward formulas
+ * are themselves written with lv_apply, so they are recorded too and can
+ * be differentiated again (ggml's op-record idea, without its *_back ops
+ * that have no backward of their own).
+ *
+ * Not here: the kernels (ops_elementwise.c, ops_reduce.c, ops_shape.c,
+ * ops_matmul.c, linalg.c) and creation routines that record nothing.
+ */
+#ifndef LV_OP_H
+#define LV_OP_H
+
+#include "tensor.h"
+
+typedef enum lv_op_id {
+    /* unary elementwise (ops_elementwise.c) */
+    LV_OP_NEG, LV_OP_EXP, LV_OP_LOG, LV_OP_LOG1P, LV_OP_EXPM1, LV_OP_SQRT,
+    LV_OP_SQUARE, LV_OP_TANH, LV_OP_SIGMOID, LV_OP_SOFTPLUS,
+    LV_OP_LOGSIGMOID, LV_OP_RELU, LV_OP_ABS, LV_OP_SIGN,
+    LV_OP_CLAMP,                    /* params: lo, hi (NaN = no bound) */
+    /* binary elementwise with broadcasting (ops_elementwise.c) */
+    LV_OP_ADD, LV_OP_SUB, LV_OP_MUL, LV_OP_DIV, LV_OP_POW,
+    LV_OP_MAXIMUM, LV_OP_MINIMUM,
+    LV_OP_EQ, LV_OP_NE, LV_OP_LT, LV_OP_LE, LV_OP_GT, LV_OP_GE,
+    /* reductions (ops_reduce.c); params: dim_mask, keepdim, correction */
+    LV_OP_SUM, LV_OP_MEAN, LV_OP_MAX, LV_OP_MIN, LV_OP_LOGSUMEXP,
+    LV_OP_VAR, LV_OP_ARGMAX, LV_OP_ARGMIN,
+    /* shape and copies (ops_shape.c) */
+    LV_OP_VIEW,                     /* params: shape (-1 allowed once) */
+    LV_OP_RESHAPE,                  /* like VIEW, copying when it must */
+    LV_OP_TRANSPOSE,                /* params: dim, dim2 */
+    LV_OP_PERMUTE,                  /* params: shape holds the order */
+    LV_OP_NARROW,                   /* params: dim, start, length */
+    LV_OP_SELECT,                   /* params: dim, start (the index) */
+    LV_OP_SQUEEZE,                  /* params: dim (-1000 = all size-1) */
+    LV_OP_UNSQUEEZE,                /* params: dim */
+    LV_OP_EXPAND,                   /* params: shape (-1 keeps a size) */
+    LV_OP_CAT,                      /* n inputs; params: dim */
+    LV_OP_STACK,                    /* n inputs; params: dim */
+    LV_OP_CONTIGUOUS,
+    LV_OP_CLONE,
+    LV_OP_TO,                       /* params: dtype */
+    /* products (ops_matmul.c) */
+    LV_OP_MATMUL, LV_OP_OUTER, LV_OP_DOT,
+    /* linear algebra (linalg.c); batched over leading dims */
+    LV_OP_CHOLESKY,
+    LV_OP_LOGDET,                   /* outputs: log|det|, sign */
+    LV_OP_SOLVE,
+    LV_OP_INVERSE,
+    LV_OP_EIGH,                     /* outputs: eigenvalues, eigenvectors */
+    LV_OP_COUNT
+} lv_op_id;
+
+#define LV_SQUEEZE_ALL (-1000)
+
+typedef struct lv_op_params {
+    double lo, hi;                  /* clamp bounds */
+    int dim, dim2;                  /* 0-based, may be negative */
+    int64_t start, length;          /* narrow / select */
+    int ndim;                       /* view / expand / permute */
+    int64_t shape[LV_MAX_DIMS];
+    unsigned dim_mask;              /* reductions: bit i = reduce dim i;
+                                       0 = every dim */
+    int keepdim;
+    int correction;                 /* var: divide by n - correction */
+    lv_dtype dtype;                 /* to */
+} lv_op_params;
+
+#define LV_OP_MAX_OUTPUTS 2
+
+/* Computes an op's outputs from its inputs; returns the number of outputs
+ * (each a new reference) or -1 with lv_error set. The inputs are borrowed
+ * and already checked for count. */
+typedef int (*lv_forward_fn)(lv_tensor **out, lv_op_id op,
+                             lv_tensor *const *in, int n_in,
+                             const lv_op_params *p);
+
+typedef struct lv_op_def {
+    const char *name;
+    int n_inputs;                   /* -1: any number >= 1 (cat, stack) */
+    lv_forward_fn forward;
+} lv_op_def;
+
+const lv_op_def *lv_op_get(lv_op_id op);
+
+/* Applies op to inputs. Writes up to LV_OP_MAX_OUTPUTS new references to
+ * out and returns their number, or -1 with lv_error set (nothing to
+ * release then). Borrows the inputs. */
+int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
+             const lv_op_params *p);
+
+/* Shorthands for single-output ops; return a new reference or NULL. */
+lv_tensor *lv_apply1(lv_op_id op, int n_in, lv_tensor *const *in,
+                     const lv_op_params *p);
+lv_tensor *lv_unary(lv_op_id op, lv_tensor *x);
+lv_tensor *lv_binary(lv_op_id op, lv_tensor *a, lv_tensor *b);
+
+/* Forward kernels, defined in the ops_*.c files and linalg.c. */
+int lv_forward_unary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_forward_shape(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_forward_matmul(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_forward_linalg(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+
+#endif

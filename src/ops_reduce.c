@@ -1,0 +1,199 @@
+/*
+ * ops_reduce.c -- reductions over all or some dims, with keepdim:
+ * sum mean max min logsumexp var argmax argmin, for f32 and f64.
+ *
+ * The reduced dims are walked as rows (coalesced like iter.c does) for
+ * each output element; logsumexp and var take two passes over the same
+ * rows (max, then sum of exp(x - max); mean, then squared deviations) --
+ * the stable forms. max/min propagate NaN; at ties they and argmax/argmin
+ * take the first occurrence. argmax/argmin give 1-based positions (Lua's
+ * convention, as values) in an f64 tensor, over one dim or all of them.
+ */
+#include <math.h>
+
+#include "op.h"
+
+typedef struct reduce_state {
+    lv_op_id kind;
+    double acc, acc2;     /* sums */
+    double center;        /* pass 2: the max (logsumexp) or mean (var) */
+    double best;          /* max/min so far */
+    int64_t arg;          /* position of best in the reduced order, or -1 */
+    int64_t seen;         /* elements visited in this pass */
+} reduce_state;
+
+#define T float
+#define SUFFIX f32
+#include "ops_reduce_impl.h"
+#undef T
+#undef SUFFIX
+
+#define T double
+#define SUFFIX f64
+#include "ops_reduce_impl.h"
+#undef T
+#undef SUFFIX
+
+/* The reduced dims, coalesced: rows of n_inner elements at stride s. */
+typedef struct reduce_plan {
+    int nred;
+    int64_t red_shape[LV_MAX_DIMS], red_stride[LV_MAX_DIMS];
+    int nkeep;
+    int64_t keep_shape[LV_MAX_DIMS], keep_stride[LV_MAX_DIMS];
+    int64_t count;        /* elements reduced into each output */
+} reduce_plan;
+
+static void plan_build(reduce_plan *pl, const lv_tensor *x, unsigned mask)
+{
+    pl->nred = pl->nkeep = 0;
+    pl->count = 1;
+    for (int i = 0; i < x->ndim; i++) {
+        if (mask & (1u << i)) {
+            pl->count *= x->shape[i];
+            if (x->shape[i] == 1)
+                continue;
+            int d = pl->nred;
+            if (d > 0 && pl->red_stride[d - 1] == x->stride[i] * x->shape[i]) {
+                pl->red_shape[d - 1] *= x->shape[i];
+                pl->red_stride[d - 1] = x->stride[i];
+                continue;
+            }
+            pl->red_shape[d] = x->shape[i];
+            pl->red_stride[d] = x->stride[i];
+            pl->nred++;
+        } else {
+            pl->keep_shape[pl->nkeep] = x->shape[i];
+            pl->keep_stride[pl->nkeep] = x->stride[i];
+            pl->nkeep++;
+        }
+    }
+    if (pl->nred == 0) {        /* nothing to walk but one element */
+        pl->red_shape[0] = 1;
+        pl->red_stride[0] = 0;
+        pl->nred = 1;
+    }
+}
+
+/* One pass over the reduced rows starting at base. */
+static void reduce_pass(reduce_state *st, int pass, const reduce_plan *pl,
+                        const char *base, lv_dtype dtype)
+{
+    size_t el = lv_dtype_size(dtype);
+    int inner = pl->nred - 1;
+    int64_t rows = 1;
+    for (int i = 0; i < inner; i++)
+        rows *= pl->red_shape[i];
+    st->seen = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t pos = 0, rem = r;
+        for (int i = inner - 1; i >= 0; i--) {
+            pos += (rem % pl->red_shape[i]) * pl->red_stride[i];
+            rem /= pl->red_shape[i];
+        }
+        const char *row = base + pos * (int64_t)el;
+        if (dtype == LV_DTYPE_F64)
+            reduce_row_f64(st, pass, pl->red_shape[inner], (const double *)row,
+                           pl->red_stride[inner]);
+        else
+            reduce_row_f32(st, pass, pl->red_shape[inner], (const float *)row,
+                           pl->red_stride[inner]);
+    }
+}
+
+static double reduce_one(lv_op_id kind, const reduce_plan *pl,
+                         const char *base, lv_dtype dtype, int correction)
+{
+    reduce_state st = {kind, 0, 0, 0, kind == LV_OP_MIN || kind == LV_OP_ARGMIN
+                                      ? HUGE_VAL : -HUGE_VAL, -1, 0};
+    if (pl->count == 0) {
+        switch (kind) {
+        case LV_OP_SUM: return 0;
+        case LV_OP_LOGSUMEXP: return -INFINITY;
+        default: return NAN;
+        }
+    }
+    reduce_pass(&st, 0, pl, base, dtype);
+    switch (kind) {
+    case LV_OP_SUM:
+        return st.acc;
+    case LV_OP_MEAN:
+        return st.acc / (double)pl->count;
+    case LV_OP_MAX:
+    case LV_OP_MIN:
+        return st.best;
+    case LV_OP_ARGMAX:
+    case LV_OP_ARGMIN:
+        return (double)(st.arg + 1);
+    case LV_OP_LOGSUMEXP:
+        if (isinf(st.best) || isnan(st.best))
+            return st.best;          /* all -inf, some +inf, or NaN */
+        st.center = st.best;
+        st.acc = 0;
+        reduce_pass(&st, 1, pl, base, dtype);
+        return st.center + log(st.acc);
+    case LV_OP_VAR: {
+        st.center = st.acc / (double)pl->count;
+        reduce_pass(&st, 1, pl, base, dtype);
+        double dof = (double)(pl->count - correction);
+        return dof > 0 ? st.acc2 / dof : (double)NAN;
+    }
+    default:
+        return NAN;
+    }
+}
+
+int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                      int n_in, const lv_op_params *p)
+{
+    (void)n_in;
+    const lv_tensor *x = in[0];
+    const char *name = lv_op_get(op)->name;
+    unsigned all = x->ndim ? (1u << x->ndim) - 1 : 0;
+    unsigned mask = p->dim_mask ? p->dim_mask : all;
+    if (mask & ~all)
+        return lv_error_set(2, "dimension out of range for a %d-dim tensor",
+                            x->ndim);
+    if ((op == LV_OP_ARGMAX || op == LV_OP_ARGMIN) && mask != all &&
+        __builtin_popcount(mask) != 1)
+        return lv_error_set(2, "%s reduces over one dimension or all of them",
+                            name);
+    if ((op == LV_OP_MAX || op == LV_OP_MIN || op == LV_OP_ARGMAX ||
+         op == LV_OP_ARGMIN) && lv_tensor_numel(x) == 0)
+        return lv_error_set(1, "%s of an empty tensor", name);
+
+    int64_t shape[LV_MAX_DIMS];
+    int ndim = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (!(mask & (1u << i)))
+            shape[ndim++] = x->shape[i];
+        else if (p->keepdim)
+            shape[ndim++] = 1;
+    }
+    lv_dtype out_dtype = (op == LV_OP_ARGMAX || op == LV_OP_ARGMIN)
+                         ? LV_DTYPE_F64 : x->dtype;
+    lv_tensor *y = lv_tensor_empty(out_dtype, ndim, shape);
+    if (!y)
+        return -1;
+
+    reduce_plan pl;
+    plan_build(&pl, x, mask);
+    int64_t n_out = lv_tensor_numel(y);
+    const char *base = lv_tensor_data(x);
+    size_t el = lv_dtype_size(x->dtype);
+    #pragma omp parallel for if (n_out * pl.count >= 65536 && n_out > 1)
+    for (int64_t o = 0; o < n_out; o++) {
+        int64_t pos = 0, rem = o;
+        for (int i = pl.nkeep - 1; i >= 0; i--) {
+            pos += (rem % pl.keep_shape[i]) * pl.keep_stride[i];
+            rem /= pl.keep_shape[i];
+        }
+        double v = reduce_one(op, &pl, base + pos * (int64_t)el, x->dtype,
+                              p->correction);
+        if (out_dtype == LV_DTYPE_F64)
+            ((double *)lv_tensor_data(y))[o] = v;
+        else
+            ((float *)lv_tensor_data(y))[o] = (float)v;
+    }
+    out[0] = y;
+    return 1;
+}
