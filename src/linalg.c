@@ -167,9 +167,9 @@ static int64_t check_rhs(const lv_tensor *a, const lv_tensor *b,
         ok = b->shape[g->nbatch_dims] == g->n;
     if (!ok) {
         char sa[128], sb[128];
-        return lv_error_set(2, "shapes %s and %s do not match (expected B of "
-                            "shape [..., n, k] or [..., n] for A of shape "
-                            "[..., n, n], with the same batch dims)",
+        return lv_error_set(2, "shapes %s and %s do not match: for A of shape "
+                            "[..., n, n], B must be [..., n, k] or [..., n] "
+                            "with the same batch dims",
                             lv_shape_format(sa, sizeof sa, a->ndim, a->shape),
                             lv_shape_format(sb, sizeof sb, b->ndim, b->shape));
     }

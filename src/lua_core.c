@@ -1,16 +1,63 @@
 /*
  * lua_core.c -- luaopen_lvae_core: builds the module table and the tensor
  * method table, and lets each binding file register into them. The Lua
- * side (lua/lvae/init.lua) turns this into the public `lv` table.
+ * side (lua/lvae/init.lua) turns this into the public `lv` table. Also the
+ * few process-wide utilities: a monotonic clock and the thread count.
  */
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
 #include "lua_common.h"
 
 int luaopen_lvae_core(lua_State *L);
+
+/* lv.clock(): monotonic seconds, for timing (os.clock is CPU time). */
+static int util_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
+/* lv.num_threads() / lv.set_num_threads(n): the threads of the
+ * elementwise kernels (OpenMP) and of BLAS. Results do not depend on it. */
+static int util_num_threads(lua_State *L)
+{
+#ifdef _OPENMP
+    lua_pushinteger(L, omp_get_max_threads());
+#else
+    lua_pushinteger(L, 1);
+#endif
+    return 1;
+}
+
+static int util_set_num_threads(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be 1 to 1024");
+#ifdef _OPENMP
+    omp_set_num_threads((int)n);
+#endif
+    openblas_set_num_threads((int)n);
+    return 0;
+}
+
+static const luaL_Reg util_functions[] = {
+    {"clock", util_clock},
+    {"num_threads", util_num_threads},
+    {"set_num_threads", util_set_num_threads},
+    {NULL, NULL}
+};
 
 int luaopen_lvae_core(lua_State *L)
 {
     lua_newtable(L);                 /* the module */
     lua_newtable(L);                 /* tensor methods */
+    lv_lua_register(L, util_functions, 0);
     lv_open_tensor(L);
     lv_open_ops(L);
     lv_open_linalg(L);

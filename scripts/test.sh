@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs the busted suite (tests/*_spec.lua, settings in .busted) with Lua
+# 5.4 and ends with busted's summary reworded as `N passed, N failed`
+# (failures and errors both count as failed). Exits non-zero on any
+# failure. Extra arguments go to busted (e.g. a single spec file).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+preload=""
+if [ "${1:-}" = "--sanitize" ]; then
+  shift
+  # The sanitized module needs the ASan runtime loaded before lua5.4.
+  preload=$(gcc -print-file-name=libasan.so)
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+LD_PRELOAD="$preload" lua5.4 /usr/bin/busted "$@" 2>&1 | tee "$out"
+summary=$(grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$out" | tail -n 1)
+if [ -z "$summary" ]; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+passed=$(echo "$summary" | sed -E 's/.*\b([0-9]+) success.*/\1/')
+failures=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+errors=$(echo "$summary" | sed -E 's/.* ([0-9]+) errors?.*/\1/')
+failed=$((failures + errors))
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
