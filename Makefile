@@ -17,6 +17,9 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(OPENMP) \
 # The Lua interpreter provides the Lua API symbols: the module does not
 # link liblua (linking it would give two Lua runtimes in one process).
 LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) -lm
+# Never unload the module: Lua's dlclose at exit would unmap libgomp under
+# its idle worker threads (a crash at exit, every other run).
+LDFLAGS   += -Wl,-z,nodelete
 
 ifeq ($(DEBUG),1)
   OPT     := -O0 -g

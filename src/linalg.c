@@ -41,6 +41,7 @@
 
 #include <lapacke.h>
 
+#include "autograd.h"
 #include "op.h"
 
 /* One matrix of a batch, as a strided view: element (i, j) is at
@@ -212,6 +213,117 @@ int lv_forward_linalg(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         return lv_error_set(0, "internal error: op %d is not a linalg op",
                             (int)op);
     }
+}
+
+/* ---- backward ---------------------------------------------------------
+ * Matrix calculus with the toolkit's own ops (inverse, solve, matmul), so
+ * that every gradient here can be differentiated again. Shape legend:
+ * A is [..., n, n]; g the gradient of the op's output. */
+
+static lv_tensor *ag_mm(lv_scope *S, lv_tensor *a, lv_tensor *b)
+{
+    return ag_op2(S, LV_OP_MATMUL, a, b);
+}
+
+static lv_tensor *ag_mt(lv_scope *S, lv_tensor *x)   /* last two dims swapped */
+{
+    return ag_transpose(S, x, -1, -2);
+}
+
+/* A constant n x n mask: 1 below the diagonal, `diag` on it, 0 above. */
+static lv_tensor *lower_mask(lv_scope *S, lv_dtype dtype, int64_t n,
+                             double diag)
+{
+    int64_t shape[2] = {n, n};
+    lv_tensor *m = lv_keep(S, lv_tensor_zeros(dtype, 2, shape));
+    for (int64_t i = 0; m && i < n; i++)
+        for (int64_t j = 0; j <= i; j++)
+            lv_tensor_set_index(m, (int64_t[]){i, j}, i == j ? diag : 1.0);
+    return m;
+}
+
+/* g with two size-1 dims appended: a per-matrix scalar against [..., n, n]. */
+static lv_tensor *per_matrix(lv_scope *S, lv_tensor *g)
+{
+    if (!g)
+        return NULL;
+    int64_t shape[LV_MAX_DIMS];
+    for (int i = 0; i < g->ndim; i++)
+        shape[i] = g->shape[i];
+    shape[g->ndim] = shape[g->ndim + 1] = 1;
+    return ag_reshape(S, g, g->ndim + 2, shape);
+}
+
+int lv_vjp_linalg(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                  const int *needs)
+{
+    lv_scope S = {0};
+    lv_tensor *a = node->inputs[0], *g = dout[0];
+    int64_t n = a->shape[a->ndim - 1];
+    switch (node->op) {
+    case LV_OP_CHOLESKY: {
+        /* A = L Lᵀ (Murray 2016): P = Φ(Lᵀ tril(g)), Φ keeping the lower
+         * triangle with the diagonal halved; S = L⁻ᵀ P L⁻¹; dA = (S + Sᵀ)/2.
+         * The result is symmetric: the gradient of a function of a
+         * symmetric matrix. */
+        lv_tensor *L = ag_output(&S, node, 0);
+        lv_tensor *gl = ag_mul(&S, g, lower_mask(&S, a->dtype, n, 1.0));
+        lv_tensor *P = ag_mul(&S, ag_mm(&S, ag_mt(&S, L), gl),
+                              lower_mask(&S, a->dtype, n, 0.5));
+        lv_tensor *Linv = ag_op(&S, LV_OP_INVERSE, L);
+        lv_tensor *Sm = ag_mm(&S, ag_mm(&S, ag_mt(&S, Linv), P), Linv);
+        din[0] = lv_share(ag_scale(&S, ag_add(&S, Sm, ag_mt(&S, Sm)), 0.5));
+        break;
+    }
+    case LV_OP_LOGDET:
+        /* d log|det A| = tr(A⁻¹ dA): dA = g A⁻ᵀ. The sign output has no
+         * gradient. */
+        if (!g) {
+            din[0] = lv_tensor_zeros(a->dtype, a->ndim, a->shape);
+            break;
+        }
+        din[0] = lv_share(ag_mul(&S, per_matrix(&S, g),
+                                 ag_mt(&S, ag_op(&S, LV_OP_INVERSE, a))));
+        break;
+    case LV_OP_SOLVE: {
+        /* X = A⁻¹ B: dB = A⁻ᵀ g, dA = -dB Xᵀ. */
+        lv_tensor *b = node->inputs[1];
+        int vec = b->ndim == a->ndim - 1;
+        lv_tensor *db = ag_op2(&S, LV_OP_SOLVE, ag_mt(&S, a), g);
+        lv_tensor *x = ag_output(&S, node, 0);
+        if (needs[0]) {
+            lv_tensor *da;
+            if (vec) {
+                lv_op_params col = {.dim = -1}, row = {.dim = -2};
+                col.dim = db ? db->ndim : 0;
+                row.dim = x ? x->ndim - 1 : 0;
+                da = ag_mm(&S, ag_opp(&S, LV_OP_UNSQUEEZE, db, &col),
+                           ag_opp(&S, LV_OP_UNSQUEEZE, x, &row));
+            } else {
+                da = ag_mm(&S, db, ag_mt(&S, x));
+            }
+            din[0] = lv_share(ag_sum_to(&S, ag_op(&S, LV_OP_NEG, da), a));
+        }
+        if (needs[1])
+            din[1] = lv_share(ag_sum_to(&S, db, b));
+        lv_scope_end(&S);
+        return (needs[0] && !din[0]) || (needs[1] && !din[1]) ? -1 : 0;
+    }
+    case LV_OP_INVERSE: {
+        /* Y = A⁻¹: dA = -Yᵀ g Yᵀ. */
+        lv_tensor *Yt = ag_mt(&S, ag_output(&S, node, 0));
+        din[0] = lv_share(ag_op(&S, LV_OP_NEG, ag_mm(&S, ag_mm(&S, Yt, g), Yt)));
+        break;
+    }
+    case LV_OP_EIGH:
+        lv_error_set(0, "eigh has no gradient in lvae (use cholesky, logdet, "
+                     "solve or inverse, which do)");
+        break;
+    default:
+        break;
+    }
+    lv_scope_end(&S);
+    return din[0] ? 0 : -1;
 }
 
 #else /* LINALG_GENERIC: the kernels, with T = float or double */

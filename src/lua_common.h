@@ -54,10 +54,21 @@ int lv_lua_apply(lua_State *L, lv_op_id op, int n_in, lv_tensor *const *in,
  * function. */
 void lv_lua_register(lua_State *L, const luaL_Reg *fns, int as_methods);
 
+/* Tensor properties kept by the tape (lua_autograd.c): pushes the value
+ * of x.key and returns 1, or returns 0 when key is not a property. */
+int lv_lua_tensor_property(lua_State *L, lv_tensor *t, const char *key);
+/* x.key = value at value_idx; returns 0 when key is not settable. */
+int lv_lua_tensor_set_property(lua_State *L, lv_tensor *t, const char *key,
+                               int value_idx);
+/* Raises unless t may be written in place (not while grad mode is on and
+ * t is on the tape or requires grad). */
+void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname);
+
 /* Each binding file's registration. */
 void lv_open_tensor(lua_State *L);
 void lv_open_ops(lua_State *L);
 void lv_open_linalg(lua_State *L);
 void lv_open_rng(lua_State *L);
+void lv_open_autograd(lua_State *L);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd.h"
 #include "iter.h"
 #include "lua_common.h"
 
@@ -82,16 +83,17 @@ void lv_lua_push_tensor(lua_State *L, lv_tensor *t, const char *fname)
 int lv_lua_apply(lua_State *L, lv_op_id op, int n_in, lv_tensor *const *in,
                  const lv_op_params *p)
 {
+    /* Boxes first, so that the outputs are owned as soon as they exist. */
+    lv_tensor **box[LV_OP_MAX_OUTPUTS];
+    for (int i = 0; i < LV_OP_MAX_OUTPUTS; i++)
+        box[i] = lv_lua_push_box(L);
     lv_tensor *out[LV_OP_MAX_OUTPUTS] = {NULL, NULL};
-    /* Boxes first, so that the outputs are owned before anything can
-     * raise. */
     int n = lv_apply(out, op, n_in, in, p);
     if (n < 0)
         return lv_lua_raise(L, lv_op_get(op)->name);
-    for (int i = 0; i < n; i++) {
-        lv_tensor **box = lv_lua_push_box(L);
-        *box = out[i];
-    }
+    for (int i = 0; i < n; i++)
+        *box[i] = out[i];
+    lua_pop(L, LV_OP_MAX_OUTPUTS - n);
     drive_collector(L);
     return n;
 }
@@ -486,10 +488,20 @@ static int tensor_is_tensor(lua_State *L)
 
 static void bump_version(lv_tensor *t) { t->storage->version++; }
 
+void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname)
+{
+    if (t->requires_grad && lv_grad_enabled())
+        luaL_error(L, "%s: cannot write in place into a tensor that requires "
+                   "grad while grad mode is on (the tape does not record "
+                   "in-place writes): use lv.no_grad, or write into a "
+                   ":detach()ed or :clone()d tensor", fname);
+}
+
 static int tensor_fill_(lua_State *L)
 {
     lv_tensor *t = lv_lua_check_tensor(L, 1);
     double v = luaL_checknumber(L, 2);
+    lv_lua_check_writable(L, t, "fill_");
     lv_tensor *src = lv_tensor_full(t->dtype, 0, NULL, v);
     if (!src)
         return lv_lua_raise(L, "fill_");
@@ -512,6 +524,7 @@ static int tensor_copy_(lua_State *L)
 {
     lv_tensor *t = lv_lua_check_tensor(L, 1);
     lv_tensor *src = lv_lua_check_tensor(L, 2);
+    lv_lua_check_writable(L, t, "copy_");
     int64_t shape[LV_MAX_DIMS];
     int ndim = lv_broadcast_shape("copy_", t, src, shape);
     if (ndim < 0 || ndim != t->ndim ||
@@ -553,15 +566,26 @@ static int tensor_index(lua_State *L)
         return 1;
     }
     lua_pushvalue(L, 2);
-    lua_gettable(L, lua_upvalueindex(1));    /* the method table */
+    if (lua_gettable(L, lua_upvalueindex(1)) != LUA_TNIL)   /* a method */
+        return 1;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        lv_tensor *t = lv_lua_check_tensor(L, 1);
+        if (lv_lua_tensor_property(L, t, lua_tostring(L, 2)))
+            return 1;
+    }
+    lua_pushnil(L);
     return 1;
 }
 
 static int tensor_newindex(lua_State *L)
 {
     lv_tensor *t = lv_lua_check_tensor(L, 1);
+    if (lua_type(L, 2) == LUA_TSTRING &&
+        lv_lua_tensor_set_property(L, t, lua_tostring(L, 2), 3))
+        return 0;
     if (lua_type(L, 2) != LUA_TNUMBER)
-        return luaL_error(L, "cannot set field '%s' of a tensor",
+        return luaL_error(L, "cannot set field '%s' of a tensor (only .grad "
+                          "and numeric indices can be set)",
                           luaL_tolstring(L, 2, NULL));
     lv_tensor *slot = select_first(L, t, 2);
     lv_lua_push_tensor(L, slot, "index");

@@ -5,12 +5,16 @@
 #include <assert.h>
 #include <stddef.h>
 
+#include "autograd.h"
 #include "op.h"
 
-#define UNARY(name)  {name, 1, lv_forward_unary}
-#define BINARY(name) {name, 2, lv_forward_binary}
-#define REDUCE(name) {name, 1, lv_forward_reduce}
-#define SHAPE(name)  {name, 1, lv_forward_shape}
+#define UNARY(name)    {name, 1, lv_forward_unary, lv_vjp_unary}
+#define BINARY(name)   {name, 2, lv_forward_binary, lv_vjp_binary}
+#define COMPARE(name)  {name, 2, lv_forward_binary, NULL}
+#define REDUCE(name)   {name, 1, lv_forward_reduce, lv_vjp_reduce}
+#define ARGREDUCE(name) {name, 1, lv_forward_reduce, NULL}
+#define SHAPE(name)    {name, 1, lv_forward_shape, lv_vjp_shape}
+#define MATMUL(name)   {name, 2, lv_forward_matmul, lv_vjp_matmul}
 
 static const lv_op_def op_table[] = {
     [LV_OP_NEG] = UNARY("neg"),
@@ -36,12 +40,12 @@ static const lv_op_def op_table[] = {
     [LV_OP_POW] = BINARY("pow"),
     [LV_OP_MAXIMUM] = BINARY("maximum"),
     [LV_OP_MINIMUM] = BINARY("minimum"),
-    [LV_OP_EQ] = BINARY("eq"),
-    [LV_OP_NE] = BINARY("ne"),
-    [LV_OP_LT] = BINARY("lt"),
-    [LV_OP_LE] = BINARY("le"),
-    [LV_OP_GT] = BINARY("gt"),
-    [LV_OP_GE] = BINARY("ge"),
+    [LV_OP_EQ] = COMPARE("eq"),
+    [LV_OP_NE] = COMPARE("ne"),
+    [LV_OP_LT] = COMPARE("lt"),
+    [LV_OP_LE] = COMPARE("le"),
+    [LV_OP_GT] = COMPARE("gt"),
+    [LV_OP_GE] = COMPARE("ge"),
 
     [LV_OP_SUM] = REDUCE("sum"),
     [LV_OP_MEAN] = REDUCE("mean"),
@@ -49,8 +53,8 @@ static const lv_op_def op_table[] = {
     [LV_OP_MIN] = REDUCE("min"),
     [LV_OP_LOGSUMEXP] = REDUCE("logsumexp"),
     [LV_OP_VAR] = REDUCE("var"),
-    [LV_OP_ARGMAX] = REDUCE("argmax"),
-    [LV_OP_ARGMIN] = REDUCE("argmin"),
+    [LV_OP_ARGMAX] = ARGREDUCE("argmax"),
+    [LV_OP_ARGMIN] = ARGREDUCE("argmin"),
 
     [LV_OP_VIEW] = SHAPE("view"),
     [LV_OP_RESHAPE] = SHAPE("reshape"),
@@ -61,21 +65,21 @@ static const lv_op_def op_table[] = {
     [LV_OP_SQUEEZE] = SHAPE("squeeze"),
     [LV_OP_UNSQUEEZE] = SHAPE("unsqueeze"),
     [LV_OP_EXPAND] = SHAPE("expand"),
-    [LV_OP_CAT] = {"cat", -1, lv_forward_shape},
-    [LV_OP_STACK] = {"stack", -1, lv_forward_shape},
+    [LV_OP_CAT] = {"cat", -1, lv_forward_shape, lv_vjp_shape},
+    [LV_OP_STACK] = {"stack", -1, lv_forward_shape, lv_vjp_shape},
     [LV_OP_CONTIGUOUS] = SHAPE("contiguous"),
     [LV_OP_CLONE] = SHAPE("clone"),
     [LV_OP_TO] = SHAPE("to"),
 
-    [LV_OP_MATMUL] = {"matmul", 2, lv_forward_matmul},
-    [LV_OP_OUTER] = {"outer", 2, lv_forward_matmul},
-    [LV_OP_DOT] = {"dot", 2, lv_forward_matmul},
+    [LV_OP_MATMUL] = MATMUL("matmul"),
+    [LV_OP_OUTER] = MATMUL("outer"),
+    [LV_OP_DOT] = MATMUL("dot"),
 
-    [LV_OP_CHOLESKY] = {"cholesky", 1, lv_forward_linalg},
-    [LV_OP_LOGDET] = {"logdet", 1, lv_forward_linalg},
-    [LV_OP_SOLVE] = {"solve", 2, lv_forward_linalg},
-    [LV_OP_INVERSE] = {"inverse", 1, lv_forward_linalg},
-    [LV_OP_EIGH] = {"eigh", 1, lv_forward_linalg},
+    [LV_OP_CHOLESKY] = {"cholesky", 1, lv_forward_linalg, lv_vjp_linalg},
+    [LV_OP_LOGDET] = {"logdet", 1, lv_forward_linalg, lv_vjp_linalg},
+    [LV_OP_SOLVE] = {"solve", 2, lv_forward_linalg, lv_vjp_linalg},
+    [LV_OP_INVERSE] = {"inverse", 1, lv_forward_linalg, lv_vjp_linalg},
+    [LV_OP_EIGH] = {"eigh", 1, lv_forward_linalg, lv_vjp_linalg},
 };
 
 _Static_assert(sizeof op_table / sizeof op_table[0] == LV_OP_COUNT,
@@ -96,8 +100,23 @@ int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
                             def->n_inputs, n_in);
     if (n_in < 1)
         return lv_error_set(0, "%s expects at least one input", def->name);
+    for (int i = 0; i < n_in; i++)
+        if (!in[i])
+            return -1;          /* an earlier step failed; its error stands */
     static const lv_op_params no_params;
-    return def->forward(out, op, in, n_in, p ? p : &no_params);
+    if (!p)
+        p = &no_params;
+    /* A forward may apply other ops inside (a dtype widening, say); only
+     * the op itself goes on the tape. */
+    int recording = lv_grad_set_enabled(0);
+    int n = def->forward(out, op, in, n_in, p);
+    lv_grad_set_enabled(recording);
+    if (n > 0 && recording && lv_autograd_record(op, n_in, in, p, n, out) < 0) {
+        for (int i = 0; i < n; i++)
+            lv_tensor_release(out[i]);
+        return -1;
+    }
+    return n;
 }
 
 lv_tensor *lv_apply1(lv_op_id op, int n_in, lv_tensor *const *in,

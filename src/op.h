@@ -73,6 +73,8 @@ typedef struct lv_op_params {
 
 #define LV_OP_MAX_OUTPUTS 2
 
+struct lv_node;
+
 /* Computes an op's outputs from its inputs; returns the number of outputs
  * (each a new reference) or -1 with lv_error set. The inputs are borrowed
  * and already checked for count. */
@@ -80,10 +82,19 @@ typedef int (*lv_forward_fn)(lv_tensor **out, lv_op_id op,
                              lv_tensor *const *in, int n_in,
                              const lv_op_params *p);
 
+/* The gradient of a node's outputs flows back to its inputs: writes
+ * din[i] (a new reference, or NULL meaning zero) for every i with needs[i]
+ * set. dout[k] is NULL where output k got no gradient (zero); at least one
+ * is not NULL. Written with lv_apply, so that with grad mode on it is
+ * recorded too. Returns 0, or -1 with lv_error set. */
+typedef int (*lv_vjp_fn)(lv_tensor **din, const struct lv_node *node,
+                         lv_tensor *const *dout, const int *needs);
+
 typedef struct lv_op_def {
     const char *name;
     int n_inputs;                   /* -1: any number >= 1 (cat, stack) */
     lv_forward_fn forward;
+    lv_vjp_fn vjp;                  /* NULL: outputs carry no gradient */
 } lv_op_def;
 
 const lv_op_def *lv_op_get(lv_op_id op);
@@ -113,5 +124,21 @@ int lv_forward_matmul(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
 int lv_forward_linalg(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
+
+
+/* Backward of each family, next to its forward in the same file; each
+ * switches on node->op. */
+int lv_vjp_unary(lv_tensor **din, const struct lv_node *node,
+                 lv_tensor *const *dout, const int *needs);
+int lv_vjp_binary(lv_tensor **din, const struct lv_node *node,
+                  lv_tensor *const *dout, const int *needs);
+int lv_vjp_reduce(lv_tensor **din, const struct lv_node *node,
+                  lv_tensor *const *dout, const int *needs);
+int lv_vjp_shape(lv_tensor **din, const struct lv_node *node,
+                 lv_tensor *const *dout, const int *needs);
+int lv_vjp_matmul(lv_tensor **din, const struct lv_node *node,
+                  lv_tensor *const *dout, const int *needs);
+int lv_vjp_linalg(lv_tensor **din, const struct lv_node *node,
+                  lv_tensor *const *dout, const int *needs);
 
 #endif

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <tgmath.h>
 
+#include "autograd.h"
 #include "iter.h"
 #include "op.h"
 
@@ -94,4 +95,132 @@ int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                 &ctx);
     out[0] = y;
     return 1;
+}
+
+/* ---- backward ---------------------------------------------------------
+ * x the input, y the output, g the gradient reaching y. Every formula is
+ * made of recorded ops, so it can be differentiated again. */
+
+int lv_vjp_unary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                 const int *needs)
+{
+    (void)needs;
+    lv_scope S = {0};
+    lv_tensor *g = dout[0], *x = node->inputs[0], *dx = NULL;
+    switch (node->op) {
+    case LV_OP_NEG:
+        dx = ag_op(&S, LV_OP_NEG, g);
+        break;
+    case LV_OP_EXP:                     /* y = e^x: g y */
+        dx = ag_mul(&S, g, ag_output(&S, node, 0));
+        break;
+    case LV_OP_LOG:
+        dx = ag_div(&S, g, x);
+        break;
+    case LV_OP_LOG1P:
+        dx = ag_div(&S, g, ag_add_scalar(&S, x, 1.0));
+        break;
+    case LV_OP_EXPM1:                   /* y = e^x - 1: g (y + 1) */
+        dx = ag_mul(&S, g, ag_add_scalar(&S, ag_output(&S, node, 0), 1.0));
+        break;
+    case LV_OP_SQRT:                    /* g / (2 y) */
+        dx = ag_div(&S, ag_scale(&S, g, 0.5), ag_output(&S, node, 0));
+        break;
+    case LV_OP_SQUARE:
+        dx = ag_mul(&S, ag_scale(&S, g, 2.0), x);
+        break;
+    case LV_OP_TANH: {                  /* g (1 - y^2) */
+        lv_tensor *y = ag_output(&S, node, 0);
+        dx = ag_mul(&S, g, ag_add_scalar(&S, ag_op(&S, LV_OP_NEG,
+                                              ag_op(&S, LV_OP_SQUARE, y)), 1.0));
+        break;
+    }
+    case LV_OP_SIGMOID: {               /* g y (1 - y) */
+        lv_tensor *y = ag_output(&S, node, 0);
+        dx = ag_mul(&S, ag_mul(&S, g, y),
+                    ag_add_scalar(&S, ag_op(&S, LV_OP_NEG, y), 1.0));
+        break;
+    }
+    case LV_OP_SOFTPLUS:                /* g sigmoid(x) */
+        dx = ag_mul(&S, g, ag_op(&S, LV_OP_SIGMOID, x));
+        break;
+    case LV_OP_LOGSIGMOID:              /* g sigmoid(-x) */
+        dx = ag_mul(&S, g, ag_op(&S, LV_OP_SIGMOID, ag_op(&S, LV_OP_NEG, x)));
+        break;
+    case LV_OP_RELU:                    /* g [x > 0]; 0 at x = 0 */
+        dx = ag_mul(&S, g, ag_op2(&S, LV_OP_GT, x,
+                                  lv_keep(&S, lv_scalar(x->dtype, 0))));
+        break;
+    case LV_OP_ABS:                     /* g sign(x); 0 at x = 0 */
+        dx = ag_mul(&S, g, ag_op(&S, LV_OP_SIGN, x));
+        break;
+    case LV_OP_SIGN:                    /* zero almost everywhere */
+        dx = ag_scale(&S, g, 0.0);
+        break;
+    case LV_OP_CLAMP: {                 /* g where lo <= x <= hi */
+        lv_tensor *inside = ag_op2(&S, LV_OP_EQ, ag_output(&S, node, 0), x);
+        dx = ag_mul(&S, g, inside);
+        break;
+    }
+    default:
+        break;
+    }
+    din[0] = lv_share(dx);
+    lv_scope_end(&S);
+    return din[0] ? 0 : -1;
+}
+
+int lv_vjp_binary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                  const int *needs)
+{
+    lv_scope S = {0};
+    lv_tensor *g = dout[0], *a = node->inputs[0], *b = node->inputs[1];
+    lv_tensor *da = NULL, *db = NULL;
+    switch (node->op) {
+    case LV_OP_ADD:
+        da = g;
+        db = g;
+        break;
+    case LV_OP_SUB:
+        da = g;
+        db = needs[1] ? ag_op(&S, LV_OP_NEG, g) : NULL;
+        break;
+    case LV_OP_MUL:
+        da = needs[0] ? ag_mul(&S, g, b) : NULL;
+        db = needs[1] ? ag_mul(&S, g, a) : NULL;
+        break;
+    case LV_OP_DIV:                     /* y = a/b: g/b, -g y / b */
+        da = ag_div(&S, g, b);
+        db = needs[1] ? ag_op(&S, LV_OP_NEG, ag_div(&S, ag_mul(&S, da,
+                                  ag_output(&S, node, 0)), b)) : NULL;
+        break;
+    case LV_OP_POW: {                   /* y = a^b: g b a^(b-1), g y log a */
+        if (needs[0])
+            da = ag_mul(&S, ag_mul(&S, g, b),
+                        ag_op2(&S, LV_OP_POW, a, ag_add_scalar(&S, b, -1.0)));
+        if (needs[1])
+            db = ag_mul(&S, ag_mul(&S, g, ag_output(&S, node, 0)),
+                        ag_op(&S, LV_OP_LOG, a));
+        break;
+    }
+    case LV_OP_MAXIMUM:
+    case LV_OP_MINIMUM: {
+        /* The gradient goes to the larger (smaller) operand; at a tie it
+         * is split evenly between the two. */
+        lv_op_id wins = node->op == LV_OP_MAXIMUM ? LV_OP_GT : LV_OP_LT;
+        lv_tensor *half_tie = ag_scale(&S, ag_op2(&S, LV_OP_EQ, a, b), 0.5);
+        if (needs[0])
+            da = ag_mul(&S, g, ag_add(&S, ag_op2(&S, wins, a, b), half_tie));
+        if (needs[1])
+            db = ag_mul(&S, g, ag_add(&S, ag_op2(&S, wins, b, a), half_tie));
+        break;
+    }
+    default:
+        break;
+    }
+    /* Broadcast operands get their gradient summed back to their shape. */
+    din[0] = needs[0] ? lv_share(ag_sum_to(&S, da, a)) : NULL;
+    din[1] = needs[1] ? lv_share(ag_sum_to(&S, db, b)) : NULL;
+    lv_scope_end(&S);
+    return (needs[0] && !din[0]) || (needs[1] && !din[1]) ? -1 : 0;
 }

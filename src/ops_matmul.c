@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "autograd.h"
 #include "iter.h"
 #include "op.h"
 
@@ -271,4 +272,56 @@ int lv_forward_matmul(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
             return dot(out, a, b);
         return matmul_nd(out, a, b);
     }
+}
+
+/* ---- backward ---------------------------------------------------------
+ * y = a b: da = g bᵀ, db = aᵀ g, with vectors seen as one-row (a) or
+ * one-column (b) matrices and broadcast batch dims summed back. */
+
+static lv_tensor *ag_unsqueeze(lv_scope *S, lv_tensor *x, int dim)
+{
+    lv_op_params p = {.dim = dim};
+    return ag_opp(S, LV_OP_UNSQUEEZE, x, &p);
+}
+
+static lv_tensor *ag_matmul(lv_scope *S, lv_tensor *a, lv_tensor *b)
+{
+    return ag_op2(S, LV_OP_MATMUL, a, b);
+}
+
+int lv_vjp_matmul(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                  const int *needs)
+{
+    lv_scope S = {0};
+    lv_tensor *g = dout[0], *a = node->inputs[0], *b = node->inputs[1];
+    lv_tensor *da = NULL, *db = NULL;
+    int is_dot = node->op == LV_OP_DOT ||
+                 (node->op == LV_OP_MATMUL && a->ndim == 1 && b->ndim == 1);
+    if (is_dot) {
+        da = needs[0] ? ag_mul(&S, g, b) : NULL;
+        db = needs[1] ? ag_mul(&S, g, a) : NULL;
+    } else if (node->op == LV_OP_OUTER) {       /* g [n, m] */
+        da = needs[0] ? ag_matmul(&S, g, b) : NULL;
+        db = needs[1] ? ag_matmul(&S, ag_transpose(&S, g, 0, 1), a) : NULL;
+    } else {
+        lv_tensor *A = a->ndim == 1 ? ag_unsqueeze(&S, a, 0) : a;
+        lv_tensor *B = b->ndim == 1 ? ag_unsqueeze(&S, b, 1) : b;
+        lv_tensor *G = g;
+        if (a->ndim == 1)
+            G = ag_unsqueeze(&S, G, G ? G->ndim - 1 : 0);
+        if (b->ndim == 1)
+            G = ag_unsqueeze(&S, G, G ? G->ndim : 0);
+        if (needs[0])
+            da = ag_reshape(&S, ag_sum_to(&S, ag_matmul(&S, G,
+                                ag_transpose(&S, B, -1, -2)), A),
+                            a->ndim, a->shape);
+        if (needs[1])
+            db = ag_reshape(&S, ag_sum_to(&S, ag_matmul(&S,
+                                ag_transpose(&S, A, -1, -2), G), B),
+                            b->ndim, b->shape);
+    }
+    din[0] = needs[0] ? lv_share(ag_sum_to(&S, da, a)) : NULL;
+    din[1] = needs[1] ? lv_share(ag_sum_to(&S, db, b)) : NULL;
+    lv_scope_end(&S);
+    return (needs[0] && !din[0]) || (needs[1] && !din[1]) ? -1 : 0;
 }

@@ -11,6 +11,7 @@
  */
 #include <math.h>
 
+#include "autograd.h"
 #include "op.h"
 
 typedef struct reduce_state {
@@ -196,4 +197,67 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
     }
     out[0] = y;
     return 1;
+}
+
+/* ---- backward ---------------------------------------------------------
+ * g has the reduction's output shape; it is stretched back over x. */
+
+static lv_tensor *ag_unreduce(lv_scope *S, lv_tensor *g, const lv_tensor *x,
+                              unsigned mask, int keepdim)
+{
+    return g ? lv_keep(S, lv_unreduce(g, x, mask, keepdim)) : NULL;
+}
+
+int lv_vjp_reduce(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                  const int *needs)
+{
+    (void)needs;
+    lv_scope S = {0};
+    lv_tensor *x = node->inputs[0], *dx = NULL;
+    const lv_op_params *p = &node->params;
+    unsigned mask = p->dim_mask ? p->dim_mask
+                                : (x->ndim ? (1u << x->ndim) - 1 : 0);
+    int64_t count = 1;
+    for (int i = 0; i < x->ndim; i++)
+        if (mask & (1u << i))
+            count *= x->shape[i];
+    lv_tensor *g = ag_unreduce(&S, dout[0], x, mask, p->keepdim);
+    switch (node->op) {
+    case LV_OP_SUM:
+        dx = g;
+        break;
+    case LV_OP_MEAN:
+        dx = ag_scale(&S, g, 1.0 / (double)count);
+        break;
+    case LV_OP_MAX:
+    case LV_OP_MIN: {
+        /* Ties share the gradient evenly. */
+        lv_tensor *y = ag_unreduce(&S, ag_output(&S, node, 0), x, mask,
+                                   p->keepdim);
+        lv_tensor *hit = ag_op2(&S, LV_OP_EQ, x, y);
+        lv_op_params keep = {.dim_mask = mask, .keepdim = 1};
+        lv_tensor *ties = ag_unreduce(&S, ag_opp(&S, LV_OP_SUM, hit, &keep), x,
+                                      mask, 1);
+        dx = ag_div(&S, ag_mul(&S, g, hit), ties);
+        break;
+    }
+    case LV_OP_LOGSUMEXP: {             /* g softmax(x) */
+        lv_tensor *y = ag_unreduce(&S, ag_output(&S, node, 0), x, mask,
+                                   p->keepdim);
+        dx = ag_mul(&S, g, ag_op(&S, LV_OP_EXP, ag_sub(&S, x, y)));
+        break;
+    }
+    case LV_OP_VAR: {                   /* g 2 (x - mean) / (n - c) */
+        lv_op_params keep = {.dim_mask = mask, .keepdim = 1};
+        lv_tensor *centered = ag_sub(&S, x, ag_opp(&S, LV_OP_MEAN, x, &keep));
+        dx = ag_mul(&S, g, ag_scale(&S, centered,
+                                    2.0 / (double)(count - p->correction)));
+        break;
+    }
+    default:
+        break;
+    }
+    din[0] = lv_share(dx);
+    lv_scope_end(&S);
+    return din[0] ? 0 : -1;
 }

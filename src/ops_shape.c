@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "autograd.h"
 #include "iter.h"
 #include "op.h"
 
@@ -390,4 +391,111 @@ int lv_forward_shape(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
     default:
         return lv_error_set(0, "not a shape op");
     }
+}
+
+/* ---- backward ---------------------------------------------------------
+ * A view's gradient is the inverse view of g; a slice's gradient is g
+ * placed among zeros (a cat, itself differentiable); a copy's is g. */
+
+/* g shaped like x except that dim d has g's own length, starting at
+ * `start` of x's: zeros around it, by cat. */
+static lv_tensor *pad_into(lv_scope *S, lv_tensor *g, const lv_tensor *x,
+                           int d, int64_t start)
+{
+    if (!g)
+        return NULL;
+    int64_t shape[LV_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    lv_tensor *parts[3];
+    int n = 0;
+    int64_t after = x->shape[d] - start - g->shape[d];
+    if (start > 0) {
+        shape[d] = start;
+        parts[n++] = lv_keep(S, lv_tensor_zeros(g->dtype, x->ndim, shape));
+    }
+    parts[n++] = g;
+    if (after > 0) {
+        shape[d] = after;
+        parts[n++] = lv_keep(S, lv_tensor_zeros(g->dtype, x->ndim, shape));
+    }
+    for (int i = 0; i < n; i++)
+        if (!parts[i])
+            return NULL;
+    if (n == 1)
+        return g;
+    lv_op_params p = {.dim = d};
+    return lv_keep(S, lv_apply1(LV_OP_CAT, n, parts, &p));
+}
+
+int lv_vjp_shape(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                 const int *needs)
+{
+    lv_scope S = {0};
+    lv_tensor *g = dout[0], *x = node->inputs[0];
+    const lv_op_params *p = &node->params;
+    int status = 0;
+    switch (node->op) {
+    case LV_OP_VIEW:
+    case LV_OP_RESHAPE:
+    case LV_OP_SQUEEZE:
+    case LV_OP_UNSQUEEZE:
+        din[0] = lv_share(ag_reshape(&S, g, x->ndim, x->shape));
+        break;
+    case LV_OP_TRANSPOSE:
+        din[0] = lv_share(ag_transpose(&S, g, p->dim, p->dim2));
+        break;
+    case LV_OP_PERMUTE: {
+        lv_op_params inverse = {.ndim = p->ndim};
+        for (int i = 0; i < p->ndim; i++) {
+            int d = (int)(p->shape[i] < 0 ? p->shape[i] + p->ndim : p->shape[i]);
+            inverse.shape[d] = i;
+        }
+        din[0] = lv_share(ag_opp(&S, LV_OP_PERMUTE, g, &inverse));
+        break;
+    }
+    case LV_OP_NARROW:
+    case LV_OP_SELECT: {
+        int d = p->dim < 0 ? p->dim + x->ndim : p->dim;
+        lv_tensor *slab = g;
+        if (node->op == LV_OP_SELECT) {
+            lv_op_params u = {.dim = d};
+            slab = ag_opp(&S, LV_OP_UNSQUEEZE, g, &u);
+        }
+        din[0] = lv_share(pad_into(&S, slab, x, d, p->start));
+        break;
+    }
+    case LV_OP_EXPAND:
+        din[0] = lv_share(ag_sum_to(&S, g, x));
+        break;
+    case LV_OP_CAT:
+    case LV_OP_STACK: {
+        const lv_tensor *first = node->inputs[0];
+        int nd = node->op == LV_OP_CAT ? first->ndim : first->ndim + 1;
+        int d = p->dim < 0 ? p->dim + nd : p->dim;
+        int64_t at = 0;
+        for (int i = 0; i < node->n_inputs; i++) {
+            lv_tensor *xi = node->inputs[i];
+            lv_op_params q = {.dim = d, .start = at,
+                              .length = node->op == LV_OP_CAT ? xi->shape[d] : 1};
+            at += q.length;
+            if (!needs[i])
+                continue;
+            lv_op_id slice = node->op == LV_OP_CAT ? LV_OP_NARROW : LV_OP_SELECT;
+            din[i] = lv_share(ag_sum_to(&S, ag_opp(&S, slice, g, &q), xi));
+            if (!din[i])
+                status = -1;
+        }
+        lv_scope_end(&S);
+        return status;
+    }
+    case LV_OP_CONTIGUOUS:
+    case LV_OP_CLONE:
+    case LV_OP_TO:
+        din[0] = lv_share(ag_sum_to(&S, g, x));   /* back to x's dtype */
+        break;
+    default:
+        break;
+    }
+    lv_scope_end(&S);
+    return din[0] ? 0 : -1;
 }

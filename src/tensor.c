@@ -289,11 +289,17 @@ lv_tensor *lv_tensor_view_of(const lv_tensor *x, int ndim,
 
 void lv_tensor_retain(lv_tensor *t) { t->refcount++; }
 
+/* autograd.c: a node's reference is dropped when its tensor goes. */
+void lv_node_release(struct lv_node *node);
+
 void lv_tensor_release(lv_tensor *t)
 {
     if (!t || --t->refcount > 0)
         return;
     lv_storage_release(t->storage);
+    if (t->grad_fn)
+        lv_node_release(t->grad_fn);
+    lv_tensor_release(t->grad);
     live_bytes -= sizeof *t;
     free(t);
 }

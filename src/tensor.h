@@ -41,6 +41,8 @@ typedef struct lv_storage {
     unsigned version;
 } lv_storage;
 
+struct lv_node;
+
 typedef struct lv_tensor {
     int refcount;
     lv_dtype dtype;
@@ -49,6 +51,13 @@ typedef struct lv_tensor {
     int64_t stride[LV_MAX_DIMS];      /* in elements; 0 on expanded dims */
     int64_t offset;                   /* in elements, into storage */
     lv_storage *storage;
+
+    /* The autograd tape's fields (autograd.h); the tensor core only
+     * releases them. */
+    int requires_grad;
+    int output_index;                 /* which output of grad_fn this is */
+    struct lv_node *grad_fn;          /* owned reference, or NULL (a leaf) */
+    struct lv_tensor *grad;           /* owned reference, or NULL */
 } lv_tensor;
 
 /* ---- dtypes ---------------------------------------------------------- */

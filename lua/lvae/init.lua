@@ -7,6 +7,7 @@
 
 local core = require "lvae.core"
 local print_tensor = require "lvae.tensor_print"
+local autograd = require "lvae.autograd"
 
 local lv = {}
 
@@ -28,6 +29,9 @@ function methods.double(x) return x:to("f64") end
 function methods.type(x) return "lvae.Tensor" end
 
 lv.Tensor = methods
+
+for name, fn in pairs(autograd) do lv[name] = fn end
+lv.testing = require "lvae.testing"
 lv.print_options = print_tensor.options
 
 --- help(obj): what an object is, and the methods it offers.

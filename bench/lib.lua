@@ -1,0 +1,223 @@
+--- bench/lib.lua -- timing and reporting helpers shared by the benchmarks.
+--
+-- A benchmark script does
+--
+--   package.path = ROOT .. "/?.lua;" .. package.path   -- ROOT: the repo
+--   local lib = require "bench.lib"
+--   local r = lib.time(function() return a + b end)     -- r.median seconds
+--   lib.print_table(columns, rows)
+--   lib.write_json("ops", {machine = lib.machine(), rows = rows})
+--
+-- What it measures: wall time on a monotonic clock (lv.clock, from
+-- clock_gettime(CLOCK_MONOTONIC)); each figure is the median, over
+-- `repeats` samples, of the time per call, a sample being as many calls
+-- as last at least `min_time` seconds, after a warm-up. The median, not
+-- the mean, so that one sample disturbed by another process does not move
+-- the figure. What it does not do: assert anything about speed (tests
+-- never time), or compare runs made on different days.
+
+local lib = {}
+
+local lv_ok, lv = pcall(require, "lvae")
+
+--- lib.clock(): seconds on a monotonic clock, as a float.
+-- lv.clock when the toolkit has it; otherwise os.clock, which counts the
+-- CPU time of every thread of the process -- wrong for threaded kernels,
+-- so a warning is printed once.
+if lv_ok and type(lv.clock) == "function" then
+  lib.clock = lv.clock
+  lib.clock_name = "lv.clock (CLOCK_MONOTONIC)"
+else
+  lib.clock = os.clock
+  lib.clock_name = "os.clock (CPU time)"
+  io.stderr:write("bench: lv.clock is missing; timing with os.clock, which is CPU "
+    .. "time summed over threads: threaded figures will look slower than they are\n")
+end
+
+lib.defaults = {
+  warmup = 0.05,       -- seconds of calls before measuring, at least
+  warmup_calls = 2,    -- calls before measuring, at least
+  warmup_max = 2.0,    -- seconds: warmup_calls gives way after this long
+  min_time = 0.05,     -- seconds per sample, at least
+  repeats = 7,         -- samples; the median is reported
+}
+
+local function median(sorted)
+  local n = #sorted
+  if n % 2 == 1 then return sorted[(n + 1) // 2] end
+  return 0.5 * (sorted[n // 2] + sorted[n // 2 + 1])
+end
+
+--- lib.time(fn [, opts]): times fn(), called with no arguments.
+-- opts: warmup, warmup_calls, warmup_max, min_time, repeats (lib.defaults
+-- otherwise). Returns {median =, min =, max =, iters =, repeats =,
+-- warmup_calls =, samples = {...}}, times in seconds per call.
+-- Garbage is collected once before the warm-up, not between samples: the
+-- collector's share of a loop that allocates is part of what a user pays.
+-- warmup_calls is for code whose first calls are dearer than the steady
+-- state (lvae's allocator takes fresh pages from the system until its
+-- first collection; see bench/ops.lua).
+function lib.time(fn, opts)
+  opts = opts or {}
+  local d = lib.defaults
+  local warmup = opts.warmup or d.warmup
+  local warmup_calls = math.max(2, opts.warmup_calls or d.warmup_calls)
+  local warmup_max = math.max(warmup, opts.warmup_max or d.warmup_max)
+  local min_time = opts.min_time or d.min_time
+  local repeats = opts.repeats or d.repeats
+  local clock = lib.clock
+
+  collectgarbage("collect")
+  local calls, t0, t = 0, clock(), 0
+  local t_last, calls_last = t0, 0   -- the last stretch estimates one call
+  repeat
+    fn()
+    calls = calls + 1
+    local now = clock()
+    t = now - t0
+    if now - t_last >= warmup / 2 then t_last, calls_last = now, calls end
+  until t >= warmup and (calls >= warmup_calls or t >= warmup_max)
+  local per_call = calls > calls_last and (clock() - t_last) / (calls - calls_last)
+                   or t / calls
+  local per_call = t / calls
+  local iters = math.max(1, math.ceil(min_time / math.max(per_call, 1e-9)))
+
+  local samples = {}
+  for r = 1, repeats do
+    t0 = clock()
+    for _ = 1, iters do fn() end
+    samples[r] = (clock() - t0) / iters
+  end
+  local sorted = table.move(samples, 1, #samples, 1, {})
+  table.sort(sorted)
+  return {median = median(sorted), min = sorted[1], max = sorted[#sorted],
+          iters = iters, repeats = repeats, warmup_calls = calls,
+          samples = samples}
+end
+
+--- lib.run(cmd): runs a shell command, returns its output lines (a list)
+-- and whether it succeeded.
+function lib.run(cmd)
+  local p = io.popen(cmd, "r")
+  if not p then return {}, false end
+  local lines = {}
+  for line in p:lines() do lines[#lines + 1] = line end
+  local ok = p:close()
+  return lines, ok == true
+end
+
+local function read_file(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- lib.machine(): what the figures were measured on.
+-- {cpu =, cores =, threads =, openblas_coretype =, openblas_l2_size =,
+--  openblas_num_threads =, omp_num_threads =, os =, lua =, date =}
+-- (threads: lv.num_threads(), the toolkit's thread count.)
+function lib.machine()
+  local m = {}
+  local cpuinfo = read_file("/proc/cpuinfo") or ""
+  m.cpu = cpuinfo:match("model name%s*:%s*([^\n]+)") or "unknown"
+  local cores = 0
+  for _ in cpuinfo:gmatch("\nprocessor%s*:") do cores = cores + 1 end
+  if cpuinfo:match("^processor%s*:") then cores = cores + 1 end
+  local nproc = lib.run("nproc 2>/dev/null")[1]
+  m.cores = tonumber(nproc) or (cores > 0 and cores or nil)
+  m.cpus_in_cpuinfo = cores
+  m.threads = lv_ok and lv.num_threads and lv.num_threads() or nil
+  m.openblas_coretype = os.getenv("OPENBLAS_CORETYPE")
+  m.openblas_l2_size = os.getenv("OPENBLAS_L2_SIZE")
+  m.openblas_num_threads = os.getenv("OPENBLAS_NUM_THREADS")
+  m.omp_num_threads = os.getenv("OMP_NUM_THREADS")
+  m.os = lib.run("uname -srm 2>/dev/null")[1]
+  m.lua = _VERSION
+  m.clock = lib.clock_name
+  m.date = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  return m
+end
+
+--- lib.print_machine(m): the machine, in a few lines.
+function lib.print_machine(m)
+  print(string.format("machine: %s, %s cores (%s threads used), %s", m.cpu,
+    tostring(m.cores), tostring(m.threads), m.os or "?"))
+  print(string.format("OPENBLAS_CORETYPE=%s  OPENBLAS_L2_SIZE=%s  OPENBLAS_NUM_THREADS=%s"
+    .. "  OMP_NUM_THREADS=%s", m.openblas_coretype or "(unset)",
+    m.openblas_l2_size or "(unset)", m.openblas_num_threads or "(unset)",
+    m.omp_num_threads or "(unset)"))
+  print(string.format("clock: %s; %s", m.clock, m.date))
+end
+
+--- lib.print_table(columns, rows [, out]): a plain text table.
+-- columns: list of {key =, title =, fmt = "%.3f" or a function(v, row),
+-- left = true}; rows: list of tables. A nil cell prints "-".
+function lib.print_table(columns, rows, out)
+  out = out or io.stdout
+  local cells, width = {}, {}
+  for c, col in ipairs(columns) do width[c] = #col.title end
+  for r, row in ipairs(rows) do
+    cells[r] = {}
+    for c, col in ipairs(columns) do
+      local v = row[col.key]
+      local s
+      if v == nil then
+        s = "-"
+      elseif type(col.fmt) == "function" then
+        s = col.fmt(v, row)
+      elseif col.fmt then
+        s = string.format(col.fmt, v)
+      else
+        s = tostring(v)
+      end
+      cells[r][c] = s
+      width[c] = math.max(width[c], #s)
+    end
+  end
+  local function line(texts)
+    local parts = {}
+    for c, col in ipairs(columns) do
+      local fmt = col.left and "%-" .. width[c] .. "s" or "%" .. width[c] .. "s"
+      parts[c] = string.format(fmt, texts[c])
+    end
+    out:write((table.concat(parts, "  "):gsub("%s+$", "")), "\n")
+  end
+  local titles, rules = {}, {}
+  for c, col in ipairs(columns) do
+    titles[c] = col.title
+    rules[c] = string.rep("-", width[c])
+  end
+  line(titles)
+  line(rules)
+  for r = 1, #rows do line(cells[r]) end
+end
+
+--- lib.results_dir(): bench/results beside this file, created if missing.
+function lib.results_dir()
+  local src = debug.getinfo(1, "S").source
+  local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "bench"
+  local results = dir .. "/results"
+  os.execute("mkdir -p '" .. results:gsub("'", "'\\''") .. "'")
+  return results
+end
+
+--- lib.write_json(name, data): writes data to bench/results/NAME.json
+-- through lua-cjson, to a temporary name first and then renamed, so a
+-- reader never sees half a file. NaN and infinities become null. Returns
+-- the path.
+function lib.write_json(name, data)
+  local cjson = require("cjson").new()
+  cjson.encode_invalid_numbers("null")
+  cjson.encode_sparse_array(true)
+  local path = lib.results_dir() .. "/" .. name .. ".json"
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(cjson.encode(data), "\n")
+  assert(f:close())
+  assert(os.rename(tmp, path))
+  return path
+end
+
+return lib

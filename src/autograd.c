@@ -1,0 +1,684 @@
+/*
+ * autograd.c -- recording nodes, freeing them, and the reverse pass.
+ *
+ * The reverse pass (lv_backward):
+ *   1. walk the graph from the outputs' nodes, holding a reference to each
+ *      node reached and counting the edges into it;
+ *   2. mark which nodes' VJPs lead to a wanted input (leaves to roots);
+ *   3. deliver gradients in topological order (Kahn): a node runs when
+ *      every node that uses its outputs has delivered; gradients reaching
+ *      one output are summed;
+ *   4. unless retain_graph, drop each node's saved tensors once it ran.
+ * With create_graph the VJPs run with grad mode on and are recorded.
+ *
+ * Not here: the VJP formulas, which sit beside their forwards in the
+ * ops_*.c files and linalg.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+
+/* ---- grad mode ---------------------------------------------------------- */
+
+static int grad_mode = 1;
+
+int lv_grad_enabled(void) { return grad_mode; }
+
+int lv_grad_set_enabled(int enabled)
+{
+    int previous = grad_mode;
+    grad_mode = enabled != 0;
+    return previous;
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+void lv_node_retain(lv_node *node) { node->refcount++; }
+
+/* Drops the tensors a node saved for its VJP (not its edges). */
+static void node_free_saved(lv_node *node)
+{
+    if (node->inputs) {
+        for (int i = 0; i < node->n_inputs; i++)
+            lv_tensor_release(node->inputs[i]);
+        free(node->inputs);
+        node->inputs = NULL;
+    }
+    for (int k = 0; k < node->n_outputs; k++) {
+        lv_tensor_release(node->outputs[k]);
+        node->outputs[k] = NULL;
+    }
+    node->freed = 1;
+}
+
+static void node_destroy(lv_node *node)
+{
+    node_free_saved(node);
+    for (int i = 0; i < node->n_inputs; i++) {
+        if (node->edge_fn[i])
+            lv_node_release(node->edge_fn[i]);
+        lv_tensor_release(node->edge_leaf[i]);
+    }
+    free(node->edge_fn);
+    free(node->edge_index);
+    free(node->edge_leaf);
+    free(node->input_versions);
+    free(node);
+}
+
+/* Releasing a long chain recursively could exhaust the C stack (each
+ * node's inputs release the next node), so dead nodes queue here and one
+ * loop destroys them. */
+static lv_node **graveyard;
+static size_t graveyard_len, graveyard_cap;
+static int burying;
+
+void lv_node_release(lv_node *node)
+{
+    if (!node || --node->refcount > 0)
+        return;
+    if (graveyard_len == graveyard_cap) {
+        size_t cap = graveyard_cap ? 2 * graveyard_cap : 256;
+        lv_node **grown = realloc(graveyard, cap * sizeof *grown);
+        if (!grown) {               /* no room to queue: recurse instead */
+            node_destroy(node);
+            return;
+        }
+        graveyard = grown;
+        graveyard_cap = cap;
+    }
+    graveyard[graveyard_len++] = node;
+    if (burying)
+        return;
+    burying = 1;
+    while (graveyard_len > 0)
+        node_destroy(graveyard[--graveyard_len]);
+    burying = 0;
+}
+
+lv_tensor *lv_tensor_detach(const lv_tensor *x)
+{
+    return lv_tensor_view_of(x, x->ndim, x->shape, x->stride, x->offset);
+}
+
+int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
+                       const lv_op_params *p, int n_out, lv_tensor **out)
+{
+    const lv_op_def *def = lv_op_get(op);
+    if (!grad_mode || !def->vjp)
+        return 0;
+    int any = 0;
+    for (int i = 0; i < n_in; i++)
+        any |= in[i]->requires_grad;
+    if (!any)
+        return 0;
+
+    lv_node *node = calloc(1, sizeof *node);
+    if (!node)
+        return lv_error_set(0, "out of memory recording %s", def->name);
+    node->refcount = 0;
+    node->op = op;
+    node->params = *p;
+    node->n_inputs = n_in;
+    node->n_outputs = n_out;
+    node->inputs = calloc((size_t)n_in, sizeof *node->inputs);
+    node->input_versions = calloc((size_t)n_in, sizeof *node->input_versions);
+    node->edge_fn = calloc((size_t)n_in, sizeof *node->edge_fn);
+    node->edge_index = calloc((size_t)n_in, sizeof *node->edge_index);
+    node->edge_leaf = calloc((size_t)n_in, sizeof *node->edge_leaf);
+    for (int k = 0; k < n_out; k++)
+        node->outputs[k] = lv_tensor_detach(out[k]);
+    int ok = node->inputs && node->input_versions && node->edge_fn &&
+             node->edge_index && node->edge_leaf;
+    for (int k = 0; k < n_out; k++)
+        ok = ok && node->outputs[k];
+    if (!ok) {
+        node->refcount = 1;
+        lv_node_release(node);
+        return lv_error_set(0, "out of memory recording %s", def->name);
+    }
+    for (int i = 0; i < n_in; i++) {
+        lv_tensor *x = in[i];
+        lv_tensor_retain(x);
+        node->inputs[i] = x;
+        node->input_versions[i] = x->storage->version;
+        if (x->grad_fn) {
+            node->edge_fn[i] = x->grad_fn;
+            lv_node_retain(x->grad_fn);
+            node->edge_index[i] = x->output_index;
+        } else if (x->requires_grad) {
+            node->edge_leaf[i] = x;
+            lv_tensor_retain(x);
+        }
+    }
+    for (int k = 0; k < n_out; k++) {
+        node->output_versions[k] = out[k]->storage->version;
+        out[k]->requires_grad = 1;
+        out[k]->grad_fn = node;
+        out[k]->output_index = k;
+        lv_node_retain(node);
+    }
+    return 0;
+}
+
+lv_tensor *lv_node_output(const lv_node *node, int k)
+{
+    lv_tensor *y = lv_tensor_detach(node->outputs[k]);
+    if (!y)
+        return NULL;
+    y->requires_grad = 1;
+    y->grad_fn = (lv_node *)node;
+    y->output_index = k;
+    lv_node_retain(y->grad_fn);
+    return y;
+}
+
+/* ---- helpers for VJPs --------------------------------------------------- */
+
+lv_tensor *lv_scalar(lv_dtype dtype, double v)
+{
+    return lv_tensor_full(dtype, 0, NULL, v);
+}
+
+lv_tensor *lv_mul_scalar(lv_tensor *x, double v)
+{
+    lv_tensor *s = lv_scalar(x->dtype, v);
+    if (!s)
+        return NULL;
+    lv_tensor *y = lv_binary(LV_OP_MUL, x, s);
+    lv_tensor_release(s);
+    return y;
+}
+
+lv_tensor *lv_reshape_to(lv_tensor *x, int ndim, const int64_t *shape)
+{
+    lv_op_params p = {.ndim = ndim};
+    memcpy(p.shape, shape, sizeof(int64_t) * (size_t)ndim);
+    return lv_apply1(LV_OP_RESHAPE, 1, &x, &p);
+}
+
+lv_tensor *lv_sum_to(lv_tensor *g, const lv_tensor *like)
+{
+    /* Dims g has in front of like's, and dims where like has size 1 but
+     * g does not, were broadcast: sum them, then take like's shape. */
+    unsigned mask = 0;
+    int lead = g->ndim - like->ndim;
+    for (int i = 0; i < g->ndim; i++) {
+        int il = i - lead;
+        if (il < 0 || (like->shape[il] == 1 && g->shape[i] != 1))
+            mask |= 1u << i;
+    }
+    lv_tensor *summed;
+    if (mask) {
+        lv_op_params p = {.dim_mask = mask, .keepdim = 1};
+        summed = lv_apply1(LV_OP_SUM, 1, &g, &p);
+    } else {
+        summed = g;
+        lv_tensor_retain(g);
+    }
+    if (!summed)
+        return NULL;
+    lv_tensor *shaped = summed;
+    if (summed->ndim != like->ndim) {
+        shaped = lv_reshape_to(summed, like->ndim, like->shape);
+        lv_tensor_release(summed);
+        if (!shaped)
+            return NULL;
+    }
+    if (shaped->dtype != like->dtype) {
+        lv_op_params p = {.dtype = like->dtype};
+        lv_tensor *converted = lv_apply1(LV_OP_TO, 1, &shaped, &p);
+        lv_tensor_release(shaped);
+        shaped = converted;
+    }
+    return shaped;
+}
+
+lv_tensor *lv_unreduce(lv_tensor *g, const lv_tensor *x, unsigned mask,
+                       int keepdim)
+{
+    if (mask == 0)
+        mask = x->ndim ? (1u << x->ndim) - 1 : 0;
+    lv_tensor *kept = g;
+    lv_tensor_retain(g);
+    if (!keepdim) {
+        int64_t shape[LV_MAX_DIMS];
+        for (int i = 0; i < x->ndim; i++)
+            shape[i] = (mask & (1u << i)) ? 1 : x->shape[i];
+        lv_tensor_release(kept);
+        kept = lv_reshape_to(g, x->ndim, shape);
+        if (!kept)
+            return NULL;
+    }
+    lv_op_params p = {.ndim = x->ndim};
+    memcpy(p.shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    lv_tensor *wide = lv_apply1(LV_OP_EXPAND, 1, &kept, &p);
+    lv_tensor_release(kept);
+    return wide;
+}
+
+lv_tensor *lv_keep(lv_scope *s, lv_tensor *t)
+{
+    if (!t)
+        return NULL;
+    if (s->n == (int)(sizeof s->items / sizeof s->items[0])) {
+        lv_tensor_release(t);
+        lv_error_set(0, "internal: a VJP scope is full");
+        return NULL;
+    }
+    s->items[s->n++] = t;
+    return t;
+}
+
+void lv_scope_end(lv_scope *s)
+{
+    while (s->n > 0)
+        lv_tensor_release(s->items[--s->n]);
+}
+
+lv_tensor *lv_share(lv_tensor *t)
+{
+    if (t)
+        lv_tensor_retain(t);
+    return t;
+}
+
+lv_tensor *ag_op(lv_scope *s, lv_op_id op, lv_tensor *x)
+{
+    return x ? lv_keep(s, lv_unary(op, x)) : NULL;
+}
+
+lv_tensor *ag_opp(lv_scope *s, lv_op_id op, lv_tensor *x,
+                  const lv_op_params *p)
+{
+    return x ? lv_keep(s, lv_apply1(op, 1, &x, p)) : NULL;
+}
+
+lv_tensor *ag_op2(lv_scope *s, lv_op_id op, lv_tensor *a, lv_tensor *b)
+{
+    return a && b ? lv_keep(s, lv_binary(op, a, b)) : NULL;
+}
+
+lv_tensor *ag_mul(lv_scope *s, lv_tensor *a, lv_tensor *b)
+{
+    return ag_op2(s, LV_OP_MUL, a, b);
+}
+
+lv_tensor *ag_div(lv_scope *s, lv_tensor *a, lv_tensor *b)
+{
+    return ag_op2(s, LV_OP_DIV, a, b);
+}
+
+lv_tensor *ag_add(lv_scope *s, lv_tensor *a, lv_tensor *b)
+{
+    return ag_op2(s, LV_OP_ADD, a, b);
+}
+
+lv_tensor *ag_sub(lv_scope *s, lv_tensor *a, lv_tensor *b)
+{
+    return ag_op2(s, LV_OP_SUB, a, b);
+}
+
+lv_tensor *ag_scale(lv_scope *s, lv_tensor *x, double v)
+{
+    return x ? ag_mul(s, x, lv_keep(s, lv_scalar(x->dtype, v))) : NULL;
+}
+
+lv_tensor *ag_add_scalar(lv_scope *s, lv_tensor *x, double v)
+{
+    return x ? ag_add(s, x, lv_keep(s, lv_scalar(x->dtype, v))) : NULL;
+}
+
+lv_tensor *ag_transpose(lv_scope *s, lv_tensor *x, int d1, int d2)
+{
+    lv_op_params p = {.dim = d1, .dim2 = d2};
+    return ag_opp(s, LV_OP_TRANSPOSE, x, &p);
+}
+
+lv_tensor *ag_sum_to(lv_scope *s, lv_tensor *g, const lv_tensor *like)
+{
+    return g ? lv_keep(s, lv_sum_to(g, like)) : NULL;
+}
+
+lv_tensor *ag_reshape(lv_scope *s, lv_tensor *x, int ndim,
+                      const int64_t *shape)
+{
+    return x ? lv_keep(s, lv_reshape_to(x, ndim, shape)) : NULL;
+}
+
+lv_tensor *ag_output(lv_scope *s, const lv_node *node, int k)
+{
+    return lv_keep(s, lv_node_output(node, k));
+}
+
+/* ---- the reverse pass ---------------------------------------------------- */
+
+typedef struct node_list {
+    lv_node **items;
+    size_t len, cap;
+} node_list;
+
+static int list_push(node_list *l, lv_node *node)
+{
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        lv_node **grown = realloc(l->items, cap * sizeof *grown);
+        if (!grown)
+            return lv_error_set(0, "out of memory in backward");
+        l->items = grown;
+        l->cap = cap;
+    }
+    l->items[l->len++] = node;
+    return 0;
+}
+
+/* Adds g (stolen) into *slot: the sum is recorded when grad mode is on. */
+static int accumulate(lv_tensor **slot, lv_tensor *g)
+{
+    if (!*slot) {
+        *slot = g;
+        return 0;
+    }
+    lv_tensor *sum = lv_binary(LV_OP_ADD, *slot, g);
+    lv_tensor_release(g);
+    if (!sum)
+        return -1;
+    lv_tensor_release(*slot);
+    *slot = sum;
+    return 0;
+}
+
+static const char *freed_graph_message =
+    "trying to backward through the graph a second time, after its saved "
+    "tensors were freed (pass retain_graph = true to the first lv.grad or "
+    "backward if you need to go through it again)";
+
+static unsigned pass_counter;
+
+/* Finds every node reachable from the roots (each retained once) and
+ * counts, for each, the edges into it from reachable nodes. */
+static int discover(node_list *all, int n_roots, lv_tensor *const *roots,
+                    unsigned pass)
+{
+    node_list stack = {0};
+    int status = 0;
+    for (int k = 0; k < n_roots && status == 0; k++) {
+        lv_node *root = roots[k]->grad_fn;
+        if (root && root->pass != pass) {
+            root->pass = pass;
+            root->pending = 0;
+            lv_node_retain(root);
+            status = list_push(all, root);
+            if (status == 0)
+                status = list_push(&stack, root);
+        }
+    }
+    while (status == 0 && stack.len > 0) {
+        lv_node *node = stack.items[--stack.len];
+        node->needed = 0;
+        memset(node->wanted, 0, sizeof node->wanted);
+        memset(node->grad, 0, sizeof node->grad);
+        if (node->freed) {
+            status = lv_error_set(0, "%s", freed_graph_message);
+            break;
+        }
+        for (int i = 0; i < node->n_inputs && status == 0; i++) {
+            lv_node *child = node->edge_fn[i];
+            if (!child)
+                continue;
+            if (child->pass != pass) {
+                child->pass = pass;
+                child->pending = 0;
+                lv_node_retain(child);
+                status = list_push(all, child);
+                if (status == 0)
+                    status = list_push(&stack, child);
+            }
+            child->pending++;
+        }
+    }
+    free(stack.items);
+    return status;
+}
+
+int lv_backward(int n_outputs, lv_tensor *const *outputs,
+                lv_tensor *const *grad_outputs, int n_inputs,
+                lv_tensor *const *inputs, lv_tensor **grads,
+                const lv_backward_opts *opts)
+{
+    for (int j = 0; j < n_inputs; j++)
+        grads[j] = NULL;
+    /* Check the request before touching the graph. */
+    for (int k = 0; k < n_outputs; k++) {
+        const lv_tensor *y = outputs[k];
+        if (!y->requires_grad)
+            return lv_error_set(1, "output %d does not require grad: no "
+                                "input that requires grad was used to "
+                                "compute it", k + 1);
+        const lv_tensor *g = grad_outputs ? grad_outputs[k] : NULL;
+        if (!g && lv_tensor_numel(y) != 1) {
+            char buf[128];
+            return lv_error_set(1, "output %d has shape %s: a gradient can "
+                                "be implied only for a one-element output "
+                                "(pass grad_outputs)", k + 1,
+                                lv_shape_format(buf, sizeof buf, y->ndim,
+                                                y->shape));
+        }
+        if (g && (g->ndim != y->ndim ||
+                  memcmp(g->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim))) {
+            char a[128], b[128];
+            return lv_error_set(3, "grad_outputs[%d] has shape %s but output "
+                                "%d has shape %s", k + 1,
+                                lv_shape_format(a, sizeof a, g->ndim, g->shape),
+                                k + 1, lv_shape_format(b, sizeof b, y->ndim,
+                                                       y->shape));
+        }
+    }
+    for (int j = 0; j < n_inputs; j++)
+        if (!inputs[j]->requires_grad && !opts->allow_unused)
+            return lv_error_set(2, "input %d does not require grad (make it "
+                                "with lv.param or :requires_grad(), or pass "
+                                "allow_unused = true to get nil)", j + 1);
+
+    int saved_mode = lv_grad_set_enabled(opts->create_graph);
+    unsigned pass = ++pass_counter;
+    node_list all = {0}, ready = {0}, order = {0};
+    lv_tensor *seed = NULL;
+    int status = discover(&all, n_outputs, outputs, pass);
+    if (status < 0)
+        goto done;
+
+    /* Which outputs of which nodes are wanted inputs. */
+    for (int j = 0; j < n_inputs; j++) {
+        lv_node *fn = inputs[j]->grad_fn;
+        if (fn && fn->pass == pass)
+            fn->wanted[inputs[j]->output_index] = j + 1;
+    }
+    /* Topological order (Kahn): a node comes after every reachable node
+     * that uses its outputs. Then, from the leaves back: a node is needed
+     * when an edge leads to a wanted leaf, or to a node that is needed or
+     * has a wanted output. */
+    for (size_t t = 0; t < all.len && status == 0; t++)
+        if (all.items[t]->pending == 0)
+            status = list_push(&ready, all.items[t]);
+    while (status == 0 && ready.len > 0) {
+        lv_node *node = ready.items[--ready.len];
+        status = list_push(&order, node);
+        for (int i = 0; i < node->n_inputs && status == 0; i++) {
+            lv_node *child = node->edge_fn[i];
+            if (child && --child->pending == 0)
+                status = list_push(&ready, child);
+        }
+    }
+    for (size_t t = order.len; t-- > 0 && status == 0;) {
+        lv_node *node = order.items[t];
+        for (int i = 0; i < node->n_inputs && !node->needed; i++) {
+            lv_node *child = node->edge_fn[i];
+            lv_tensor *leaf = node->edge_leaf[i];
+            if (child && (child->needed || child->wanted[node->edge_index[i]]))
+                node->needed = 1;
+            if (leaf && opts->accumulate)
+                node->needed = 1;
+            for (int j = 0; leaf && j < n_inputs && !node->needed; j++)
+                if (inputs[j] == leaf)
+                    node->needed = 1;
+        }
+    }
+
+    /* Seed the outputs' gradients. */
+    for (int k = 0; k < n_outputs && status == 0; k++) {
+        lv_tensor *y = outputs[k];
+        lv_tensor *g = grad_outputs ? grad_outputs[k] : NULL;
+        if (g) {
+            lv_tensor_retain(g);
+            seed = g;
+        } else {
+            seed = lv_tensor_full(y->dtype, y->ndim, y->shape, 1.0);
+            if (!seed) {
+                status = -1;
+                break;
+            }
+        }
+        if (y->grad_fn) {
+            status = accumulate(&y->grad_fn->grad[y->output_index], seed);
+        } else {
+            /* A leaf output: its own gradient is the seed. */
+            for (int j = 0; j < n_inputs && status == 0; j++)
+                if (inputs[j] == y) {
+                    lv_tensor_retain(seed);
+                    status = accumulate(&grads[j], seed);
+                }
+            if (opts->accumulate && status == 0) {
+                lv_tensor_retain(seed);
+                status = accumulate(&y->grad, seed);
+            }
+            lv_tensor_release(seed);
+        }
+        seed = NULL;
+    }
+
+    for (size_t t = 0; t < order.len && status == 0; t++) {
+        lv_node *node = order.items[t];
+        const lv_op_def *def = lv_op_get(node->op);
+        int has_grad = 0;
+        for (int k = 0; k < node->n_outputs; k++) {
+            if (node->wanted[k] && node->grad[k]) {
+                lv_tensor_retain(node->grad[k]);
+                status = accumulate(&grads[node->wanted[k] - 1], node->grad[k]);
+            }
+            has_grad |= node->grad[k] != NULL;
+        }
+        if (status == 0 && node->needed && has_grad) {
+            if (node->freed) {
+                status = lv_error_set(0, "%s", freed_graph_message);
+                break;
+            }
+            /* In-place writes since the record make the saved values
+             * stale: refuse rather than return a wrong gradient. */
+            for (int i = 0; i < node->n_inputs && status == 0; i++)
+                if (node->inputs[i]->storage->version != node->input_versions[i])
+                    status = lv_error_set(0, "an input of %s (input %d) was "
+                                          "modified in place after it was "
+                                          "used; its gradient would be wrong "
+                                          "(clone it before modifying it)",
+                                          def->name, i + 1);
+            for (int k = 0; k < node->n_outputs && status == 0; k++)
+                if (node->outputs[k]->storage->version != node->output_versions[k])
+                    status = lv_error_set(0, "the result of %s was modified "
+                                          "in place after it was computed; "
+                                          "its gradient would be wrong (clone "
+                                          "it before modifying it)", def->name);
+            if (status < 0)
+                break;
+            int needs[256];
+            lv_tensor *din_small[8];
+            lv_tensor **din = node->n_inputs <= 8 ? din_small
+                              : calloc((size_t)node->n_inputs, sizeof *din);
+            if (!din || node->n_inputs > 256) {
+                status = lv_error_set(0, "out of memory in backward");
+                break;
+            }
+            for (int i = 0; i < node->n_inputs; i++) {
+                lv_node *child = node->edge_fn[i];
+                lv_tensor *leaf = node->edge_leaf[i];
+                int want_leaf = leaf && opts->accumulate;
+                for (int j = 0; leaf && j < n_inputs; j++)
+                    want_leaf |= inputs[j] == leaf;
+                needs[i] = want_leaf ||
+                           (child && (child->needed ||
+                                      child->wanted[node->edge_index[i]]));
+                din[i] = NULL;
+            }
+            status = def->vjp(din, node, node->grad, needs);
+            for (int i = 0; i < node->n_inputs; i++) {
+                lv_tensor *g = din[i];
+                if (!g)
+                    continue;
+                if (status < 0 || !needs[i]) {
+                    lv_tensor_release(g);
+                    continue;
+                }
+                lv_node *child = node->edge_fn[i];
+                lv_tensor *leaf = node->edge_leaf[i];
+                if (child) {
+                    status = accumulate(&child->grad[node->edge_index[i]], g);
+                } else if (leaf) {
+                    for (int j = 0; j < n_inputs && status == 0; j++)
+                        if (inputs[j] == leaf) {
+                            lv_tensor_retain(g);
+                            status = accumulate(&grads[j], g);
+                        }
+                    if (opts->accumulate && status == 0) {
+                        lv_tensor_retain(g);
+                        status = accumulate(&leaf->grad, g);
+                    }
+                    lv_tensor_release(g);
+                } else {
+                    lv_tensor_release(g);
+                }
+            }
+            if (din != din_small)
+                free(din);
+        }
+        for (int k = 0; k < node->n_outputs; k++) {
+            lv_tensor_release(node->grad[k]);
+            node->grad[k] = NULL;
+        }
+        if (status < 0)
+            break;
+        if (!opts->retain_graph && node->needed)
+            node_free_saved(node);
+    }
+
+    if (status == 0) {
+        for (int j = 0; j < n_inputs; j++) {
+            if (!grads[j] && !opts->allow_unused) {
+                status = lv_error_set(2, "input %d was not used to compute "
+                                      "the outputs (pass allow_unused = true "
+                                      "to get nil for it)", j + 1);
+                break;
+            }
+        }
+    }
+
+done:
+    for (size_t t = 0; t < all.len; t++) {
+        lv_node *node = all.items[t];
+        for (int k = 0; k < node->n_outputs; k++) {
+            lv_tensor_release(node->grad[k]);
+            node->grad[k] = NULL;
+        }
+        lv_node_release(node);
+    }
+    free(all.items);
+    free(ready.items);
+    free(order.items);
+    if (status < 0)
+        for (int j = 0; j < n_inputs; j++) {
+            lv_tensor_release(grads[j]);
+            grads[j] = NULL;
+        }
+    lv_grad_set_enabled(saved_mode);
+    return status;
+}

@@ -1,0 +1,293 @@
+/*
+ * lua_autograd.c -- the tape as Lua sees it: lv.param, x:requires_grad(),
+ * x:detach(), lv.grad, y:backward(), grad mode, and the tensor properties
+ * x.grad, x.grad_fn, x.is_leaf, x.needs_grad. The Lua side
+ * (lua/lvae/autograd.lua) adds no_grad, hvp, hessian on top.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "lua_common.h"
+
+#define MAX_GRAD_TENSORS 1024
+
+/* param(t): t as a leaf that requires grad. A tensor already on the tape
+ * gives a fresh leaf sharing its storage (the tape is cut there). */
+static int autograd_param(lua_State *L)
+{
+    lv_tensor *t = lv_lua_check_tensor(L, 1);
+    if (t->grad_fn) {
+        lv_tensor *leaf = lv_tensor_detach(t);
+        if (leaf)
+            leaf->requires_grad = 1;
+        lv_lua_push_tensor(L, leaf, "param");
+        return 1;
+    }
+    t->requires_grad = 1;
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* x:requires_grad([flag]): sets the flag of a leaf; returns x. */
+static int autograd_requires_grad(lua_State *L)
+{
+    lv_tensor *t = lv_lua_check_tensor(L, 1);
+    int flag = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+    if (t->grad_fn)
+        return luaL_error(L, "bad argument #1 to 'requires_grad' (only a leaf's "
+                          "flag can be set; this tensor was computed by %s -- "
+                          "use :detach() for a leaf)",
+                          lv_op_get(t->grad_fn->op)->name);
+    t->requires_grad = flag;
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int autograd_detach(lua_State *L)
+{
+    lv_tensor *t = lv_lua_check_tensor(L, 1);
+    lv_lua_push_tensor(L, lv_tensor_detach(t), "detach");
+    return 1;
+}
+
+/* A tensor, or a list of tensors, at idx into list; returns the count. */
+static int check_tensor_list(lua_State *L, int idx, lv_tensor **list,
+                             const char *what)
+{
+    lv_tensor *t = lv_lua_test_tensor(L, idx);
+    if (t) {
+        list[0] = lv_lua_check_tensor(L, idx);
+        return 1;
+    }
+    if (!lua_istable(L, idx))
+        luaL_argerror(L, idx, lua_pushfstring(L, "expected a tensor or a list "
+                                              "of tensors as %s", what));
+    int n = (int)luaL_len(L, idx);
+    if (n > MAX_GRAD_TENSORS)
+        luaL_argerror(L, idx, "more than 1024 tensors");
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, idx, i);
+        list[i - 1] = lv_lua_test_tensor(L, -1);
+        if (!list[i - 1])
+            luaL_argerror(L, idx, lua_pushfstring(L, "%s entry %d is not a "
+                                                  "tensor", what, i));
+        lua_pop(L, 1);            /* the list keeps it alive */
+    }
+    return n;
+}
+
+static int opt_flag(lua_State *L, int idx, const char *name, int def)
+{
+    if (lua_isnoneornil(L, idx))
+        return def;
+    lua_getfield(L, idx, name);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static void check_options(lua_State *L, int idx, const char *const *known)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int ok = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (const char *const *k = known; *k; k++)
+                ok |= strcmp(lua_tostring(L, -2), *k) == 0;
+        if (!ok) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (const char *const *k = known; *k; k++) {
+                luaL_addstring(&b, k == known ? "" : ", ");
+                luaL_addstring(&b, *k);
+            }
+            luaL_pushresult(&b);
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
+                                                  "(known: %s)",
+                                                  luaL_tolstring(L, -3, NULL),
+                                                  lua_tostring(L, -1)));
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Runs the reverse pass; pushes the gradient list (or nothing when
+ * accumulating). Arrays are heap-held only for the call. */
+static int run_backward(lua_State *L, const char *fname, int n_out,
+                        lv_tensor **outs, lv_tensor **gouts, int n_in,
+                        lv_tensor **ins, const lv_backward_opts *opts)
+{
+    lv_tensor **grads = n_in ? calloc((size_t)n_in, sizeof *grads) : NULL;
+    if (n_in && !grads)
+        return luaL_error(L, "%s: out of memory", fname);
+    int status = lv_backward(n_out, outs, gouts, n_in, ins, grads, opts);
+    if (status < 0) {
+        free(grads);
+        return lv_lua_raise(L, fname);
+    }
+    if (opts->accumulate) {
+        free(grads);
+        return 0;
+    }
+    /* Box every gradient before anything can raise. */
+    lua_createtable(L, n_in, 0);
+    lv_tensor **box[MAX_GRAD_TENSORS];
+    for (int j = 0; j < n_in; j++) {
+        box[j] = lv_lua_push_box(L);
+        lua_seti(L, -2, j + 1);
+    }
+    for (int j = 0; j < n_in; j++)
+        *box[j] = grads[j];
+    free(grads);
+    /* An unused input (allow_unused) is nil in the list. */
+    for (int j = 0; j < n_in; j++)
+        if (!*box[j]) {
+            lua_pushnil(L);
+            lua_seti(L, -2, j + 1);
+        }
+    return 1;
+}
+
+/* lv.grad(outputs, inputs [, {grad_outputs, create_graph, retain_graph,
+ * allow_unused}]) -> list of gradients. */
+static int autograd_grad(lua_State *L)
+{
+    static const char *const known[] = {"grad_outputs", "create_graph",
+                                        "retain_graph", "allow_unused", NULL};
+    lv_tensor *outs[MAX_GRAD_TENSORS], *ins[MAX_GRAD_TENSORS];
+    lv_tensor *gouts[MAX_GRAD_TENSORS];
+    int n_out = check_tensor_list(L, 1, outs, "outputs");
+    int n_in = check_tensor_list(L, 2, ins, "inputs");
+    luaL_argcheck(L, n_out > 0, 1, "no outputs");
+    check_options(L, 3, known);
+    lv_backward_opts opts = {0};
+    opts.create_graph = opt_flag(L, 3, "create_graph", 0);
+    opts.retain_graph = opt_flag(L, 3, "retain_graph", opts.create_graph);
+    opts.allow_unused = opt_flag(L, 3, "allow_unused", 0);
+    lv_tensor **gptr = NULL;
+    if (!lua_isnoneornil(L, 3)) {
+        lua_getfield(L, 3, "grad_outputs");
+        if (!lua_isnil(L, -1)) {
+            int idx = lua_gettop(L);
+            int n = check_tensor_list(L, idx, gouts, "grad_outputs");
+            if (n != n_out)
+                return luaL_error(L, "bad argument #3 to 'grad' (%d "
+                                  "grad_outputs for %d outputs)", n, n_out);
+            gptr = gouts;
+        }
+        /* left on the stack: it keeps the list alive */
+    }
+    return run_backward(L, "grad", n_out, outs, gptr, n_in, ins, &opts);
+}
+
+/* y:backward([grad_output] [, {retain_graph, create_graph}]): adds the
+ * gradient into the .grad of every leaf that requires grad. */
+static int autograd_backward(lua_State *L)
+{
+    static const char *const known[] = {"create_graph", "retain_graph", NULL};
+    lv_tensor *y = lv_lua_check_tensor(L, 1);
+    int opts_idx = 2;
+    lv_tensor *g = lv_lua_test_tensor(L, 2);
+    if (g || lua_isnil(L, 2))
+        opts_idx = 3;
+    check_options(L, opts_idx, known);
+    lv_backward_opts opts = {0};
+    opts.accumulate = 1;
+    opts.create_graph = opt_flag(L, opts_idx, "create_graph", 0);
+    opts.retain_graph = opt_flag(L, opts_idx, "retain_graph", opts.create_graph);
+    lv_tensor *gouts[1] = {g};
+    return run_backward(L, "backward", 1, &y, g ? gouts : NULL, 0, NULL, &opts);
+}
+
+static int autograd_set_grad_enabled(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, lv_grad_set_enabled(lua_toboolean(L, 1)));
+    return 1;
+}
+
+static int autograd_is_grad_enabled(lua_State *L)
+{
+    lua_pushboolean(L, lv_grad_enabled());
+    return 1;
+}
+
+/* ---- properties: x.grad, x.grad_fn, x.is_leaf, x.needs_grad ------------ */
+
+int lv_lua_tensor_property(lua_State *L, lv_tensor *t, const char *key)
+{
+    if (strcmp(key, "grad") == 0) {
+        if (t->grad) {
+            lv_tensor_retain(t->grad);
+            lv_lua_push_tensor(L, t->grad, "grad");
+        } else {
+            lua_pushnil(L);
+        }
+        return 1;
+    }
+    if (strcmp(key, "grad_fn") == 0) {
+        if (t->grad_fn)
+            lua_pushstring(L, lv_op_get(t->grad_fn->op)->name);
+        else
+            lua_pushnil(L);
+        return 1;
+    }
+    if (strcmp(key, "is_leaf") == 0) {
+        lua_pushboolean(L, t->grad_fn == NULL);
+        return 1;
+    }
+    if (strcmp(key, "needs_grad") == 0) {
+        lua_pushboolean(L, t->requires_grad);
+        return 1;
+    }
+    return 0;
+}
+
+/* x.grad = nil clears the gradient; x.grad = g sets it (same shape). */
+int lv_lua_tensor_set_property(lua_State *L, lv_tensor *t, const char *key,
+                               int value_idx)
+{
+    if (strcmp(key, "grad") != 0)
+        return 0;
+    lv_tensor *g = NULL;
+    if (!lua_isnil(L, value_idx)) {
+        g = lv_lua_check_tensor(L, value_idx);
+        if (g->ndim != t->ndim ||
+            memcmp(g->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+            char a[128], b[128];
+            return luaL_error(L, "cannot set .grad: shape %s differs from the "
+                              "tensor's shape %s",
+                              lv_shape_format(a, sizeof a, g->ndim, g->shape),
+                              lv_shape_format(b, sizeof b, t->ndim, t->shape));
+        }
+        lv_tensor_retain(g);
+    }
+    lv_tensor_release(t->grad);
+    t->grad = g;
+    return 1;
+}
+
+static const luaL_Reg autograd_functions[] = {
+    {"param", autograd_param},
+    {"grad", autograd_grad},
+    {"set_grad_enabled", autograd_set_grad_enabled},
+    {"is_grad_enabled", autograd_is_grad_enabled},
+    {NULL, NULL}
+};
+
+static const luaL_Reg autograd_methods[] = {
+    {"requires_grad", autograd_requires_grad},
+    {"detach", autograd_detach},
+    {"backward", autograd_backward},
+    {NULL, NULL}
+};
+
+void lv_open_autograd(lua_State *L)
+{
+    lv_lua_register(L, autograd_functions, 0);
+    lv_lua_register(L, autograd_methods, 1);
+}
