@@ -62,6 +62,12 @@ test: setup
 bench: setup
 	$(MAKE) all
 	./lvae bench/ops.lua
+	./lvae bench/autograd.lua
+
+# make demo: install, build, and run the main job.
+demo: setup
+	$(MAKE) all
+	./lvae scripts/demo.lua
 
 sanitize: setup
 	$(MAKE) SANITIZE=1 all

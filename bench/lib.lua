@@ -69,17 +69,12 @@ function lib.time(fn, opts)
 
   collectgarbage("collect")
   local calls, t0, t = 0, clock(), 0
-  local t_last, calls_last = t0, 0   -- the last stretch estimates one call
   repeat
     fn()
     calls = calls + 1
-    local now = clock()
-    t = now - t0
-    if now - t_last >= warmup / 2 then t_last, calls_last = now, calls end
+    t = clock() - t0
   until t >= warmup and (calls >= warmup_calls or t >= warmup_max)
-  local per_call = calls > calls_last and (clock() - t_last) / (calls - calls_last)
-                   or t / calls
-  local per_call = t / calls
+  local per_call = t / calls    -- an overestimate if the first calls are dear
   local iters = math.max(1, math.ceil(min_time / math.max(per_call, 1e-9)))
 
   local samples = {}
@@ -194,10 +189,26 @@ function lib.print_table(columns, rows, out)
   for r = 1, #rows do line(cells[r]) end
 end
 
+-- "bench/../bench" -> "bench": drops each "name/.." pair.
+local function tidy_path(path)
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." and #parts > 0 and parts[#parts] ~= ".." then
+      parts[#parts] = nil
+    elseif part ~= "." or #parts == 0 then
+      parts[#parts + 1] = part
+    end
+  end
+  local s = table.concat(parts, "/")
+  if path:sub(1, 1) == "/" then s = "/" .. s end
+  return s ~= "" and s or "."
+end
+
 --- lib.results_dir(): bench/results beside this file, created if missing.
 function lib.results_dir()
   local src = debug.getinfo(1, "S").source
   local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "bench"
+  dir = tidy_path(dir)
   local results = dir .. "/results"
   os.execute("mkdir -p '" .. results:gsub("'", "'\\''") .. "'")
   return results

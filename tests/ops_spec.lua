@@ -87,7 +87,7 @@ describe("unary ops", function()
           local m = lv.tensor(rows, dt)
           check_layouts(m, lv[name], name)
           -- 3-D, permuted
-          local m3 = lv.stack({ m, m:flip_rows_ or m }, 1):permute(3, 1, 2)
+          local m3 = lv.stack({ m, m }, 1):permute(3, 1, 2)
           same(lv[name](m3), lv[name](m3:contiguous()):totable(), name .. " permuted")
           -- expanded (stride 0)
           local e = v:view(1, n):expand(3, n)
@@ -112,8 +112,9 @@ describe("unary ops", function()
         close(lv.tensor({ 0 }, dt):softplus(), { H.round(math.log(2), dt) }, dt)
         close(lv.tensor({ 0 }, dt):logsigmoid(), { -H.round(math.log(2), dt) }, dt)
         same(lv.tensor({ 0 }, dt):sigmoid(), { 0.5 })
-        close(lv.tensor({ 1e-10 }, dt):expm1(), { H.round(1e-10, dt) }, dt)
-        close(lv.tensor({ 1e-10 }, dt):log1p(), { H.round(1e-10, dt) }, dt)
+        local tiny = H.round(1e-10, dt)
+        close(lv.tensor({ 1e-10 }, dt):expm1(), { H.round(tiny + tiny * tiny / 2, dt) }, dt)
+        close(lv.tensor({ 1e-10 }, dt):log1p(), { H.round(tiny - tiny * tiny / 2, dt) }, dt)
       end)
 
       it("special values", function()
@@ -202,7 +203,7 @@ describe("binary ops", function()
           local shapes = {
             { { 3, 4 }, { 3, 4 } }, { { 3, 1 }, { 1, 4 } }, { { 2, 3, 4 }, { 4 } },
             { { 4 }, { 2, 3, 4 } }, { { 2, 1, 4 }, { 3, 1 } }, { { 5 }, {} }, { {}, { 5 } },
-            { {}, {} }, { { 0, 3 }, { 3 } },
+            { {}, {} },
           }
           for _, s in ipairs(shapes) do
             check(name, f, pos(s[1]), pos(s[2]))
@@ -211,6 +212,9 @@ describe("binary ops", function()
           -- equal operands
           local a = pos({ 6 })
           check(name, f, a, a)
+          -- empty operands
+          assert.are.same({ 0, 3 }, lv[name](lv.zeros({ 0, 3 }, dt), lv.ones({ 3 }, dt)):size())
+          assert.are.same({ 2, 0 }, lv[name](lv.zeros({ 2, 1 }, dt), lv.ones({ 0 }, dt)):size())
         end)
 
         it(name .. " on non-contiguous inputs", function()
@@ -282,7 +286,8 @@ describe("binary ops", function()
           assert.are.equal("f64", lv[name](b, a):dtype(), name)
           same(lv[name](b, a), H.zip(b, a, f), name)
         end
-        assert.are.equal("f64", (a + b:t()):dtype())
+        assert.are.equal("f64", (a:view(3, 1) + b:t()):dtype())
+        same(a:view(3, 1) + b:t(), H.zip(a:view(3, 1), b:t(), function(u, v) return u + v end))
       end)
 
       it("NaN propagates through maximum and minimum", function()
@@ -323,12 +328,12 @@ describe("reductions", function()
 
       --- reduction `name` of t over dims against the reference, rounded to
       -- the result's dtype.
-      local function check(name, fn, t, dims, keepdim, out_dt)
+      local function check(name, fn, t, dims, keepdim, out_dt, correction)
         local d = dims or nil
-        local y = lv[name](t, d, keepdim)
+        local y = lv[name](t, d, keepdim, correction)
         local expected = H.map(H.reduce(t, d, keepdim, fn), function(v) return H.round(v, out_dt) end)
         assert.are.equal(out_dt, y:dtype(), name)
-        close(y, expected, out_dt, 1e-6 * H.rtol[out_dt],
+        close(y, expected, out_dt, 4 * H.rtol[out_dt],
               string.format("%s dims %s keepdim %s", name,
                             type(d) == "table" and H.shape_string(d) or tostring(d), tostring(keepdim)))
         return y
@@ -355,10 +360,10 @@ describe("reductions", function()
             local d = dims or nil
             local p = x:permute(3, 1, 2)
             local ref = lv[name](p:contiguous(), d)
-            close(lv[name](p, d), ref, dt, 1e-6 * H.rtol[dt], name .. " permuted")
+            close(lv[name](p, d), ref, dt, 4 * H.rtol[dt], name .. " permuted")
             check(name, fn, p, dims, false, dt)
             for _, pair in ipairs(H.layouts(x)) do
-              close(lv[name](pair[2], d, true), lv[name](x, d, true), dt, 1e-6 * H.rtol[dt],
+              close(lv[name](pair[2], d, true), lv[name](x, d, true), dt, 4 * H.rtol[dt],
                     name .. " " .. pair[1])
             end
           end
@@ -366,7 +371,7 @@ describe("reductions", function()
           local e = x:narrow(2, 2, 1):expand(2, 3, 4)
           for _, dims in ipairs({ false, 1, 2, 3, { 1, 2 } }) do
             local d = dims or nil
-            close(lv[name](e, d), lv[name](e:contiguous(), d), dt, 1e-6 * H.rtol[dt], name .. " expanded")
+            close(lv[name](e, d), lv[name](e:contiguous(), d), dt, 4 * H.rtol[dt], name .. " expanded")
             check(name, fn, e, dims, true, dt)
           end
           -- a narrowed row of a matrix
@@ -399,7 +404,7 @@ describe("reductions", function()
         -- over all dims: the row-major position
         assert.are.equal(4, lv.tensor({ { 5, 5 }, { 1, 7 } }, dt):argmax():item())
         assert.are.equal(4, lv.tensor({ { 5, 5 }, { 1, 7 } }, dt):t():argmax():item())
-        assert.are.equal(3, lv.tensor({ { 5, 5 }, { 1, 7 } }, dt):t():argmin():item())
+        assert.are.equal(2, lv.tensor({ { 5, 5 }, { 1, 7 } }, dt):t():argmin():item())
         -- an expanded input ties everywhere: the first
         same(lv.tensor({ { 4 }, { 9 } }, dt):expand(2, 3):argmax(2), { 1, 1 })
         -- 0-dim and single-element
@@ -432,7 +437,8 @@ describe("reductions", function()
         same(m:var(2, true, 0), { { 1.25 }, { 0 } })
         same(m:var(1, false, 0), { 0.25, 0, 0.25, 1 })
         for _, dims in ipairs(dim_sets) do
-          check("var", H.variance(0), x, dims, false, dt)
+          check("var", H.variance(0), x, dims, false, dt, 0)
+          check("var", H.variance(0), x:permute(3, 1, 2), dims, true, dt, 0)
         end
         -- a single value with correction 1 has no variance
         same(lv.tensor({ 3 }, dt):var(), 0 / 0)
@@ -455,7 +461,7 @@ describe("reductions", function()
         same(lv.zeros({ 0 }, dt):sum(), 0)
         same(lv.zeros({ 0, 3 }, dt):sum(1), { 0, 0, 0 })
         same(lv.zeros({ 0 }, dt):logsumexp(), -1 / 0)
-        assert.are.same({ 3, 0 }, lv.zeros({ 3, 0 }, dt):sum(1, true):size() and { 3, 0 })
+        assert.are.same({ 1, 0 }, lv.zeros({ 3, 0 }, dt):sum(1, true):size())
       end)
 
       it("0-dim input", function()
@@ -491,39 +497,47 @@ describe("products", function()
       -- both dtypes, so results equal the triple loop exactly.
       local function q(shape) return H.random_table(shape, gen, -2, 2, true) end
 
-      --- matmul of tables a (..., n, k) and b (..., k, m) by the triple loop
+      --- matmul of tables a (..., n, k) and b (..., k, m) by the triple loop,
       -- with NumPy's batch broadcasting and vector promotion.
       local function ref(a, b)
-        local sa, sb = H.flat(a), H.flat(b)
+        local sa, da = H.flat(a)
+        local sb, db = H.flat(b)
         local av, bv = #sa == 1, #sb == 1
-        if av then a = { a } end
-        if bv then b = H.map(b, function(v) return { v } end) end
-        local function batched(u, v, du, dv)
-          if du == 2 and dv == 2 then return H.matmul2(u, v) end
-          local nu = du > 2 and #u or 1
-          local nv = dv > 2 and #v or 1
-          local n = math.max(nu, nv)
+        if av then sa = { 1, sa[1] } end
+        if bv then sb = { sb[1], 1 } end
+        local n, k, m = sa[#sa - 1], sa[#sa], sb[#sb]
+        assert(sb[#sb - 1] == k)
+        local ba, bb = table.move(sa, 1, #sa - 2, 1, {}), table.move(sb, 1, #sb - 2, 1, {})
+        local bs = assert(H.broadcast_shape(ba, bb))
+        local function pick(batch, idx)     -- the operand's batch index
           local out = {}
-          for i = 1, n do
-            local ui = du > 2 and (#u == 1 and u[1] or u[i]) or u
-            local vi = dv > 2 and (#v == 1 and v[1] or v[i]) or v
-            if du > dv then
-              out[i] = batched(ui, v, du - 1, dv)
-            elseif dv > du then
-              out[i] = batched(u, vi, du, dv - 1)
-            else
-              out[i] = batched(ui, vi, du - 1, dv - 1)
-            end
+          for d = 1, #batch do
+            out[d] = batch[d] == 1 and 1 or idx[d + #bs - #batch]
           end
           return out
         end
-        local du, dv = #H.flat(a), #H.flat(b)
-        local r = batched(a, b, du, dv)
-        local shape, data = H.flat(r)
-        -- drop the dims that stood for vectors
-        if bv then table.remove(shape) end
-        if av then table.remove(shape, #shape - (bv and 0 or 1)) end
-        return H.nest(shape, data)
+        local out = {}
+        for t = 1, H.numel(bs) do
+          local bi = H.unravel(bs, t)
+          local ia, ib = pick(ba, bi), pick(bb, bi)
+          for i = 1, n do
+            for j = 1, m do
+              local s = 0
+              for p = 1, k do
+                local ai = table.move(ia, 1, #ia, 1, {})
+                ai[#ai + 1], ai[#ai + 2] = i, p
+                local bj = table.move(ib, 1, #ib, 1, {})
+                bj[#bj + 1], bj[#bj + 2] = p, j
+                s = s + da[H.ravel(sa, ai)] * db[H.ravel(sb, bj)]
+              end
+              out[#out + 1] = s
+            end
+          end
+        end
+        local shape = table.move(bs, 1, #bs, 1, {})
+        if not av then shape[#shape + 1] = n end
+        if not bv then shape[#shape + 1] = m end
+        return H.nest(shape, out)
       end
 
       local function check(a, b, what)
@@ -585,8 +599,8 @@ describe("products", function()
         -- batch dim last in memory
         local z = lv.tensor(q({ 3, 4, 2 }), dt):permute(3, 1, 2)
         same(z:matmul(tb), z:contiguous():matmul(tb), "permuted batch")
-        same(lv.tensor(q({ 5, 2 }), dt):matmul(z:transpose(2, 3)),
-             lv.tensor(q({ 5, 2 }), dt):matmul(z:transpose(2, 3):contiguous()), "permuted batch right")
+        local w = lv.tensor(q({ 5, 4 }), dt)
+        same(w:matmul(z:transpose(2, 3)), w:matmul(z:transpose(2, 3):contiguous()), "permuted batch right")
       end)
 
       it("matmul on narrowed, strided and expanded operands", function()
