@@ -48,7 +48,7 @@ function lv.help(obj)
     return names
   end
   if lv.is_tensor(obj) then
-    local shape = table.concat(obj:size(), "x")
+    local shape = table.concat(obj:size(), ",")
     lines[#lines + 1] = string.format("lvae.Tensor: %s, shape [%s], %d elements%s",
       obj:dtype(), shape, obj:numel(), obj:is_contiguous() and "" or ", a strided view")
     lines[#lines + 1] = "methods: " .. table.concat(sorted_names(methods), " ")

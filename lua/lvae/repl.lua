@@ -6,21 +6,13 @@
 -- history (~/.lvae_history) and tab completion of names (`lv.sof<TAB>`,
 -- `x:su<TAB>`). `help(obj)` says what an object is and lists its methods.
 
-lv = require "lvae"
+local lv = require "lvae"
 
-function help(obj)
-  print(lv.help(obj))
-end
+local M = {}
 
-local on_terminal = os.execute("[ -t 0 ]") == true
-local readline
-if on_terminal then
-  local ok, rl = pcall(require, "readline")
-  if ok then readline = rl end
-end
-
---- Names reachable from the expression before the last '.' or ':'.
-local function completions(word)
+--- Completions of a word: the names reachable from the expression before
+-- its last '.' or ':' (globals when there is none), each as a whole word.
+function M.completions(word)
   local prefix, sep, partial = word:match("^(.-)([.:]?)([%w_]*)$")
   local scope
   if sep == "" then
@@ -59,29 +51,6 @@ local function completions(word)
   return matches
 end
 
-if readline then
-  readline.set_options { histfile = "~/.lvae_history", keeplines = 1000 }
-  readline.set_readline_name("lvae")
-  readline.set_complete_function(function(text, from, to)
-    return completions(text:sub(from, to))
-  end)
-  readline.set_completion_append_character("")
-end
-
-local function read_line(prompt)
-  if readline then return readline.readline(prompt) end
-  if on_terminal then io.write(prompt) io.flush() end
-  return io.read("l")
-end
-
-local function show(...)
-  local n = select("#", ...)
-  for i = 1, n do
-    local v = select(i, ...)
-    print(tostring(v))
-  end
-end
-
 --- Compiles a chunk as an expression if it is one, else as statements.
 local function compile(chunk)
   local fn = load("return " .. chunk, "=stdin", "t", _G)
@@ -89,31 +58,66 @@ local function compile(chunk)
   return load(chunk, "=stdin", "t", _G)
 end
 
-if on_terminal then
-  print(string.format("lvae on %s -- help(obj) describes an object; Ctrl-D quits", _VERSION))
-end
-
-local pending = nil
-while true do
-  local line = read_line(pending and ">> " or "> ")
-  if not line then break end
-  local chunk = pending and (pending .. "\n" .. line) or line
-  local fn, err = compile(chunk)
-  if not fn and err:match("<eof>$") then
-    pending = chunk
-  else
-    pending = nil
-    if not fn then
-      print(err)
-    else
-      local results = table.pack(xpcall(fn, debug.traceback))
-      if results[1] then
-        show(table.unpack(results, 2, results.n))
-      else
-        print(results[2])
-      end
-    end
+local function show(...)
+  for i = 1, select("#", ...) do
+    print(tostring((select(i, ...))))
   end
 end
-if readline then readline.save_history() end
-if on_terminal then print() end
+
+--- Evaluates one complete chunk: prints its values or its error. Returns
+-- false when the chunk is unfinished (more lines are needed).
+function M.eval(chunk)
+  local fn, err = compile(chunk)
+  if not fn then
+    if err:match("<eof>$") then return false end
+    print(err)
+    return true
+  end
+  local results = table.pack(xpcall(fn, debug.traceback))
+  if results[1] then
+    show(table.unpack(results, 2, results.n))
+  else
+    print(results[2])
+  end
+  return true
+end
+
+--- The read-eval-print loop, with `lv` and `help` as globals.
+function M.run()
+  _G.lv = lv
+  _G.help = function(obj) print(lv.help(obj)) end
+  local on_terminal = os.execute("[ -t 0 ]") == true
+  local readline
+  if on_terminal then
+    local ok, rl = pcall(require, "readline")
+    if ok then readline = rl end
+  end
+  if readline then
+    readline.set_options { histfile = "~/.lvae_history", keeplines = 1000 }
+    readline.set_readline_name("lvae")
+    readline.set_complete_function(function(text, from, to)
+      return M.completions(text:sub(from, to))
+    end)
+    readline.set_completion_append_character("")
+  end
+
+  local function read_line(prompt)
+    if readline then return readline.readline(prompt) end
+    if on_terminal then io.write(prompt) io.flush() end
+    return io.read("l")
+  end
+  if on_terminal then
+    print(string.format("lvae on %s -- help(obj) describes an object; Ctrl-D quits", _VERSION))
+  end
+  local pending = nil
+  while true do
+    local line = read_line(pending and ">> " or "> ")
+    if not line then break end
+    local chunk = pending and (pending .. "\n" .. line) or line
+    pending = (not M.eval(chunk)) and chunk or nil
+  end
+  if readline then readline.save_history() end
+  if on_terminal then print() end
+end
+
+return M
