@@ -36,7 +36,9 @@ BUILD     := build$(if $(filter 1,$(SANITIZE)),-sanitize)
 SOURCES   := $(wildcard src/*.c)
 HEADERS   := $(wildcard src/*.h)
 OBJECTS   := $(patsubst src/%.c,$(BUILD)/%.o,$(SOURCES))
-MODULE    := lua/lvae/core.so
+# The sanitized module lives apart, so that it never stands in for the
+# normal one (it needs the ASan runtime preloaded).
+MODULE    := $(if $(filter 1,$(SANITIZE)),build-sanitize/lvae/core.so,lua/lvae/core.so)
 
 .PHONY: all test bench demo sanitize clean setup
 
@@ -49,6 +51,7 @@ $(BUILD):
 	mkdir -p $@
 
 $(MODULE): $(OBJECTS)
+	mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) $(OPENMP) -o $@ $(OBJECTS) $(LDLIBS)
 
 setup:

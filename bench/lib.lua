@@ -109,6 +109,25 @@ local function read_file(path)
   return s
 end
 
+--- lib.cpu_pressure(): the share of the last 10 s (in %) in which some
+-- runnable task waited for a CPU (Linux PSI), or nil where unsupported.
+-- Above a few percent, other work competes with the benchmark.
+function lib.cpu_pressure()
+  local s = read_file("/proc/pressure/cpu")
+  return s and tonumber(s:match("some avg10=([%d.]+)")) or nil
+end
+
+--- lib.cpu_stall(): seconds, since boot, during which some runnable task
+-- waited for a CPU (Linux PSI's "some total"), or nil where unsupported.
+-- Its growth over a measurement, divided by the measurement's length, is
+-- the share of that time in which something was kept waiting: near 0 on
+-- an otherwise idle machine.
+function lib.cpu_stall()
+  local s = read_file("/proc/pressure/cpu")
+  local us = s and tonumber(s:match("some[^\n]*total=(%d+)"))
+  return us and us * 1e-6 or nil
+end
+
 --- lib.machine(): what the figures were measured on.
 -- {cpu =, cores =, threads =, openblas_coretype =, openblas_l2_size =,
 --  openblas_num_threads =, omp_num_threads =, os =, lua =, date =}
@@ -117,6 +136,15 @@ function lib.machine()
   local m = {}
   local cpuinfo = read_file("/proc/cpuinfo") or ""
   m.cpu = cpuinfo:match("model name%s*:%s*([^\n]+)") or "unknown"
+  -- A VM may show only "AMD EPYC": family and model tell the generation.
+  m.cpu_family = tonumber(cpuinfo:match("cpu family%s*:%s*(%d+)"))
+  m.cpu_model = tonumber(cpuinfo:match("\nmodel%s*:%s*(%d+)"))
+  local flags = " " .. (cpuinfo:match("\nflags%s*:%s*([^\n]+)") or "") .. " "
+  local simd = {}
+  for _, f in ipairs({"avx2", "fma", "avx512f"}) do
+    if flags:find(" " .. f .. " ", 1, true) then simd[#simd + 1] = f end
+  end
+  m.simd = table.concat(simd, " ")
   local cores = 0
   for _ in cpuinfo:gmatch("\nprocessor%s*:") do cores = cores + 1 end
   if cpuinfo:match("^processor%s*:") then cores = cores + 1 end
@@ -137,8 +165,10 @@ end
 
 --- lib.print_machine(m): the machine, in a few lines.
 function lib.print_machine(m)
-  print(string.format("machine: %s, %s cores (%s threads used), %s", m.cpu,
-    tostring(m.cores), tostring(m.threads), m.os or "?"))
+  print(string.format("machine: %s (family %s model %s; %s), %s cores (%s threads "
+    .. "used), %s", m.cpu, tostring(m.cpu_family), tostring(m.cpu_model),
+    m.simd ~= "" and m.simd or "no avx2", tostring(m.cores), tostring(m.threads),
+    m.os or "?"))
   print(string.format("OPENBLAS_CORETYPE=%s  OPENBLAS_L2_SIZE=%s  OPENBLAS_NUM_THREADS=%s"
     .. "  OMP_NUM_THREADS=%s", m.openblas_coretype or "(unset)",
     m.openblas_l2_size or "(unset)", m.openblas_num_threads or "(unset)",

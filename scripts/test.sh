@@ -7,16 +7,20 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 preload=""
+cpath=""
 if [ "${1:-}" = "--sanitize" ]; then
   shift
-  # The sanitized module needs the ASan runtime loaded before lua5.4.
+  # The sanitized module (build-sanitize/lvae/core.so) needs the ASan
+  # runtime loaded before lua5.4 itself.
   preload=$(gcc -print-file-name=libasan.so)
+  cpath="--cpath=build-sanitize/?.so"
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
 fi
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-LD_PRELOAD="$preload" lua5.4 /usr/bin/busted "$@" 2>&1 | tee "$out"
+# shellcheck disable=SC2086
+LD_PRELOAD="$preload" lua5.4 /usr/bin/busted $cpath "$@" 2>&1 | tee "$out"
 summary=$(grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$out" | tail -n 1)
 if [ -z "$summary" ]; then
   echo "0 passed, 1 failed"

@@ -26,6 +26,8 @@ static size_t gc_threshold = GC_MIN_THRESHOLD;
 lv_tensor *lv_lua_test_tensor(lua_State *L, int idx)
 {
     lv_tensor **box = luaL_testudata(L, idx, LV_TENSOR_MT);
+    if (box && !*box)
+        luaL_error(L, "a tensor that has been freed (closed) was used");
     return box ? *box : NULL;
 }
 
@@ -60,6 +62,15 @@ static void drive_collector(lua_State *L)
 int lv_lua_raise(lua_State *L, const char *fname)
 {
     int arg = lv_error_arg();
+    /* As luaL_argerror does: in x:f(...) the arguments count from the
+     * first after the colon, and "argument 0" is x itself. */
+    lua_Debug ar;
+    if (arg > 0 && lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) &&
+        ar.namewhat && strcmp(ar.namewhat, "method") == 0) {
+        if (--arg == 0)
+            return luaL_error(L, "calling '%s' on bad self (%s)", fname,
+                              lv_error_message());
+    }
     const char *msg = lv_error_message();
     /* Messages of shared helpers start with "what: "; drop a prefix that
      * repeats the function's own name. */
@@ -228,8 +239,8 @@ static int tensor_eye(lua_State *L)
     lua_Integer n = luaL_checkinteger(L, 1);
     lua_Integer m = n;
     int dtype_idx = 2;
-    if (lua_isinteger(L, 2)) {
-        m = lua_tointeger(L, 2);
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        m = luaL_checkinteger(L, 2);
         dtype_idx = 3;
     }
     luaL_argcheck(L, n >= 0, 1, "size is negative");
@@ -370,7 +381,7 @@ static int tensor_from_table(lua_State *L)
     lv_tensor *t = lv_tensor_empty(dtype, ndim, shape);
     lv_lua_push_tensor(L, t, "tensor");
     lua_pushvalue(L, 1);
-    if (lv_tensor_numel(t) > 0 || ndim == 1)
+    if (ndim > 0)
         nested_fill(L, t, 0, index);
     lua_pop(L, 1);
     return 1;
@@ -545,7 +556,11 @@ static int tensor_copy_(lua_State *L)
 
 static lv_tensor *select_first(lua_State *L, lv_tensor *t, int key_idx)
 {
-    lua_Integer i = lua_tointeger(L, key_idx);
+    int isint;
+    lua_Integer i = lua_tointegerx(L, key_idx, &isint);
+    if (!isint)
+        luaL_error(L, "index %s is not an integer",
+                   luaL_tolstring(L, key_idx, NULL));
     if (t->ndim == 0)
         luaL_error(L, "cannot index a 0-dim tensor (use :item())");
     int64_t n = t->shape[0];

@@ -158,9 +158,6 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         __builtin_popcount(mask) != 1)
         return lv_error_set(2, "%s reduces over one dimension or all of them",
                             name);
-    if ((op == LV_OP_MAX || op == LV_OP_MIN || op == LV_OP_ARGMAX ||
-         op == LV_OP_ARGMIN) && lv_tensor_numel(x) == 0)
-        return lv_error_set(1, "%s of an empty tensor", name);
 
     int64_t shape[LV_MAX_DIMS];
     int ndim = 0;
@@ -170,6 +167,11 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         else if (p->keepdim)
             shape[ndim++] = 1;
     }
+    /* An empty reduction has no max; an empty result needs none. */
+    if ((op == LV_OP_MAX || op == LV_OP_MIN || op == LV_OP_ARGMAX ||
+         op == LV_OP_ARGMIN) && lv_tensor_numel(x) == 0 &&
+        lv_shape_numel(ndim, shape) > 0)
+        return lv_error_set(1, "%s over an empty dimension", name);
     lv_dtype out_dtype = (op == LV_OP_ARGMAX || op == LV_OP_ARGMIN)
                          ? LV_DTYPE_F64 : x->dtype;
     lv_tensor *y = lv_tensor_empty(out_dtype, ndim, shape);

@@ -487,6 +487,43 @@ describe("reductions", function()
   end)
 end)
 
+---- large inputs: the threaded paths of the walker and the reductions ------
+
+describe("large inputs", function()
+  for _, dt in ipairs(H.dtypes) do
+    it("elementwise and reductions over 90,000 elements, transposed (" .. dt .. ")", function()
+      local n = 300
+      local x = (lv.arange(n * n, dt):view(n, n) / (n * n)):t()     -- values in [0, 1)
+      assert.is_false(x:is_contiguous())
+      local c = x:contiguous()
+      same(x:exp(), c:exp(), "exp")
+      same(x:softplus(), c:softplus(), "softplus")
+      same(x + c:t(), c + c:t(), "add")
+      same(x * x:narrow(1, 1, 1), c * c:narrow(1, 1, 1), "mul broadcast")
+      close(x:sum(1), c:sum(1), dt, 4 * H.rtol[dt], "sum 1")
+      close(x:sum(2), H.reduce(x, 2, false, H.reducers.sum), dt, 4 * H.rtol[dt], "sum 2")
+      same(x:max(1), c:max(1), "max")
+      same(x:argmin(2), c:argmin(2), "argmin")
+      close(x:logsumexp(2), c:logsumexp(2), dt, 4 * H.rtol[dt], "logsumexp")
+      close(x:var(1), c:var(1), dt, 4 * H.rtol[dt], "var")
+      -- elements are where they belong
+      local t = x:exp():totable()
+      for _, ij in ipairs({ { 1, 1 }, { 1, n }, { n, 1 }, { 17, 250 }, { n, n } }) do
+        local i, j = ij[1], ij[2]
+        local v = H.round(((j - 1) * n + (i - 1)) / (n * n), dt)
+        close({ t[i][j] }, { H.round(math.exp(v), dt) }, dt)
+      end
+      -- a long contiguous row, cut in pieces
+      local long = lv.arange(200000, dt) / 200000
+      local e = long:exp():totable()
+      for _, k in ipairs({ 1, 32768, 32769, 65536, 100000, 200000 }) do
+        close({ e[k] }, { H.round(math.exp(H.round((k - 1) / 200000, dt)), dt) }, dt)
+      end
+      same(lv.zeros({ 2, 100000 }, dt):copy_(long:view(2, 100000):t():contiguous():t()), long:view(2, 100000))
+    end)
+  end
+end)
+
 ---- products --------------------------------------------------------------
 
 describe("products", function()
@@ -630,12 +667,30 @@ describe("products", function()
         same(eb:matmul(b), eb:contiguous():matmul(b), "expanded batch @ b")
       end)
 
+      it("batched matmul on non-contiguous operands", function()
+        local a = lv.tensor(q({ 2, 3, 4 }), dt)
+        local b = lv.tensor(q({ 2, 4, 5 }), dt)
+        local b2 = lv.tensor(q({ 4, 5 }), dt)
+        local want, want2 = ref(a:totable(), b:totable()), ref(a:totable(), b2:totable())
+        for _, la in ipairs(H.layouts(a)) do
+          same(la[2]:matmul(b2), want2, la[1] .. " batch @ 2-D")
+          for _, lb in ipairs(H.layouts(b)) do
+            same(la[2]:matmul(lb[2]), want, la[1] .. " @ " .. lb[1])
+          end
+        end
+        -- a batch of row blocks that are not adjacent in memory
+        local gap = lv.tensor(q({ 2, 5, 4 }), dt):narrow(2, 2, 3)
+        same(gap:matmul(b2), ref(gap:totable(), b2:totable()), "gapped batch @ 2-D")
+        same(gap:matmul(b), ref(gap:totable(), b:totable()), "gapped batch @ 3-D")
+      end)
+
       it("k = 0 gives zeros; empty n or m", function()
         same(lv.zeros({ 3, 0 }, dt):matmul(lv.zeros({ 0, 4 }, dt)), lv.zeros({ 3, 4 }):totable())
         same(lv.zeros({ 2, 3, 0 }, dt):matmul(lv.zeros({ 0, 2 }, dt)), lv.zeros({ 2, 3, 2 }):totable())
         same(lv.zeros({ 0 }, dt):matmul(lv.zeros({ 0 }, dt)), 0)
         assert.are.same({ 0, 4 }, lv.zeros({ 0, 2 }, dt):matmul(lv.zeros({ 2, 4 }, dt)):size())
         assert.are.same({ 3, 0 }, lv.zeros({ 3, 2 }, dt):matmul(lv.zeros({ 2, 0 }, dt)):size())
+        assert.are.same({ 0, 3, 5 }, lv.zeros({ 0, 3, 4 }, dt):matmul(lv.zeros({ 4, 5 }, dt)):size())
       end)
 
       it("mixed dtypes promote to f64", function()

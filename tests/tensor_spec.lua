@@ -38,6 +38,12 @@ describe("creation", function()
         assert.are.same({ 0, 0 }, lv.eye(0, dt):size())
       end)
 
+      it("eye takes integral floats as sizes", function()
+        -- as luaL_checkinteger does: 3.0 is the integer 3
+        same(lv.eye(2.0, dt), { { 1, 0 }, { 0, 1 } })
+        same(lv.eye(2, 3.0, dt), { { 1, 0, 0 }, { 0, 1, 0 } })
+      end)
+
       it("arange with 1, 2 and 3 arguments, end excluded as in NumPy", function()
         same(lv.arange(5, dt), { 0, 1, 2, 3, 4 })
         same(lv.arange(2, 5, dt), { 2, 3, 4 })
@@ -516,6 +522,49 @@ describe("shape ops", function()
         v[-1] = lv.tensor(2, dt)
         same(v, { 0, 4.25, 2 })
       end)
+    end)
+  end
+end)
+
+describe("shape ops on non-contiguous input", function()
+  for _, dt in ipairs(H.dtypes) do
+    it("give what they give on a contiguous copy (" .. dt .. ")", function()
+      local other = dt == "f32" and "f64" or "f32"
+      local x = lv.tensor(H.random_table({ 2, 3, 4 }, H.generator(21), -5, 5, true), dt)
+      local ops = {
+        transpose = function(t) return t:transpose(1, 2) end,
+        t_last = function(t) return t:transpose(-1, 1) end,
+        permute = function(t) return t:permute(3, 1, 2) end,
+        narrow = function(t) return t:narrow(2, 2, 2) end,
+        narrow_last = function(t) return t:narrow(-1, 2, 3) end,
+        select = function(t) return t:select(3, 2) end,
+        select_first = function(t) return t[2] end,
+        index = function(t) return t[-1][2] end,
+        unsqueeze = function(t) return t:unsqueeze(2) end,
+        squeeze = function(t) return t:unsqueeze(4):unsqueeze(1):squeeze() end,
+        squeeze_one = function(t) return t:narrow(2, 1, 1):squeeze(2) end,
+        expand = function(t) return t:narrow(2, 2, 1):expand(2, 5, 4) end,
+        expand_new = function(t) return t:expand(3, 2, 3, 4) end,
+        reshape = function(t) return t:reshape(4, 6) end,
+        reshape_infer = function(t) return t:reshape(-1) end,
+        view_split = function(t) return t:select(1, 1):unsqueeze(1) end,
+        cat = function(t) return lv.cat({ t, t:narrow(3, 1, 1) }, 3) end,
+        stack = function(t) return lv.stack({ t, t }, 2) end,
+        contiguous = function(t) return t:contiguous() end,
+        clone = function(t) return t:clone() end,
+        to = function(t) return t:to(other) end,
+        copy_ = function(t) return lv.zeros({ 2, 3, 4 }, other):copy_(t) end,
+        tensor = function(t) return lv.tensor(t) end,
+      }
+      for name, f in pairs(ops) do
+        local want = f(x:contiguous())
+        for _, pair in ipairs(H.layouts(x)) do
+          local got = f(pair[2])
+          assert.are.same(want:size(), got:size(), name .. " on " .. pair[1])
+          assert.are.equal(want:dtype(), got:dtype(), name .. " on " .. pair[1])
+          same(got, want, name .. " on " .. pair[1])
+        end
+      end
     end)
   end
 end)

@@ -63,7 +63,7 @@ local function number_format(values, precision)
     if v == math.huge then return "inf" end
     if v == -math.huge then return "-inf" end
     local s = string.format(fmt, v)
-    if s == "-0" then s = "0" end
+    if tonumber(s) == 0 then s = s:gsub("^%-", "") end   -- no "-0.0000"
     return s
   end
   local width = 0
