@@ -328,6 +328,90 @@ static int op_matmul(lua_State *L) { return product(L, LV_OP_MATMUL); }
 static int op_outer(lua_State *L) { return product(L, LV_OP_OUTER); }
 static int op_dot(lua_State *L) { return product(L, LV_OP_DOT); }
 
+/* ---- convolution windows ------------------------------------------------ */
+
+/* Reads opts.name as one integer (both directions) or a list of n. */
+static int opt_ints(lua_State *L, int idx, const char *name, int64_t *v,
+                    int max_n, int64_t def)
+{
+    lua_getfield(L, idx, name);
+    int n = 0;
+    if (lua_isnil(L, -1)) {
+        v[0] = def;
+        n = 1;
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        int isint;
+        v[0] = lua_tointegerx(L, -1, &isint);
+        if (!isint)
+            luaL_error(L, "option '%s' must be an integer", name);
+        n = 1;
+    } else if (lua_istable(L, -1)) {
+        n = (int)luaL_len(L, -1);
+        if (n < 1 || n > max_n)
+            luaL_error(L, "option '%s' must have 1 to %d entries", name, max_n);
+        for (int i = 0; i < n; i++) {
+            lua_geti(L, -1, i + 1);
+            int isint;
+            v[i] = lua_tointegerx(L, -1, &isint);
+            if (!isint)
+                luaL_error(L, "option '%s' entry %d must be an integer", name,
+                           i + 1);
+            lua_pop(L, 1);
+        }
+    } else {
+        luaL_error(L, "option '%s' must be an integer or a list", name);
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+/* {kernel, stride = 1, padding = 0, size = {H, W}}: padding is one number,
+ * {vertical, horizontal}, or {top, bottom, left, right}. */
+static lv_conv_geometry check_geometry_opts(lua_State *L, int idx)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lv_conv_geometry g = {0};
+    int64_t v[4];
+    lua_getfield(L, idx, "kernel");
+    luaL_argcheck(L, !lua_isnil(L, -1), idx, "option 'kernel' is required");
+    lua_pop(L, 1);
+    int n = opt_ints(L, idx, "kernel", v, 2, 1);
+    g.kh = v[0];
+    g.kw = n == 2 ? v[1] : v[0];
+    n = opt_ints(L, idx, "stride", v, 2, 1);
+    g.sh = v[0];
+    g.sw = n == 2 ? v[1] : v[0];
+    n = opt_ints(L, idx, "padding", v, 4, 0);
+    luaL_argcheck(L, n != 3, idx, "padding takes 1, 2 or 4 numbers");
+    if (n == 4) {
+        g.pad_top = v[0];
+        g.pad_bottom = v[1];
+        g.pad_left = v[2];
+        g.pad_right = v[3];
+    } else {
+        g.pad_top = g.pad_bottom = v[0];
+        g.pad_left = g.pad_right = n == 2 ? v[1] : v[0];
+    }
+    n = opt_ints(L, idx, "size", v, 2, 0);
+    g.height = v[0];
+    g.width = n == 2 ? v[1] : v[0];
+    return g;
+}
+
+static int op_im2col(lua_State *L)
+{
+    lv_tensor *x = lv_lua_check_tensor(L, 1);
+    lv_op_params p = {.conv = check_geometry_opts(L, 2)};
+    return lv_lua_apply(L, LV_OP_IM2COL, 1, &x, &p);
+}
+
+static int op_col2im(lua_State *L)
+{
+    lv_tensor *x = lv_lua_check_tensor(L, 1);
+    lv_op_params p = {.conv = check_geometry_opts(L, 2)};
+    return lv_lua_apply(L, LV_OP_COL2IM, 1, &x, &p);
+}
+
 /* ---- registration ------------------------------------------------------ */
 
 static const luaL_Reg op_methods[] = {
@@ -350,6 +434,7 @@ static const luaL_Reg op_methods[] = {
     {"unsqueeze", op_unsqueeze}, {"contiguous", op_contiguous},
     {"clone", op_clone}, {"to", op_to},
     {"matmul", op_matmul}, {"outer", op_outer}, {"dot", op_dot},
+    {"im2col", op_im2col}, {"col2im", op_col2im},
     {NULL, NULL}
 };
 

@@ -80,6 +80,9 @@ static const lv_op_def op_table[] = {
     [LV_OP_SOLVE] = {"solve", 2, lv_forward_linalg, lv_vjp_linalg},
     [LV_OP_INVERSE] = {"inverse", 1, lv_forward_linalg, lv_vjp_linalg},
     [LV_OP_EIGH] = {"eigh", 1, lv_forward_linalg, lv_vjp_linalg},
+
+    [LV_OP_IM2COL] = {"im2col", 1, lv_forward_conv, lv_vjp_conv},
+    [LV_OP_COL2IM] = {"col2im", 1, lv_forward_conv, lv_vjp_conv},
 };
 
 _Static_assert(sizeof op_table / sizeof op_table[0] == LV_OP_COUNT,

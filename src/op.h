@@ -53,10 +53,22 @@ typedef enum lv_op_id {
     LV_OP_SOLVE,
     LV_OP_INVERSE,
     LV_OP_EIGH,                     /* outputs: eigenvalues, eigenvectors */
+    /* convolution as unfold + GEMM (ops_conv.c); params: conv */
+    LV_OP_IM2COL,                   /* [N,C,H,W] -> [N, C*kh*kw, Ho*Wo] */
+    LV_OP_COL2IM,                   /* its adjoint: sums patches back */
     LV_OP_COUNT
 } lv_op_id;
 
 #define LV_SQUEEZE_ALL (-1000)
+
+/* The geometry of a 2-D convolution window: kernel, stride, padding
+ * before/after in each direction (TensorFlow's SAME pads asymmetrically),
+ * and the image size (for col2im, which cannot infer it). */
+typedef struct lv_conv_geometry {
+    int64_t kh, kw, sh, sw;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;
+    int64_t height, width;
+} lv_conv_geometry;
 
 typedef struct lv_op_params {
     double lo, hi;                  /* clamp bounds */
@@ -69,6 +81,7 @@ typedef struct lv_op_params {
     int keepdim;
     int correction;                 /* var: divide by n - correction */
     lv_dtype dtype;                 /* to */
+    lv_conv_geometry conv;          /* im2col, col2im */
 } lv_op_params;
 
 #define LV_OP_MAX_OUTPUTS 2
@@ -138,6 +151,10 @@ int lv_vjp_shape(lv_tensor **din, const struct lv_node *node,
                  lv_tensor *const *dout, const int *needs);
 int lv_vjp_matmul(lv_tensor **din, const struct lv_node *node,
                   lv_tensor *const *dout, const int *needs);
+int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_vjp_conv(lv_tensor **din, const struct lv_node *node,
+                lv_tensor *const *dout, const int *needs);
 int lv_vjp_linalg(lv_tensor **din, const struct lv_node *node,
                   lv_tensor *const *dout, const int *needs);
 

@@ -1,0 +1,625 @@
+--- bench/autograd.lua -- what the tape costs on a small MLP step.
+--
+--   ./lvae bench/autograd.lua [--quick] [--threads N] [--f32-only]
+--                             [--list-kernels]
+--
+-- Two three-layer softplus networks at batch B = 100, in f32 and f64:
+--
+--   mlp      784-500-500-64 on x = lv.rand({100, 784}); loss = sum(out^2)
+--   decoder  64-500-500-784 on z [100, 64] (the HVAE decoder); U = the
+--            Bernoulli log-likelihood sum(data * logits - softplus(logits))
+--
+-- Each layer is h = softplus(h @ W + b) (no softplus on the last); the
+-- weights are lv.param, Glorot-normal. Steps timed on each network:
+--
+--   fwd            the loss, recorded on the tape
+--   fwd no_grad    the same under lv.no_grad (recording nothing)
+--   fwd+grad       lv.grad(loss, params)
+--   fwd+backward   p.grad = nil for every p, then loss:backward()
+--   hvae 1st       U, then g = lv.grad(U, {input}, {create_graph = true})
+--   hvae           that, then S = sum(g * g) and lv.grad(S, params): the
+--                  HVAE pattern (a gradient of a gradient)
+--
+-- (hvae on the mlp differentiates through x made a param.)
+--
+-- Where the time goes. For each step this file lists the kernels the tape
+-- runs -- every GEMM and every elementwise or reduction kernel, in the
+-- order src/autograd.c and the VJPs in src/ops_*.c issue them (the view
+-- ops reshape/transpose/expand are left out: they move no data) -- and
+-- measures them two ways, with no tape at all:
+--
+--   kernels    each distinct kernel timed standalone on detached tensors
+--              of the same shapes and layouts (transposed operands as
+--              transposed views, broadcast operands as expanded views),
+--              times how often the step runs it, summed; "BLAS" is the
+--              GEMM part of that sum, "elementwise" the rest.
+--   replay     the whole list run in order once per call, under no_grad,
+--              each kernel on its own pre-made inputs.
+--
+--   tape overhead    = (step - replay) / step: what recording nodes,
+--                      walking the graph, the view ops, scalars made in
+--                      VJPs and the Lua calls cost beyond the kernels.
+--   vs kernels       = (step - kernels) / step: the same against the
+--                      standalone sum; the gap between the two is the
+--                      kernels slowing each other down (threads handing
+--                      the cores between OpenMP and OpenBLAS, caches).
+--   BLAS share       = BLAS / step.
+--
+-- The replay's inputs are not the previous kernel's outputs (as they are
+-- in the step), so they sit a little colder in cache: the replay, if
+-- anything, errs slow, and the tape overhead it gives errs low. Both can
+-- be a little negative when the figures are within noise of each other.
+-- `--list-kernels` prints each step's kernel list (to check it against a
+-- trace of lv_apply). Every figure is a median (bench/lib.lua) after a
+-- warm-up that runs past two collections; the whole run takes about a
+-- minute (--quick: a smoke run). Writes bench/results/autograd.json.
+
+local script = arg and arg[0] or "bench/autograd.lua"
+local bench_dir = script:match("^(.*)/[^/]*$") or "."
+package.path = bench_dir .. "/../?.lua;" .. package.path
+
+local lv = require "lvae"
+local lib = require "bench.lib"
+
+local quick, list_kernels, threads, f32_only = false, false, nil, false
+do
+  local i = 1
+  while arg and arg[i] do
+    local a = arg[i]
+    if a == "--quick" then quick = true
+    elseif a == "--list-kernels" then list_kernels = true
+    elseif a == "--f32-only" then f32_only = true
+    elseif a == "--threads" and tonumber(arg[i + 1]) then
+      threads = math.tointeger(tonumber(arg[i + 1])); i = i + 1
+    else
+      io.stderr:write("usage: ./lvae bench/autograd.lua [--quick] [--threads N] "
+        .. "[--f32-only] [--list-kernels]\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+end
+if threads then lv.set_num_threads(threads) end
+
+local B = 100
+local DTYPES = f32_only and {"f32"} or {"f32", "f64"}
+local NETS = {
+  {name = "mlp", sizes = {784, 500, 500, 64}, head = "square"},
+  {name = "decoder", sizes = {64, 500, 500, 784}, head = "bernoulli"},
+}
+
+-- Timing of whole steps, and of single kernels (shorter samples: there
+-- are many of them).
+local step_opts = quick and {warmup = 0.02, min_time = 0.02, repeats = 3}
+                         or {warmup = 0.1, min_time = 0.1, repeats = 7}
+local kernel_opts = quick and {warmup = 0.005, min_time = 0.005, repeats = 3}
+                           or {warmup = 0.02, min_time = 0.03, repeats = 5}
+local settle_max = quick and 0.5 or 3.0     -- seconds, at most, per settle
+
+local clock = lib.clock
+local stall = lib.cpu_stall or function() return nil end
+
+--- Runs fn until the collector has run twice (live bytes fell twice), so
+-- that the allocator's cache holds the blocks a step needs: the first
+-- steps after start take fresh pages from the system and are much dearer.
+local function settle(fn)
+  local last, drops, t0 = lv.memory_stats().live_bytes, 0, clock()
+  repeat
+    fn()
+    local live = lv.memory_stats().live_bytes
+    if live < last then drops = drops + 1 end
+    last = live
+  until drops >= 2 or clock() - t0 > settle_max
+end
+
+--- lib.time with the share of the time some task waited for a CPU.
+local function timed(fn, opts)
+  local t0, s0 = clock(), stall()
+  local r = lib.time(fn, opts)
+  local s1 = stall()
+  r.stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil
+  return r
+end
+
+-- ---- kernels: what a step runs, as closures over pre-made inputs -------
+--
+-- Each constructor returns {key =, kind = "gemm" | "elementwise",
+-- flops =, make = function(dtype) -> fn}; fn runs the kernel once on
+-- detached inputs of the step's shapes and layouts.
+
+local function shape_str(s) return "[" .. table.concat(s, ",") .. "]" end
+
+local function rnd(shape, dt) return lv.randn(shape, dt) end
+
+--- A GEMM [n,k] x [k,m]; ta/tb: that operand is a transposed view (as
+-- the matmul VJP passes W^T and A^T).
+local function mm(n, k, m, ta, tb)
+  return {
+    key = string.format("matmul %dx%dx%d%s%s", n, k, m, ta and " A^T" or "",
+                        tb and " B^T" or ""),
+    kind = "gemm", flops = 2 * n * k * m,
+    make = function(dt)
+      local a = ta and rnd({k, n}, dt):t() or rnd({n, k}, dt)
+      local b = tb and rnd({m, k}, dt):t() or rnd({k, m}, dt)
+      return function() return a:matmul(b) end
+    end,
+  }
+end
+
+local function ew(key, make) return {key = key, kind = "elementwise", flops = 0, make = make} end
+
+--- fn(x) on a contiguous [n, m].
+local function unary(name, n, m)
+  return ew(string.format("%s %s", name, shape_str{n, m}), function(dt)
+    local x = rnd({n, m}, dt)
+    local f = lv[name]
+    return function() return f(x) end
+  end)
+end
+
+--- a op b, both contiguous [n, m].
+local function binary(name, n, m)
+  return ew(string.format("%s %s,%s", name, shape_str{n, m}, shape_str{n, m}), function(dt)
+    local a, b = rnd({n, m}, dt), rnd({n, m}, dt)
+    local f = lv[name]
+    return function() return f(a, b) end
+  end)
+end
+
+--- [n, m] + [m] (the bias).
+local function bias_add(n, m)
+  return ew(string.format("add %s,%s", shape_str{n, m}, shape_str{m}), function(dt)
+    local a, b = rnd({n, m}, dt), rnd({m}, dt)
+    return function() return a + b end
+  end)
+end
+
+--- [n, m] + a 0-dim scalar (1 - y in the sigmoid VJP).
+local function add_scalar(n, m)
+  return ew(string.format("add %s,[]", shape_str{n, m}), function(dt)
+    local a, s = rnd({n, m}, dt), lv.tensor(1.0, dt)
+    return function() return a + s end
+  end)
+end
+
+--- The seed of a reverse pass expanded to [n, m] (strides 0), times a
+-- 0-dim scalar (other = "scalar"), times a contiguous [n, m] ("full"), or
+-- negated ("neg").
+local function expanded(other, n, m)
+  local key = other == "neg" and string.format("neg %s(expanded)", shape_str{n, m})
+    or string.format("mul %s(expanded),%s", shape_str{n, m},
+                     other == "scalar" and "[]" or shape_str{n, m})
+  return ew(key, function(dt)
+    local e = lv.ones({1, 1}, dt):expand({n, m})
+    if other == "neg" then return function() return -e end end
+    local b = other == "scalar" and lv.tensor(2.0, dt) or rnd({n, m}, dt)
+    return function() return e * b end
+  end)
+end
+
+--- [n, m] seen through a transpose (strides 1, n) plus a contiguous
+-- [n, m]: the two contributions to a weight's gradient in a second-order
+-- pass (one arrives through W^T).
+local function add_transposed(n, m)
+  return ew(string.format("add %s(transposed),%s", shape_str{n, m}, shape_str{n, m}),
+    function(dt)
+      local a, b = rnd({m, n}, dt):t(), rnd({n, m}, dt)
+      return function() return a + b end
+    end)
+end
+
+local function sum_all(n, m)
+  return ew(string.format("sum %s", shape_str{n, m}), function(dt)
+    local x = rnd({n, m}, dt)
+    return function() return x:sum() end
+  end)
+end
+
+--- Sum over the batch, keepdim (a bias's gradient).
+local function sum_rows(n, m)
+  return ew(string.format("sum %s dim 1", shape_str{n, m}), function(dt)
+    local x = rnd({n, m}, dt)
+    return function() return x:sum(1, true) end
+  end)
+end
+
+-- ---- the kernel lists ---------------------------------------------------
+-- s: sizes {s1, s2, s3, s4}; layer l maps [B, s_l] to [B, s_{l+1}]; a_l
+-- is its pre-activation. The order follows the tape's.
+
+local function push(list, k) list[#list + 1] = k end
+
+local function forward_kernels(list, s, head)
+  for l = 1, 3 do
+    push(list, mm(B, s[l], s[l + 1]))
+    push(list, bias_add(B, s[l + 1]))
+    if l < 3 then push(list, unary("softplus", B, s[l + 1])) end
+  end
+  if head == "square" then
+    push(list, unary("square", B, s[4]))
+  else
+    push(list, binary("mul", B, s[4]))
+    push(list, unary("softplus", B, s[4]))
+    push(list, binary("sub", B, s[4]))
+  end
+  push(list, sum_all(B, s[4]))
+end
+
+--- The first reverse pass: to the params (want_params) and/or to the
+-- network's input (want_input).
+local function backward_kernels(list, s, head, want_params, want_input)
+  if head == "square" then          -- d sum(out^2) = 2 g out
+    push(list, expanded("scalar", B, s[4]))
+    push(list, binary("mul", B, s[4]))
+  else                              -- g data - g sigmoid(logits)
+    push(list, expanded("neg", B, s[4]))
+    push(list, unary("sigmoid", B, s[4]))
+    push(list, binary("mul", B, s[4]))
+    push(list, expanded("full", B, s[4]))
+    push(list, binary("add", B, s[4]))
+  end
+  for l = 3, 1, -1 do
+    if want_params then push(list, sum_rows(B, s[l + 1])) end
+    if l > 1 or want_input then push(list, mm(B, s[l + 1], s[l], false, true)) end
+    if want_params then push(list, mm(s[l], B, s[l + 1], true, false)) end
+    if l > 1 then
+      push(list, unary("sigmoid", B, s[l]))
+      push(list, binary("mul", B, s[l]))
+    end
+  end
+end
+
+--- S = sum(g * g) of the input gradient g [B, s1].
+local function gnorm_kernels(list, s)
+  push(list, binary("mul", B, s[1]))
+  push(list, sum_all(B, s[1]))
+end
+
+--- The second reverse pass, lv.grad(S, params): back through the first
+-- pass's recorded graph (layers 1 to 3), then through the forward graph.
+local function second_kernels(list, s, head)
+  push(list, expanded("full", B, s[1]))     -- d (g * g): 2 products, summed
+  push(list, expanded("full", B, s[1]))
+  push(list, binary("add", B, s[1]))
+  for l = 1, 3 do
+    -- dh_l = G_l W_l^T: to G_l, and to W_l^T (a transposed gradient)
+    push(list, mm(B, s[l], s[l + 1]))
+    push(list, mm(s[l + 1], B, s[l], true, false))
+    if l < 3 then
+      -- G_l = dh_{l+1} * sigmoid(a_l): both factors, then sigmoid's VJP
+      push(list, binary("mul", B, s[l + 1]))
+      push(list, binary("mul", B, s[l + 1]))
+    elseif head == "square" then
+      push(list, binary("mul", B, s[4]))      -- G_3 = (2 g) * out
+    else
+      push(list, binary("mul", B, s[4]))      -- G_3 = -g * sigmoid(logits) + ...
+    end
+    if l < 3 or head ~= "square" then        -- g y (1 - y)
+      push(list, unary("neg", B, s[l + 1]))
+      push(list, add_scalar(B, s[l + 1]))
+      push(list, binary("mul", B, s[l + 1]))
+      push(list, binary("mul", B, s[l + 1]))
+    end
+  end
+  for l = 3, 1, -1 do
+    push(list, sum_rows(B, s[l + 1]))
+    if l > 1 then push(list, mm(B, s[l + 1], s[l], false, true)) end
+    push(list, mm(s[l], B, s[l + 1], true, false))
+    push(list, add_transposed(s[l], s[l + 1]))   -- the two W_l contributions
+    if l > 1 then
+      push(list, unary("sigmoid", B, s[l]))
+      push(list, binary("mul", B, s[l]))
+      push(list, binary("add", B, s[l]))         -- the two a_{l-1} contributions
+    end
+  end
+end
+
+local function kernel_list(net, pattern)
+  local s, head, list = net.sizes, net.head, {}
+  if pattern == "fwd" or pattern == "fwd_nograd" then
+    forward_kernels(list, s, head)
+  elseif pattern == "fwd_grad" or pattern == "fwd_backward" then
+    forward_kernels(list, s, head)
+    backward_kernels(list, s, head, true, false)
+  elseif pattern == "hvae1" then
+    forward_kernels(list, s, head)
+    backward_kernels(list, s, head, false, true)
+  elseif pattern == "hvae" then
+    forward_kernels(list, s, head)
+    backward_kernels(list, s, head, false, true)
+    gnorm_kernels(list, s)
+    second_kernels(list, s, head)
+  end
+  return list
+end
+
+-- ---- the networks and their steps -------------------------------------
+
+local function build(net, dt)
+  local s = net.sizes
+  local W, b, params = {}, {}, {}
+  for l = 1, 3 do
+    local std = math.sqrt(2 / (s[l] + s[l + 1]))     -- Glorot normal
+    W[l] = lv.param(lv.randn({s[l], s[l + 1]}, dt) * std)
+    b[l] = lv.param(lv.randn({s[l + 1]}, dt) * 0.01)
+    params[#params + 1] = W[l]
+    params[#params + 1] = b[l]
+  end
+  local x = net.head == "square" and lv.rand({B, s[1]}, dt) or lv.randn({B, s[1]}, dt)
+  local data = lv.rand({B, s[4]}, dt)     -- Bernoulli means, for the decoder
+  local xin = lv.param(x:clone())         -- the same input, requiring grad
+
+  local function forward(h)
+    for l = 1, 3 do
+      h = h:matmul(W[l]) + b[l]
+      if l < 3 then h = h:softplus() end
+    end
+    return h
+  end
+  local function loss(h)
+    local out = forward(h)
+    if net.head == "square" then return out:square():sum() end
+    return (data * out - out:softplus()):sum()
+  end
+
+  local steps = {}
+  steps.fwd = function() return loss(x) end
+  steps.fwd_nograd = function() return lv.no_grad(loss, x) end
+  steps.fwd_grad = function() return lv.grad(loss(x), params) end
+  steps.fwd_backward = function()
+    for i = 1, #params do params[i].grad = nil end
+    loss(x):backward()
+  end
+  steps.hvae1 = function()
+    return lv.grad(loss(xin), {xin}, {create_graph = true})[1]
+  end
+  steps.hvae = function()
+    local g = lv.grad(loss(xin), {xin}, {create_graph = true})[1]
+    return lv.grad((g * g):sum(), params)
+  end
+  return steps
+end
+
+local PATTERNS = {
+  {id = "fwd", title = "fwd"},
+  {id = "fwd_nograd", title = "fwd no_grad"},
+  {id = "fwd_grad", title = "fwd+grad"},
+  {id = "fwd_backward", title = "fwd+backward"},
+  {id = "hvae1", title = "hvae 1st"},
+  {id = "hvae", title = "hvae"},
+}
+
+if list_kernels then
+  for _, net in ipairs(NETS) do
+    for _, p in ipairs(PATTERNS) do
+      print(string.format("# %s %s", net.name, p.id))
+      for i, k in ipairs(kernel_list(net, p.id)) do print(i, k.key) end
+    end
+  end
+  os.exit(0)
+end
+
+-- ---- measuring -----------------------------------------------------------
+
+local function kernel_stats(list, ktimes)
+  local gemm, elem, flops, n_gemm = 0, 0, 0, 0
+  for _, k in ipairs(list) do
+    if k.kind == "gemm" then
+      gemm = gemm + ktimes[k.key]
+      flops = flops + k.flops
+      n_gemm = n_gemm + 1
+    else
+      elem = elem + ktimes[k.key]
+    end
+  end
+  return {gemm = gemm, elem = elem, sum = gemm + elem, flops = flops,
+          n_gemm = n_gemm, n_kernels = #list}
+end
+
+local function replay_fn(list, dt)
+  local fns = {}
+  for i, k in ipairs(list) do fns[i] = k.make(dt) end
+  return function()
+    local _ <close> = lv.no_grad()
+    for i = 1, #fns do fns[i]() end
+  end
+end
+
+local t_start = clock()
+local pressure_start = lib.cpu_pressure and lib.cpu_pressure() or nil
+local rows, kernel_rows = {}, {}
+
+for _, dt in ipairs(DTYPES) do
+  for _, net in ipairs(NETS) do
+    lv.manual_seed(1234)
+    local steps = build(net, dt)
+    -- Standalone times of every distinct kernel of every step.
+    local ktimes, kinfo = {}, {}
+    for _, p in ipairs(PATTERNS) do
+      for _, k in ipairs(kernel_list(net, p.id)) do
+        kinfo[k.key] = kinfo[k.key] or {k = k, count = {}}
+        kinfo[k.key].count[p.id] = (kinfo[k.key].count[p.id] or 0) + 1
+      end
+    end
+    local keys = {}
+    for key in pairs(kinfo) do keys[#keys + 1] = key end
+    table.sort(keys)
+    for _, key in ipairs(keys) do
+      local k = kinfo[key].k
+      local fn = k.make(dt)
+      local r = timed(fn, kernel_opts)
+      ktimes[key] = r.median
+      kernel_rows[#kernel_rows + 1] = {
+        dtype = dt, net = net.name, kernel = key, kind = k.kind,
+        ms = r.median * 1e3, min_ms = r.min * 1e3, max_ms = r.max * 1e3,
+        gflops = k.kind == "gemm" and k.flops / r.median * 1e-9 or nil,
+        count = kinfo[key].count, stall = r.stall,
+      }
+    end
+    collectgarbage("collect")
+    -- The steps, each beside its replay.
+    settle(steps.hvae)
+    for _, p in ipairs(PATTERNS) do
+      local list = kernel_list(net, p.id)
+      local st = kernel_stats(list, ktimes)
+      local step_fn = steps[p.id]
+      settle(step_fn)
+      local r = timed(step_fn, step_opts)
+      local rp
+      if p.id ~= "fwd_nograd" and p.id ~= "fwd_backward" then  -- same lists as fwd, fwd_grad
+        local replay = replay_fn(list, dt)
+        settle(replay)
+        rp = timed(replay, step_opts)
+        replay = nil
+      end
+      local row = {
+        dtype = dt, net = net.name, step = p.title, id = p.id,
+        step_ms = r.median * 1e3, step_min_ms = r.min * 1e3, step_max_ms = r.max * 1e3,
+        replay_ms = rp and rp.median * 1e3 or nil,
+        kernels_ms = st.sum * 1e3, blas_ms = st.gemm * 1e3, elem_ms = st.elem * 1e3,
+        n_kernels = st.n_kernels, n_gemm = st.n_gemm, gflop = st.flops * 1e-9,
+        blas_share = 100 * st.gemm / r.median,
+        elem_share = 100 * st.elem / r.median,
+        overhead = rp and 100 * (r.median - rp.median) / r.median or nil,
+        overhead_vs_kernels = 100 * (r.median - st.sum) / r.median,
+        gflops = st.flops / r.median * 1e-9,
+        stall = r.stall, replay_stall = rp and rp.stall or nil,
+      }
+      rows[#rows + 1] = row
+      collectgarbage("collect")
+    end
+    -- Rows that share a kernel list share a replay.
+    local by_id = {}
+    for _, row in ipairs(rows) do
+      if row.dtype == dt and row.net == net.name then by_id[row.id] = row end
+    end
+    for id, same in pairs({fwd_nograd = "fwd", fwd_backward = "fwd_grad"}) do
+      local row, ref = by_id[id], by_id[same]
+      row.replay_ms = ref.replay_ms
+      row.overhead = 100 * (row.step_ms - ref.replay_ms) / row.step_ms
+    end
+    -- The cost of recording: fwd against fwd no_grad.
+    by_id.fwd.recording = 100 * (by_id.fwd.step_ms - by_id.fwd_nograd.step_ms)
+                          / by_id.fwd_nograd.step_ms
+  end
+end
+
+local elapsed = clock() - t_start
+local pressure_end = lib.cpu_pressure and lib.cpu_pressure() or nil
+
+-- ---- report ---------------------------------------------------------------
+
+local machine = lib.machine()
+lib.print_machine(machine)
+print(string.format("batch %d; %s; steps: median of %d samples of >= %g s; "
+  .. "kernels: median of %d samples of >= %g s", B, quick and "QUICK run" or "full run",
+  step_opts.repeats, step_opts.min_time, kernel_opts.repeats, kernel_opts.min_time))
+print()
+
+local function pct(v) return string.format("%+.1f%%", v) end
+local function share(v) return string.format("%.0f%%", v) end
+local function ms(v) return string.format("%.3f", v) end
+
+for _, dt in ipairs(DTYPES) do
+  for _, net in ipairs(NETS) do
+    local s = net.sizes
+    print(string.format("%s %s %d-%d-%d-%d, batch %d (%s)", dt, net.name, s[1], s[2],
+      s[3], s[4], B, net.head == "square" and "loss sum(out^2)"
+                     or "U = Bernoulli log-likelihood"))
+    local sel = {}
+    for _, row in ipairs(rows) do
+      if row.dtype == dt and row.net == net.name then sel[#sel + 1] = row end
+    end
+    lib.print_table({
+      {key = "step", title = "step", left = true},
+      {key = "step_ms", title = "ms", fmt = ms},
+      {key = "replay_ms", title = "replay", fmt = ms},
+      {key = "kernels_ms", title = "kernels", fmt = ms},
+      {key = "blas_ms", title = "BLAS", fmt = ms},
+      {key = "elem_ms", title = "elementw", fmt = ms},
+      {key = "blas_share", title = "BLAS%", fmt = share},
+      {key = "elem_share", title = "elem%", fmt = share},
+      {key = "overhead", title = "tape ovh", fmt = pct},
+      {key = "overhead_vs_kernels", title = "vs kernels", fmt = pct},
+      {key = "n_gemm", title = "GEMMs", fmt = "%d"},
+      {key = "n_kernels", title = "kernels#", fmt = "%d"},
+      {key = "gflops", title = "GFLOP/s", fmt = "%.1f"},
+    }, sel)
+    for _, row in ipairs(sel) do
+      if row.recording then
+        print(string.format("  recording the forward costs %+.1f%% over no_grad "
+          .. "(%.3f vs %.3f ms)", row.recording, row.step_ms,
+          row.step_ms / (1 + row.recording / 100)))
+      end
+    end
+    print()
+  end
+end
+
+print("Standalone kernels (ms per call; count = times in fwd+grad / hvae):")
+for _, dt in ipairs(DTYPES) do
+  for _, net in ipairs(NETS) do
+    local sel = {}
+    for _, k in ipairs(kernel_rows) do
+      if k.dtype == dt and k.net == net.name then
+        k.label = dt .. " " .. net.name
+        k.counts = string.format("%d / %d", k.count.fwd_grad or 0, k.count.hvae or 0)
+        sel[#sel + 1] = k
+      end
+    end
+    table.sort(sel, function(a, b) return a.ms * (a.count.hvae or 0) > b.ms * (b.count.hvae or 0) end)
+    lib.print_table({
+      {key = "label", title = "", left = true},
+      {key = "kernel", title = "kernel", left = true},
+      {key = "ms", title = "ms", fmt = "%.4f"},
+      {key = "gflops", title = "GFLOP/s", fmt = "%.1f"},
+      {key = "counts", title = "count"},
+    }, sel)
+  end
+end
+print()
+
+local worst
+for _, row in ipairs(rows) do
+  if row.overhead and row.id ~= "fwd_nograd" and (not worst or row.overhead > worst.overhead) then
+    worst = row
+  end
+end
+print(string.format("tape overhead (step - replay) / step: at most %+.1f%% (%s %s %s); "
+  .. "target under 10%%", worst.overhead, worst.dtype, worst.net, worst.step))
+local stalls = {}
+for _, row in ipairs(rows) do
+  if row.stall and row.stall > 0.05 then stalls[#stalls + 1] = row.dtype .. " " .. row.net .. " " .. row.step end
+end
+if #stalls > 0 then
+  print("warning: another task held a CPU during more than 5% of: " .. table.concat(stalls, ", ")
+    .. " -- rerun before drawing conclusions")
+end
+if pressure_start or pressure_end then
+  print(string.format("CPU pressure (PSI some avg10): %s%% at start, %s%% at end",
+    tostring(pressure_start), tostring(pressure_end)))
+end
+print(string.format("elapsed %.1f s", elapsed))
+
+for _, row in ipairs(rows) do row.id = nil end
+for _, k in ipairs(kernel_rows) do k.label = nil; k.counts = nil end
+local path = lib.write_json("autograd", {
+  benchmark = "autograd",
+  batch = B,
+  nets = NETS,
+  machine = machine,
+  timing = {steps = step_opts, kernels = kernel_opts, quick = quick,
+            clock = lib.clock_name, elapsed = elapsed,
+            cpu_pressure_start = pressure_start, cpu_pressure_end = pressure_end},
+  definitions = {
+    replay = "the step's kernel list run in order under no_grad, each kernel on pre-made inputs",
+    kernels = "sum over the step's kernel list of each kernel's standalone median",
+    overhead = "(step - replay) / step, percent",
+    overhead_vs_kernels = "(step - kernels) / step, percent",
+    blas_share = "standalone GEMM time / step, percent",
+    recording = "(fwd - fwd no_grad) / fwd no_grad, percent",
+  },
+  rows = rows,
+  kernels = kernel_rows,
+})
+print("wrote " .. path)

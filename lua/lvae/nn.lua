@@ -1,0 +1,467 @@
+--- lvae.nn: layers as modules, the vocabulary of architectures.
+--
+--   local nn = require "lvae.nn"
+--   local enc = nn.Sequential(nn.Linear(784, 500), nn.Softplus(),
+--                             nn.GaussianHead(500, 64))
+--   local mu, sigma = enc(x)
+--
+-- A module is called like a function (its forward); `:parameters()` lists
+-- its leaf tensors (each requires grad), `:named_parameters()` pairs them
+-- with dotted names ("1.weight"), `:train()` / `:evaluate()` set the mode,
+-- `tostring(m)` lists the layers with their parameter counts,
+-- `:state_dict()` / `:load_state_dict(t)` exchange values by name.
+--
+-- Layers: Linear, Conv2d, ConvTranspose2d (NCHW, stride, padding as a
+-- number, {vertical, horizontal}, {top, bottom, left, right}, "valid", or
+-- TensorFlow's "same"), Softplus, ReLU, Tanh, Sigmoid, Sequential, Reshape,
+-- Flatten, GaussianHead. Weights use PyTorch's layouts: Linear [out, in],
+-- Conv2d [out, in, kh, kw], ConvTranspose2d [in, out, kh, kw].
+-- Convolutions are im2col/col2im (C) plus one GEMM per image, so they are
+-- differentiable to any order. Not here: optimizers (lvae.optim).
+
+local lv = require "lvae"
+
+local nn = { init = {}, F = {} }
+
+-- ---- initialisers --------------------------------------------------------
+-- Each fills a tensor in place (under no_grad) and returns it. fan_in and
+-- fan_out of a weight: Linear [out, in]; Conv [out, in, kh, kw] counts the
+-- receptive field (in kh kw, out kh kw).
+
+local function fans(t)
+  local size = t:size()
+  if #size < 2 then return size[1], size[1] end
+  local receptive = 1
+  for i = 3, #size do receptive = receptive * size[i] end
+  return size[2] * receptive, size[1] * receptive
+end
+
+local function fill_with(t, values)
+  lv.no_grad(function() t:copy_(values) end)
+  return t
+end
+
+--- Normal with std = gain * sqrt(2 / (fan_in + fan_out)).
+function nn.init.glorot_normal(t, gain)
+  local fan_in, fan_out = fans(t)
+  local std = (gain or 1) * math.sqrt(2 / (fan_in + fan_out))
+  return fill_with(t, lv.randn(t:size(), t:dtype()) * std)
+end
+
+--- Uniform on ±gain * sqrt(6 / (fan_in + fan_out)).
+function nn.init.glorot_uniform(t, gain)
+  local fan_in, fan_out = fans(t)
+  local a = (gain or 1) * math.sqrt(6 / (fan_in + fan_out))
+  return fill_with(t, lv.rand(t:size(), t:dtype()) * (2 * a) - a)
+end
+
+--- HVAE's initialiser: normal with std = 1 / sqrt(fan_in + fan_out).
+function nn.init.hvae_normal(t)
+  local fan_in, fan_out = fans(t)
+  return fill_with(t, lv.randn(t:size(), t:dtype()) * (1 / math.sqrt(fan_in + fan_out)))
+end
+
+function nn.init.zeros(t) return fill_with(t, lv.zeros_like(t)) end
+
+function nn.init.constant(t, value) return fill_with(t, lv.full_like(t, value)) end
+
+local initialisers = {
+  glorot_normal = nn.init.glorot_normal,
+  glorot_uniform = nn.init.glorot_uniform,
+  hvae_normal = nn.init.hvae_normal,
+  zeros = nn.init.zeros,
+}
+
+local function initialise(t, init)
+  init = init or "hvae_normal"
+  if type(init) == "function" then return init(t) end
+  local fn = initialisers[init]
+  if not fn then
+    local names = {}
+    for k in pairs(initialisers) do names[#names + 1] = k end
+    table.sort(names)
+    error(string.format("unknown initialiser '%s' (known: %s, or a function)",
+      tostring(init), table.concat(names, ", ")), 3)
+  end
+  return fn(t)
+end
+
+-- ---- the module base -------------------------------------------------------
+
+local Module = {}
+Module.__index = Module
+Module.__name = "nn.Module"
+
+--- Makes a module class; `Class(...)` builds an instance through
+-- Class.init(self, ...).
+local function class(name, parent)
+  local C = setmetatable({}, {
+    __index = parent or Module,
+    __call = function(cls, ...)
+      local self = setmetatable({ _params = {}, _children = {}, training = true }, cls)
+      cls.init(self, ...)
+      return self
+    end,
+  })
+  C.__index = C
+  C.__name = "nn." .. name
+  C.__call = function(self, ...) return self:forward(...) end
+  C.__tostring = Module.__tostring
+  C.name = name
+  return C
+end
+nn.class = class
+
+function Module.init() end
+
+--- Registers a parameter (a leaf that requires grad) under a name.
+function Module:register_parameter(name, t)
+  local p = lv.param(t)
+  self._params[#self._params + 1] = { name = name, tensor = p }
+  self[name] = p
+  return p
+end
+
+function Module:add_module(name, m)
+  self._children[#self._children + 1] = { name = name, module = m }
+  return m
+end
+
+function Module:named_parameters(prefix, out, seen)
+  out, seen = out or {}, seen or {}
+  prefix = prefix or ""
+  for _, p in ipairs(self._params) do
+    if not seen[p.tensor] then
+      seen[p.tensor] = true
+      out[#out + 1] = { name = prefix .. p.name, tensor = p.tensor }
+    end
+  end
+  for _, c in ipairs(self._children) do
+    c.module:named_parameters(prefix .. c.name .. ".", out, seen)
+  end
+  return out
+end
+
+function Module:parameters()
+  local list = {}
+  for i, np in ipairs(self:named_parameters()) do list[i] = np.tensor end
+  return list
+end
+
+function Module:n_parameters()
+  local n = 0
+  for _, p in ipairs(self:parameters()) do n = n + p:numel() end
+  return n
+end
+
+function Module:train(flag)
+  if flag == nil then flag = true end
+  self.training = flag
+  for _, c in ipairs(self._children) do c.module:train(flag) end
+  return self
+end
+
+function Module:evaluate() return self:train(false) end
+
+function Module:state_dict()
+  local state = {}
+  for _, np in ipairs(self:named_parameters()) do state[np.name] = np.tensor:detach() end
+  return state
+end
+
+function Module:load_state_dict(state, opts)
+  local strict = not (opts and opts.strict == false)
+  local seen = {}
+  lv.no_grad(function()
+    for _, np in ipairs(self:named_parameters()) do
+      local v = state[np.name]
+      if v == nil then
+        if strict then error(string.format("load_state_dict: missing parameter '%s'", np.name), 3) end
+      else
+        local want, got = table.concat(np.tensor:size(), ","), table.concat(v:size(), ",")
+        if want ~= got then
+          error(string.format("load_state_dict: parameter '%s' has shape [%s], the state gives [%s]",
+            np.name, want, got), 3)
+        end
+        np.tensor:copy_(v)
+      end
+      seen[np.name] = true
+    end
+  end)
+  if strict then
+    for k in pairs(state) do
+      if not seen[k] then error(string.format("load_state_dict: unexpected parameter '%s'", k), 2) end
+    end
+  end
+  return self
+end
+
+function Module:extra_repr() return "" end
+
+local function describe(m, indent)
+  local own = 0
+  for _, p in ipairs(m._params) do own = own + p.tensor:numel() end
+  local line = m.name .. "(" .. m:extra_repr() .. ")"
+  if own > 0 then line = line .. string.format("  [%d parameters]", own) end
+  local lines = { line }
+  for _, c in ipairs(m._children) do
+    lines[#lines + 1] = indent .. "  (" .. c.name .. "): " .. describe(c.module, indent .. "  ")
+  end
+  return table.concat(lines, "\n")
+end
+
+function Module:__tostring()
+  return describe(self, "") .. string.format("\n%d parameters in all", self:n_parameters())
+end
+
+-- ---- functional forms -------------------------------------------------------
+
+function nn.F.linear(x, weight, bias)
+  local y = x:matmul(weight:t())
+  if bias then y = y + bias end
+  return y
+end
+
+--- TensorFlow's SAME padding for one direction: {before, after}.
+local function same_padding(size, kernel, stride)
+  local out = math.ceil(size / stride)
+  local total = math.max((out - 1) * stride + kernel - size, 0)
+  local before = total // 2
+  return before, total - before
+end
+nn.F.same_padding = same_padding
+
+--- Padding {top, bottom, left, right} from a layer's `padding` option.
+local function resolve_padding(padding, h, w, kh, kw, sh, sw)
+  if padding == nil or padding == "valid" then return { 0, 0, 0, 0 } end
+  if padding == "same" then
+    local t, b = same_padding(h, kh, sh)
+    local l, r = same_padding(w, kw, sw)
+    return { t, b, l, r }
+  end
+  if math.type(padding) == "integer" then return { padding, padding, padding, padding } end
+  if type(padding) == "table" and #padding == 2 then
+    return { padding[1], padding[1], padding[2], padding[2] }
+  end
+  if type(padding) == "table" and #padding == 4 then return padding end
+  error("padding must be a number, {vertical, horizontal}, {top, bottom, left, right}, "
+    .. "'valid' or 'same', got " .. tostring(padding), 3)
+end
+
+local function pair(v, what)
+  if math.type(v) == "integer" then return v, v end
+  if type(v) == "table" and #v == 2 then return v[1], v[2] end
+  error(string.format("%s must be an integer or {h, w}, got %s", what, tostring(v)), 3)
+end
+nn.F.pair = pair
+
+--- conv2d(x [N, C, H, W], weight [O, C, kh, kw], bias [O] or nil, opts
+-- {stride, padding}) -> [N, O, Ho, Wo].
+function nn.F.conv2d(x, weight, bias, opts)
+  opts = opts or {}
+  local size = weight:size()
+  local O, kh, kw = size[1], size[3], size[4]
+  local sh, sw = pair(opts.stride or 1, "stride")
+  local xs = x:size()
+  if #xs ~= 4 then error("conv2d: expected input [N, C, H, W], got shape [" .. table.concat(xs, ",") .. "]", 2) end
+  if xs[2] ~= size[2] then
+    error(string.format("conv2d: input has %d channels, the weight expects %d", xs[2], size[2]), 2)
+  end
+  local pad = resolve_padding(opts.padding, xs[3], xs[4], kh, kw, sh, sw)
+  local cols = lv.im2col(x, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad })
+  local Ho = (xs[3] + pad[1] + pad[2] - kh) // sh + 1
+  local Wo = (xs[4] + pad[3] + pad[4] - kw) // sw + 1
+  local y = weight:reshape(O, size[2] * kh * kw):matmul(cols):view(xs[1], O, Ho, Wo)
+  if bias then y = y + bias:view(1, O, 1, 1) end
+  return y
+end
+
+--- conv_transpose2d(x [N, C, H, W], weight [C, O, kh, kw], bias, opts
+-- {stride, padding, output_padding, output_size}) -> [N, O, Hout, Wout],
+-- the exact adjoint of conv2d from Hout x Wout to H x W with the same
+-- stride and padding. With padding "same", Hout = H * stride (TensorFlow).
+function nn.F.conv_transpose2d(x, weight, bias, opts)
+  opts = opts or {}
+  local size = weight:size()
+  local C, O, kh, kw = size[1], size[2], size[3], size[4]
+  local sh, sw = pair(opts.stride or 1, "stride")
+  local xs = x:size()
+  if #xs ~= 4 then
+    error("conv_transpose2d: expected input [N, C, H, W], got shape [" .. table.concat(xs, ",") .. "]", 2)
+  end
+  if xs[2] ~= C then
+    error(string.format("conv_transpose2d: input has %d channels, the weight expects %d", xs[2], C), 2)
+  end
+  local H, W = xs[3], xs[4]
+  local Hout, Wout, pad
+  if opts.padding == "same" then
+    Hout, Wout = H * sh, W * sw
+    if opts.output_size then Hout, Wout = pair(opts.output_size, "output_size") end
+    pad = resolve_padding("same", Hout, Wout, kh, kw, sh, sw)
+  else
+    pad = resolve_padding(opts.padding, 0, 0, kh, kw, sh, sw)
+    local oph, opw = pair(opts.output_padding or 0, "output_padding")
+    if oph >= sh or opw >= sw then
+      error("conv_transpose2d: output_padding must be smaller than the stride", 2)
+    end
+    Hout = (H - 1) * sh - pad[1] - pad[2] + kh + oph
+    Wout = (W - 1) * sw - pad[3] - pad[4] + kw + opw
+    if opts.output_size then
+      local wh, ww = pair(opts.output_size, "output_size")
+      if wh < Hout - oph or wh >= Hout - oph + sh or ww < Wout - opw or ww >= Wout - opw + sw then
+        error(string.format("conv_transpose2d: output_size %dx%d is not reachable from %dx%d", wh, ww, H, W), 2)
+      end
+      Hout, Wout = wh, ww
+    end
+  end
+  local windows_h = (Hout + pad[1] + pad[2] - kh) // sh + 1
+  local windows_w = (Wout + pad[3] + pad[4] - kw) // sw + 1
+  if windows_h ~= H or windows_w ~= W then
+    error(string.format("conv_transpose2d: a %dx%d output does not give back %dx%d windows "
+      .. "with this padding", Hout, Wout, H, W), 2)
+  end
+  local cols = weight:reshape(C, O * kh * kw):t():matmul(x:reshape(xs[1], C, H * W))
+  local y = lv.col2im(cols, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad,
+                              size = { Hout, Wout } })
+  if bias then y = y + bias:view(1, O, 1, 1) end
+  return y
+end
+
+-- ---- layers -------------------------------------------------------------------
+
+local function check_positive(v, what, level)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("%s must be a positive integer, got %s", what, tostring(v)), level or 3)
+  end
+end
+
+nn.Linear = class("Linear")
+function nn.Linear:init(n_in, n_out, opts)
+  opts = opts or {}
+  check_positive(n_in, "Linear: n_in", 4)
+  check_positive(n_out, "Linear: n_out", 4)
+  local dtype = opts.dtype or "f32"
+  self.n_in, self.n_out = n_in, n_out
+  initialise(self:register_parameter("weight", lv.zeros({ n_out, n_in }, dtype)), opts.init)
+  if opts.bias ~= false then
+    self:register_parameter("bias", lv.zeros({ n_out }, dtype))
+  end
+end
+function nn.Linear:forward(x) return nn.F.linear(x, self.weight, self.bias) end
+function nn.Linear:extra_repr()
+  return string.format("%d -> %d%s", self.n_in, self.n_out, self.bias and "" or ", no bias")
+end
+
+nn.Conv2d = class("Conv2d")
+function nn.Conv2d:init(c_in, c_out, kernel, opts)
+  opts = opts or {}
+  check_positive(c_in, "Conv2d: c_in", 4)
+  check_positive(c_out, "Conv2d: c_out", 4)
+  local kh, kw = pair(kernel, "Conv2d: kernel")
+  self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
+  self.stride, self.padding = opts.stride or 1, opts.padding or 0
+  pair(self.stride, "Conv2d: stride")
+  resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
+  local dtype = opts.dtype or "f32"
+  initialise(self:register_parameter("weight", lv.zeros({ c_out, c_in, kh, kw }, dtype)), opts.init)
+  if opts.bias ~= false then self:register_parameter("bias", lv.zeros({ c_out }, dtype)) end
+end
+function nn.Conv2d:forward(x)
+  return nn.F.conv2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding })
+end
+function nn.Conv2d:extra_repr()
+  return string.format("%d -> %d, kernel %dx%d, stride %s, padding %s", self.c_in, self.c_out,
+    self.kernel[1], self.kernel[2], type(self.stride) == "table" and table.concat(self.stride, "x")
+    or tostring(self.stride), type(self.padding) == "table" and "{" .. table.concat(self.padding, ",") .. "}"
+    or tostring(self.padding))
+end
+
+nn.ConvTranspose2d = class("ConvTranspose2d")
+function nn.ConvTranspose2d:init(c_in, c_out, kernel, opts)
+  opts = opts or {}
+  check_positive(c_in, "ConvTranspose2d: c_in", 4)
+  check_positive(c_out, "ConvTranspose2d: c_out", 4)
+  local kh, kw = pair(kernel, "ConvTranspose2d: kernel")
+  self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
+  self.stride, self.padding = opts.stride or 1, opts.padding or 0
+  self.output_padding = opts.output_padding
+  pair(self.stride, "ConvTranspose2d: stride")
+  local dtype = opts.dtype or "f32"
+  local w = lv.zeros({ c_in, c_out, kh, kw }, dtype)
+  -- Fans as the adjoint convolution sees them: out = c_in, in = c_out.
+  initialise(self:register_parameter("weight", w), opts.init)
+  if opts.bias ~= false then self:register_parameter("bias", lv.zeros({ c_out }, dtype)) end
+end
+function nn.ConvTranspose2d:forward(x, output_size)
+  return nn.F.conv_transpose2d(x, self.weight, self.bias, {
+    stride = self.stride, padding = self.padding,
+    output_padding = self.output_padding, output_size = output_size })
+end
+nn.ConvTranspose2d.extra_repr = nn.Conv2d.extra_repr
+
+local function activation(name, op)
+  local C = class(name)
+  function C:forward(x) return x[op](x) end
+  return C
+end
+nn.Softplus = activation("Softplus", "softplus")
+nn.ReLU = activation("ReLU", "relu")
+nn.Tanh = activation("Tanh", "tanh")
+nn.Sigmoid = activation("Sigmoid", "sigmoid")
+
+--- Sequential(m1, m2, ...): each module's results are the next one's
+-- arguments (so a GaussianHead may end it with two results).
+nn.Sequential = class("Sequential")
+function nn.Sequential:init(...)
+  for i = 1, select("#", ...) do
+    local m = select(i, ...)
+    if type(m) ~= "table" or getmetatable(m) == nil or m.forward == nil then
+      error(string.format("Sequential: argument %d is not a module", i), 4)
+    end
+    self:add_module(tostring(i), m)
+  end
+end
+function nn.Sequential:forward(...)
+  local values = table.pack(...)
+  for _, c in ipairs(self._children) do
+    values = table.pack(c.module(table.unpack(values, 1, values.n)))
+  end
+  return table.unpack(values, 1, values.n)
+end
+function nn.Sequential:add(m) return self:add_module(tostring(#self._children + 1), m) end
+function nn.Sequential:__len() return #self._children end
+
+--- Reshape(d1, d2, ...): each sample to the given shape (the batch dim is
+-- kept). Flatten(): each sample to a vector.
+nn.Reshape = class("Reshape")
+function nn.Reshape:init(...)
+  self.shape = type(...) == "table" and { table.unpack((...)) } or { ... }
+  for i, s in ipairs(self.shape) do
+    if math.type(s) ~= "integer" or (s < 1 and s ~= -1) then
+      error(string.format("Reshape: size %d must be a positive integer or -1", i), 4)
+    end
+  end
+end
+function nn.Reshape:forward(x)
+  return x:reshape(x:size(1), table.unpack(self.shape))
+end
+function nn.Reshape:extra_repr() return table.concat(self.shape, "x") end
+
+nn.Flatten = class("Flatten")
+function nn.Flatten:forward(x) return x:reshape(x:size(1), -1) end
+
+--- GaussianHead(n_in, d): returns mu [B, d] and sigma = softplus(.) [B, d].
+nn.GaussianHead = class("GaussianHead")
+function nn.GaussianHead:init(n_in, d, opts)
+  self.d = d
+  self:add_module("mu", nn.Linear(n_in, d, opts))
+  self:add_module("sigma", nn.Linear(n_in, d, opts))
+  self.mu_layer, self.sigma_layer = self._children[1].module, self._children[2].module
+end
+function nn.GaussianHead:forward(h)
+  return self.mu_layer(h), self.sigma_layer(h):softplus()
+end
+function nn.GaussianHead:extra_repr() return string.format("-> mu, sigma of %d dims", self.d) end
+
+nn.Module = Module
+return nn

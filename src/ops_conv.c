@@ -1,0 +1,202 @@
+/*
+ * ops_conv.c -- the two linear maps a 2-D convolution is made of:
+ * im2col (unfold every kh x kw window of a padded image into a column) and
+ * col2im (its exact adjoint: add every column back into its window).
+ *
+ * Shape legend: N batch, C channels, H x W image, kh x kw kernel,
+ * Ho x Wo windows, K = C kh kw, P = Ho Wo.
+ *     im2col: x [N, C, H, W]  ->  cols [N, K, P]
+ *     col2im: cols [N, K, P]  ->  x [N, C, H, W]
+ * A convolution is then W[O, K] @ cols (lua/lvae/nn.lua), a transposed
+ * convolution col2im(Wᵀ @ x). Since each map's VJP is the other, both
+ * are differentiable to any order, and so are the convolutions built on
+ * them. Padding is given per side (TensorFlow's SAME pads 1 before and 2
+ * after for 28 -> 14 at kernel 5, stride 2).
+ *
+ * Not here: the GEMM (ops_matmul.c) and the layers (nn.lua).
+ */
+#include <string.h>
+
+#include "autograd.h"
+#include "op.h"
+
+static int64_t out_size(int64_t size, int64_t k, int64_t s, int64_t before,
+                        int64_t after)
+{
+    int64_t span = size + before + after - k;
+    return span < 0 ? 0 : span / s + 1;
+}
+
+/* Row (c, i, j) of cols, column (oy, ox), reads image pixel
+ * (c, oy*sh - pad_top + i, ox*sw - pad_left + j), zero outside. */
+#define CONV_KERNELS(T, SUFFIX)                                               \
+    static void im2col_##SUFFIX(T *cols, const T *x, int64_t C, int64_t H,    \
+                                int64_t W, const lv_conv_geometry *g,         \
+                                int64_t Ho, int64_t Wo)                       \
+    {                                                                         \
+        int64_t P = Ho * Wo;                                                  \
+        for (int64_t c = 0; c < C; c++)                                       \
+            for (int64_t i = 0; i < g->kh; i++)                               \
+                for (int64_t j = 0; j < g->kw; j++) {                         \
+                    T *row = cols + ((c * g->kh + i) * g->kw + j) * P;        \
+                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
+                        int64_t y = oy * g->sh - g->pad_top + i;              \
+                        T *dst = row + oy * Wo;                               \
+                        if (y < 0 || y >= H) {                                \
+                            memset(dst, 0, sizeof(T) * (size_t)Wo);           \
+                            continue;                                         \
+                        }                                                     \
+                        const T *src = x + (c * H + y) * W;                   \
+                        for (int64_t ox = 0; ox < Wo; ox++) {                 \
+                            int64_t xx = ox * g->sw - g->pad_left + j;        \
+                            dst[ox] = (xx >= 0 && xx < W) ? src[xx] : (T)0;   \
+                        }                                                     \
+                    }                                                         \
+                }                                                             \
+    }                                                                         \
+                                                                              \
+    static void col2im_##SUFFIX(T *x, const T *cols, int64_t C, int64_t H,    \
+                                int64_t W, const lv_conv_geometry *g,         \
+                                int64_t Ho, int64_t Wo)                       \
+    {                                                                         \
+        int64_t P = Ho * Wo;                                                  \
+        memset(x, 0, sizeof(T) * (size_t)(C * H * W));                        \
+        for (int64_t c = 0; c < C; c++)                                       \
+            for (int64_t i = 0; i < g->kh; i++)                               \
+                for (int64_t j = 0; j < g->kw; j++) {                         \
+                    const T *row = cols + ((c * g->kh + i) * g->kw + j) * P;  \
+                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
+                        int64_t y = oy * g->sh - g->pad_top + i;              \
+                        if (y < 0 || y >= H)                                  \
+                            continue;                                         \
+                        const T *src = row + oy * Wo;                         \
+                        T *dst = x + (c * H + y) * W;                         \
+                        for (int64_t ox = 0; ox < Wo; ox++) {                 \
+                            int64_t xx = ox * g->sw - g->pad_left + j;        \
+                            if (xx >= 0 && xx < W)                            \
+                                dst[xx] += src[ox];                           \
+                        }                                                     \
+                    }                                                         \
+                }                                                             \
+    }
+
+CONV_KERNELS(float, f32)
+CONV_KERNELS(double, f64)
+
+static int check_geometry(const lv_conv_geometry *g)
+{
+    if (g->kh < 1 || g->kw < 1)
+        return lv_error_set(2, "kernel size must be at least 1, got %lldx%lld",
+                            (long long)g->kh, (long long)g->kw);
+    if (g->sh < 1 || g->sw < 1)
+        return lv_error_set(2, "stride must be at least 1, got %lldx%lld",
+                            (long long)g->sh, (long long)g->sw);
+    if (g->pad_top < 0 || g->pad_bottom < 0 || g->pad_left < 0 ||
+        g->pad_right < 0)
+        return lv_error_set(2, "padding must not be negative");
+    return 0;
+}
+
+int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                    int n_in, const lv_op_params *p)
+{
+    (void)n_in;
+    const lv_conv_geometry *g = &p->conv;
+    const lv_tensor *x = in[0];
+    char buf[128];
+    if (check_geometry(g) < 0)
+        return -1;
+    lv_tensor *src = NULL, *y = NULL;
+    if (op == LV_OP_IM2COL) {
+        if (x->ndim != 4)
+            return lv_error_set(1, "expected an image batch [N, C, H, W], got "
+                                "shape %s", lv_shape_format(buf, sizeof buf,
+                                                           x->ndim, x->shape));
+        int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+        int64_t Ho = out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
+        int64_t Wo = out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
+        if (Ho == 0 || Wo == 0)
+            return lv_error_set(1, "image %lldx%lld (padded %lldx%lld) is "
+                                "smaller than the kernel %lldx%lld",
+                                (long long)H, (long long)W,
+                                (long long)(H + g->pad_top + g->pad_bottom),
+                                (long long)(W + g->pad_left + g->pad_right),
+                                (long long)g->kh, (long long)g->kw);
+        src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
+        int64_t shape[3] = {N, C * g->kh * g->kw, Ho * Wo};
+        y = src ? lv_tensor_empty(x->dtype, 3, shape) : NULL;
+        if (!y) {
+            lv_tensor_release(src);
+            return -1;
+        }
+        size_t el = lv_dtype_size(x->dtype);
+        const char *xs = lv_tensor_data(src);
+        char *ys = lv_tensor_data(y);
+        #pragma omp parallel for if (N > 1 && C * H * W * N >= 65536)
+        for (int64_t n = 0; n < N; n++) {
+            const char *xn = xs + n * C * H * W * (int64_t)el;
+            char *yn = ys + n * shape[1] * shape[2] * (int64_t)el;
+            if (x->dtype == LV_DTYPE_F64)
+                im2col_f64((double *)yn, (const double *)xn, C, H, W, g, Ho, Wo);
+            else
+                im2col_f32((float *)yn, (const float *)xn, C, H, W, g, Ho, Wo);
+        }
+    } else {
+        int64_t H = g->height, W = g->width;
+        int64_t Ho = out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
+        int64_t Wo = out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
+        int64_t khw = g->kh * g->kw;
+        if (H < 1 || W < 1)
+            return lv_error_set(2, "image size must be given (height and "
+                                "width at least 1)");
+        if (x->ndim != 3 || x->shape[1] % khw != 0 || x->shape[2] != Ho * Wo ||
+            Ho == 0 || Wo == 0)
+            return lv_error_set(1, "expected columns [N, C*%lld, %lld] for a "
+                                "%lldx%lld image, got shape %s",
+                                (long long)khw, (long long)(Ho * Wo),
+                                (long long)H, (long long)W,
+                                lv_shape_format(buf, sizeof buf, x->ndim,
+                                                x->shape));
+        int64_t N = x->shape[0], C = x->shape[1] / khw;
+        src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
+        int64_t shape[4] = {N, C, H, W};
+        y = src ? lv_tensor_empty(x->dtype, 4, shape) : NULL;
+        if (!y) {
+            lv_tensor_release(src);
+            return -1;
+        }
+        size_t el = lv_dtype_size(x->dtype);
+        const char *cs = lv_tensor_data(src);
+        char *ys = lv_tensor_data(y);
+        #pragma omp parallel for if (N > 1 && C * H * W * N >= 65536)
+        for (int64_t n = 0; n < N; n++) {
+            const char *cn = cs + n * x->shape[1] * x->shape[2] * (int64_t)el;
+            char *yn = ys + n * C * H * W * (int64_t)el;
+            if (x->dtype == LV_DTYPE_F64)
+                col2im_f64((double *)yn, (const double *)cn, C, H, W, g, Ho, Wo);
+            else
+                col2im_f32((float *)yn, (const float *)cn, C, H, W, g, Ho, Wo);
+        }
+    }
+    lv_tensor_release(src);
+    out[0] = y;
+    return 1;
+}
+
+/* Each map's VJP is the other, at the same geometry and image size. */
+int lv_vjp_conv(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                const int *needs)
+{
+    (void)needs;
+    lv_op_params p = node->params;
+    lv_tensor *g = dout[0];
+    if (node->op == LV_OP_IM2COL) {
+        const lv_tensor *x = node->inputs[0];
+        p.conv.height = x->shape[2];
+        p.conv.width = x->shape[3];
+        din[0] = lv_apply1(LV_OP_COL2IM, 1, &g, &p);
+    } else {
+        din[0] = lv_apply1(LV_OP_IM2COL, 1, &g, &p);
+    }
+    return din[0] ? 0 : -1;
+}
