@@ -419,10 +419,8 @@ static int discover(node_list *all, int n_roots, lv_tensor *const *roots,
         node->needed = 0;
         memset(node->wanted, 0, sizeof node->wanted);
         memset(node->grad, 0, sizeof node->grad);
-        if (node->freed) {
-            status = lv_error_set(0, "%s", freed_graph_message);
-            break;
-        }
+        /* A freed node is fine to pass through: only running its VJP
+         * needs the saved tensors, and that is checked where it runs. */
         for (int i = 0; i < node->n_inputs && status == 0; i++) {
             lv_node *child = node->edge_fn[i];
             if (!child)

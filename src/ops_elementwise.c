@@ -191,7 +191,7 @@ int lv_vjp_binary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
         break;
     case LV_OP_DIV:                     /* y = a/b: g/b, -g y / b */
         da = ag_div(&S, g, b);
-        db = needs[1] ? ag_op(&S, LV_OP_NEG, ag_div(&S, ag_mul(&S, da,
+        db = needs[1] ? ag_op(&S, LV_OP_NEG, ag_div(&S, ag_mul(&S, g,
                                   ag_output(&S, node, 0)), b)) : NULL;
         break;
     case LV_OP_POW: {                   /* y = a^b: g b a^(b-1), g y log a */

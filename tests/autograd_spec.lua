@@ -1014,8 +1014,13 @@ describe("autograd memory", function()
       end)
       return gs
     end
+    local function live_bytes()
+      collectgarbage()
+      collectgarbage()
+      return lv.memory_stats().live_bytes
+    end
     for _ = 1, 500 do step() end              -- warm-up: reach the steady state
-    collectgarbage()
+    local base = live_bytes()
     local before = rss()
     local gs
     for _ = 1, 10000 do gs = step() end
@@ -1025,5 +1030,8 @@ describe("autograd memory", function()
     assert.is_false(gs[1].needs_grad)
     assert(after - before < 64 * 2 ^ 20,
       string.format("resident size grew by %.1f MiB", (after - before) / 2 ^ 20))
+    -- nothing of the tapes outlives them: tensor bytes back to the baseline
+    gs = nil
+    assert.are.equal(base, live_bytes())
   end)
 end)

@@ -58,6 +58,7 @@ function M.hvp(f, x, v, opts)
   local xi = differentiable_input(x, create)
   local y = grad_scope(true, f, xi)
   local g = core.grad(scalar_of(y, "hvp"), { xi }, { create_graph = true })[1]
+  if not g.needs_grad then return y, core.zeros_like(x) end   -- f is linear
   local hv = core.grad(g, { xi }, { grad_outputs = v, create_graph = create,
                                     allow_unused = true })[1]
   return y, hv or core.zeros_like(x)
@@ -76,6 +77,11 @@ function M.hessian(f, x, opts)
   local y = grad_scope(true, f, xi)
   local g = core.grad(scalar_of(y, "hessian"), { xi }, { create_graph = true })[1]
   local d = x:size(x:dim())
+  if not g.needs_grad then                                   -- f is linear
+    local shape = x:size()
+    shape[#shape + 1] = d
+    return core.zeros(shape, x:dtype())
+  end
   local rows = {}
   for j = 1, d do
     -- The j-th unit vector in every sample at once: one reverse pass
