@@ -91,10 +91,12 @@ local NETS = {
 -- Timing of whole steps, and of single kernels (shorter samples: there
 -- are many of them).
 local step_opts = quick and {warmup = 0.02, min_time = 0.02, repeats = 3}
-                         or {warmup = 0.1, min_time = 0.1, repeats = 7}
+                         or {warmup = 0.05, min_time = 0.04, repeats = 9}
 local kernel_opts = quick and {warmup = 0.005, min_time = 0.005, repeats = 3}
-                           or {warmup = 0.02, min_time = 0.03, repeats = 5}
-local settle_max = quick and 0.5 or 3.0     -- seconds, at most, per settle
+                           or {warmup = 0.01, min_time = 0.02, repeats = 5}
+local settle_max = quick and 0.5 or 2.0     -- seconds, at most, per settle
+local STALL_LIMIT = 0.10    -- remeasure when a task waited for a CPU this long
+local TRIES = quick and 1 or 3
 
 local clock = lib.clock
 local stall = lib.cpu_stall or function() return nil end
@@ -112,13 +114,80 @@ local function settle(fn)
   until drops >= 2 or clock() - t0 > settle_max
 end
 
---- lib.time with the share of the time some task waited for a CPU.
-local function timed(fn, opts)
-  local t0, s0 = clock(), stall()
-  local r = lib.time(fn, opts)
-  local s1 = stall()
-  r.stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil
-  return r
+local function median(list)
+  local s = table.move(list, 1, #list, 1, {})
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return 0.5 * (s[n // 2] + s[n // 2 + 1])
+end
+
+--- Calls measure() (which returns a result with .stall, the share of its
+-- time in which some task waited for a CPU) up to TRIES times while the
+-- machine is busy; keeps the least disturbed result.
+local function quietest(measure)
+  local best
+  for _ = 1, TRIES do
+    local r = measure()
+    if not best or (r.stall or 0) < (best.stall or 0) then best = r end
+    if (best.stall or 0) <= STALL_LIMIT then break end
+  end
+  return best
+end
+
+--- A kernel's standalone time: lib.time, and the CPU-wait share.
+local function time_kernel(fn)
+  return quietest(function()
+    local t0, s0 = clock(), stall()
+    local r = lib.time(fn, kernel_opts)
+    local s1 = stall()
+    r.stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil
+    return r
+  end)
+end
+
+--- Interleaved timing of several functions: sample r of each is taken
+-- one after the other, so that a busy moment of the machine falls on all
+-- of them alike and ratios can be taken sample by sample. (bench/lib.lua's
+-- lib.time times one function; this is its interleaved cousin, written
+-- here.) Returns {stall =, [i] = {median =, min =, max =, iters =,
+-- samples = {...}}}, seconds per call.
+local function time_interleaved(fns)
+  return quietest(function()
+    collectgarbage("collect")
+    local iters = {}
+    for i, fn in ipairs(fns) do
+      local calls, t0 = 0, clock()
+      repeat fn(); calls = calls + 1
+      until clock() - t0 >= step_opts.warmup and calls >= 2
+      iters[i] = math.max(1, math.ceil(step_opts.min_time / ((clock() - t0) / calls)))
+    end
+    local samples = {}
+    for i = 1, #fns do samples[i] = {} end
+    local t0, s0 = clock(), stall()
+    for r = 1, step_opts.repeats do
+      for i, fn in ipairs(fns) do
+        local n, ts = iters[i], clock()
+        for _ = 1, n do fn() end
+        samples[i][r] = (clock() - ts) / n
+      end
+    end
+    local s1 = stall()
+    local out = {stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil}
+    for i = 1, #fns do
+      local s = samples[i]
+      out[i] = {median = median(s), min = math.min(table.unpack(s)),
+                max = math.max(table.unpack(s)), iters = iters[i], samples = s}
+    end
+    return out
+  end)
+end
+
+--- Median over samples of (a - b) / b, in percent.
+local function paired_pct(a, b)
+  local d = {}
+  for r = 1, #a.samples do d[r] = 100 * (a.samples[r] - b.samples[r]) / b.samples[r] end
+  return median(d)
 end
 
 -- ---- kernels: what a step runs, as closures over pre-made inputs -------
@@ -425,6 +494,18 @@ local function replay_fn(list, dt)
   end
 end
 
+-- Steps timed together (interleaved), each group with the replay of its
+-- kernel list; the replay of fwd serves fwd no_grad, that of fwd+grad
+-- serves fwd+backward (same kernels).
+local GROUPS = {
+  {replay = "fwd", steps = {"fwd", "fwd_nograd"}},
+  {replay = "fwd_grad", steps = {"fwd_grad", "fwd_backward"}},
+  {replay = "hvae1", steps = {"hvae1"}},
+  {replay = "hvae", steps = {"hvae"}},
+}
+local TITLE = {}
+for _, p in ipairs(PATTERNS) do TITLE[p.id] = p.title end
+
 local t_start = clock()
 local pressure_start = lib.cpu_pressure and lib.cpu_pressure() or nil
 local rows, kernel_rows = {}, {}
@@ -434,20 +515,19 @@ for _, dt in ipairs(DTYPES) do
     lv.manual_seed(1234)
     local steps = build(net, dt)
     -- Standalone times of every distinct kernel of every step.
-    local ktimes, kinfo = {}, {}
+    local ktimes, kinfo, keys = {}, {}, {}
     for _, p in ipairs(PATTERNS) do
       for _, k in ipairs(kernel_list(net, p.id)) do
-        kinfo[k.key] = kinfo[k.key] or {k = k, count = {}}
+        if not kinfo[k.key] then
+          kinfo[k.key] = {k = k, count = {}}
+          keys[#keys + 1] = k.key
+        end
         kinfo[k.key].count[p.id] = (kinfo[k.key].count[p.id] or 0) + 1
       end
     end
-    local keys = {}
-    for key in pairs(kinfo) do keys[#keys + 1] = key end
-    table.sort(keys)
     for _, key in ipairs(keys) do
       local k = kinfo[key].k
-      local fn = k.make(dt)
-      local r = timed(fn, kernel_opts)
+      local r = time_kernel(k.make(dt))
       ktimes[key] = r.median
       kernel_rows[#kernel_rows + 1] = {
         dtype = dt, net = net.name, kernel = key, kind = k.kind,
@@ -457,50 +537,51 @@ for _, dt in ipairs(DTYPES) do
       }
     end
     collectgarbage("collect")
-    -- The steps, each beside its replay.
-    settle(steps.hvae)
-    for _, p in ipairs(PATTERNS) do
-      local list = kernel_list(net, p.id)
-      local st = kernel_stats(list, ktimes)
-      local step_fn = steps[p.id]
-      settle(step_fn)
-      local r = timed(step_fn, step_opts)
-      local rp
-      if p.id ~= "fwd_nograd" and p.id ~= "fwd_backward" then  -- same lists as fwd, fwd_grad
-        local replay = replay_fn(list, dt)
-        settle(replay)
-        rp = timed(replay, step_opts)
-        replay = nil
+    -- The steps, each group interleaved with its replay.
+    local by_id = {}
+    for _, g in ipairs(GROUPS) do
+      local list = kernel_list(net, g.replay)
+      local replay = replay_fn(list, dt)
+      local fns = {}
+      for i, id in ipairs(g.steps) do
+        fns[i] = steps[id]
+        settle(steps[id])
       end
-      local row = {
-        dtype = dt, net = net.name, step = p.title, id = p.id,
-        step_ms = r.median * 1e3, step_min_ms = r.min * 1e3, step_max_ms = r.max * 1e3,
-        replay_ms = rp and rp.median * 1e3 or nil,
-        kernels_ms = st.sum * 1e3, blas_ms = st.gemm * 1e3, elem_ms = st.elem * 1e3,
-        n_kernels = st.n_kernels, n_gemm = st.n_gemm, gflop = st.flops * 1e-9,
-        blas_share = 100 * st.gemm / r.median,
-        elem_share = 100 * st.elem / r.median,
-        overhead = rp and 100 * (r.median - rp.median) / r.median or nil,
-        overhead_vs_kernels = 100 * (r.median - st.sum) / r.median,
-        gflops = st.flops / r.median * 1e-9,
-        stall = r.stall, replay_stall = rp and rp.stall or nil,
-      }
-      rows[#rows + 1] = row
+      settle(replay)
+      fns[#fns + 1] = replay
+      local res = time_interleaved(fns)
+      local rp = res[#fns]
+      local st = kernel_stats(list, ktimes)
+      for i, id in ipairs(g.steps) do
+        local r = res[i]
+        local row = {
+          dtype = dt, net = net.name, step = TITLE[id], id = id,
+          step_ms = r.median * 1e3, step_min_ms = r.min * 1e3, step_max_ms = r.max * 1e3,
+          replay_ms = rp.median * 1e3, replay_min_ms = rp.min * 1e3,
+          kernels_ms = st.sum * 1e3, blas_ms = st.gemm * 1e3, elem_ms = st.elem * 1e3,
+          n_kernels = st.n_kernels, n_gemm = st.n_gemm, gflop = st.flops * 1e-9,
+          blas_share = 100 * st.gemm / r.median,
+          elem_share = 100 * st.elem / r.median,
+          -- (step - replay) / step, sample by sample
+          overhead = -paired_pct(rp, r),
+          overhead_min = 100 * (r.min - rp.min) / r.min,
+          overhead_vs_kernels = 100 * (r.median - st.sum) / r.median,
+          gflops = st.flops / r.median * 1e-9,
+          stall = res.stall, samples_ms = {}, replay_samples_ms = {},
+        }
+        for s = 1, #r.samples do
+          row.samples_ms[s] = r.samples[s] * 1e3
+          row.replay_samples_ms[s] = rp.samples[s] * 1e3
+        end
+        rows[#rows + 1] = row
+        by_id[id] = {row = row, res = r}
+      end
+      replay = nil
       collectgarbage("collect")
     end
-    -- Rows that share a kernel list share a replay.
-    local by_id = {}
-    for _, row in ipairs(rows) do
-      if row.dtype == dt and row.net == net.name then by_id[row.id] = row end
-    end
-    for id, same in pairs({fwd_nograd = "fwd", fwd_backward = "fwd_grad"}) do
-      local row, ref = by_id[id], by_id[same]
-      row.replay_ms = ref.replay_ms
-      row.overhead = 100 * (row.step_ms - ref.replay_ms) / row.step_ms
-    end
-    -- The cost of recording: fwd against fwd no_grad.
-    by_id.fwd.recording = 100 * (by_id.fwd.step_ms - by_id.fwd_nograd.step_ms)
-                          / by_id.fwd_nograd.step_ms
+    -- The cost of recording: fwd against fwd no_grad, sample by sample.
+    by_id.fwd.row.recording = paired_pct(by_id.fwd.res, by_id.fwd_nograd.res)
+    by_id.fwd_backward.row.vs_grad = paired_pct(by_id.fwd_backward.res, by_id.fwd_grad.res)
   end
 end
 
@@ -511,9 +592,15 @@ local pressure_end = lib.cpu_pressure and lib.cpu_pressure() or nil
 
 local machine = lib.machine()
 lib.print_machine(machine)
-print(string.format("batch %d; %s; steps: median of %d samples of >= %g s; "
-  .. "kernels: median of %d samples of >= %g s", B, quick and "QUICK run" or "full run",
-  step_opts.repeats, step_opts.min_time, kernel_opts.repeats, kernel_opts.min_time))
+print(string.format("batch %d; %s; steps: median of %d samples of >= %g s, interleaved "
+  .. "with their replay; kernels: median of %d samples of >= %g s", B,
+  quick and "QUICK run" or "full run", step_opts.repeats, step_opts.min_time,
+  kernel_opts.repeats, kernel_opts.min_time))
+print("ms: the step; replay: its kernels in order without the tape; kernels: the sum of "
+  .. "their standalone times (BLAS: the GEMMs; elementw: the rest);")
+print("tape ovh: (step - replay) / step, median of paired samples (min: from the fastest "
+  .. "samples); vs kernels: (step - kernels) / step; wait: share of the time some task "
+  .. "waited for a CPU")
 print()
 
 local function pct(v) return string.format("%+.1f%%", v) end
@@ -540,23 +627,30 @@ for _, dt in ipairs(DTYPES) do
       {key = "blas_share", title = "BLAS%", fmt = share},
       {key = "elem_share", title = "elem%", fmt = share},
       {key = "overhead", title = "tape ovh", fmt = pct},
+      {key = "overhead_min", title = "(min)", fmt = pct},
       {key = "overhead_vs_kernels", title = "vs kernels", fmt = pct},
       {key = "n_gemm", title = "GEMMs", fmt = "%d"},
       {key = "n_kernels", title = "kernels#", fmt = "%d"},
       {key = "gflops", title = "GFLOP/s", fmt = "%.1f"},
+      {key = "stall", title = "wait", fmt = function(v) return string.format("%.0f%%", 100 * v) end},
     }, sel)
     for _, row in ipairs(sel) do
       if row.recording then
-        print(string.format("  recording the forward costs %+.1f%% over no_grad "
-          .. "(%.3f vs %.3f ms)", row.recording, row.step_ms,
-          row.step_ms / (1 + row.recording / 100)))
+        print(string.format("  recording the forward on the tape costs %+.1f%% over the "
+          .. "same forward under no_grad", row.recording))
+      end
+      if row.vs_grad then
+        print(string.format("  loss:backward() (into .grad) against lv.grad(loss, params): "
+          .. "%+.1f%%", row.vs_grad))
       end
     end
     print()
   end
 end
 
-print("Standalone kernels (ms per call; count = times in fwd+grad / hvae):")
+local TOP = 12
+print(string.format("Standalone kernels, the %d that weigh most in the hvae step (ms per "
+  .. "call; count: calls in fwd+grad / hvae; all in the JSON):", TOP))
 for _, dt in ipairs(DTYPES) do
   for _, net in ipairs(NETS) do
     local sel = {}
@@ -568,6 +662,7 @@ for _, dt in ipairs(DTYPES) do
       end
     end
     table.sort(sel, function(a, b) return a.ms * (a.count.hvae or 0) > b.ms * (b.count.hvae or 0) end)
+    for i = #sel, TOP + 1, -1 do sel[i] = nil end
     lib.print_table({
       {key = "label", title = "", left = true},
       {key = "kernel", title = "kernel", left = true},
@@ -587,12 +682,20 @@ for _, row in ipairs(rows) do
 end
 print(string.format("tape overhead (step - replay) / step: at most %+.1f%% (%s %s %s); "
   .. "target under 10%%", worst.overhead, worst.dtype, worst.net, worst.step))
+for _, row in ipairs(rows) do
+  if row.dtype == "f32" and row.net == "mlp" and (row.id == "fwd_grad" or row.id == "hvae") then
+    print(string.format("f32 mlp %s: %.2f ms, BLAS %.0f%% (standalone GEMMs), elementwise "
+      .. "%.0f%%, tape %+.1f%%", row.step, row.step_ms, row.blas_share, row.elem_share,
+      row.overhead))
+  end
+end
 local stalls = {}
 for _, row in ipairs(rows) do
-  if row.stall and row.stall > 0.05 then stalls[#stalls + 1] = row.dtype .. " " .. row.net .. " " .. row.step end
+  if row.stall and row.stall > STALL_LIMIT then stalls[#stalls + 1] = row.dtype .. " " .. row.net .. " " .. row.step end
 end
 if #stalls > 0 then
-  print("warning: another task held a CPU during more than 5% of: " .. table.concat(stalls, ", ")
+  print(string.format("warning: some task waited for a CPU during more than %.0f%% of: ",
+    100 * STALL_LIMIT) .. table.concat(stalls, ", ")
     .. " -- rerun before drawing conclusions")
 end
 if pressure_start or pressure_end then
@@ -601,7 +704,6 @@ if pressure_start or pressure_end then
 end
 print(string.format("elapsed %.1f s", elapsed))
 
-for _, row in ipairs(rows) do row.id = nil end
 for _, k in ipairs(kernel_rows) do k.label = nil; k.counts = nil end
 local path = lib.write_json("autograd", {
   benchmark = "autograd",
@@ -614,10 +716,13 @@ local path = lib.write_json("autograd", {
   definitions = {
     replay = "the step's kernel list run in order under no_grad, each kernel on pre-made inputs",
     kernels = "sum over the step's kernel list of each kernel's standalone median",
-    overhead = "(step - replay) / step, percent",
+    overhead = "(step - replay) / step, percent: median over interleaved sample pairs",
+    overhead_min = "(fastest step sample - fastest replay sample) / fastest step sample, percent",
+    vs_grad = "(fwd+backward - fwd+grad) / fwd+grad, percent, median over sample pairs",
+    stall = "share of the measurement in which some task waited for a CPU (Linux PSI)",
     overhead_vs_kernels = "(step - kernels) / step, percent",
     blas_share = "standalone GEMM time / step, percent",
-    recording = "(fwd - fwd no_grad) / fwd no_grad, percent",
+    recording = "(fwd - fwd no_grad) / fwd no_grad, percent, median over sample pairs",
   },
   rows = rows,
   kernels = kernel_rows,

@@ -501,6 +501,11 @@ static void bump_version(lv_tensor *t) { t->storage->version++; }
 
 void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname)
 {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->stride[i] == 0 && t->shape[i] > 1)
+            luaL_error(L, "%s: cannot write into an expanded view (several "
+                       "of its elements share one memory location): clone "
+                       "it first", fname);
     if (t->requires_grad && lv_grad_enabled())
         luaL_error(L, "%s: cannot write in place into a tensor that requires "
                    "grad while grad mode is on (the tape does not record "
