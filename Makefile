@@ -8,7 +8,7 @@ CC        ?= gcc
 # The module is built and used on the same machine (make test builds it),
 # so it may use every instruction the machine has. Contraction into FMA is
 # off: results must not depend on which instructions the compiler chose.
-OPT       ?= -O3 -march=native -ffp-contract=off
+OPT       ?= -O3 -march=native -ffp-contract=off -fno-math-errno
 WARN      := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wdouble-promotion \
              -Wno-unused-parameter
 OPENMP    ?= -fopenmp
@@ -16,7 +16,7 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(OPENMP) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # The Lua interpreter provides the Lua API symbols: the module does not
 # link liblua (linking it would give two Lua runtimes in one process).
-LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) -lm
+LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) -lmvec -lm
 # Never unload the module: Lua's dlclose at exit would unmap libgomp under
 # its idle worker threads (a crash at exit, every other run).
 LDFLAGS   += -Wl,-z,nodelete

@@ -79,10 +79,16 @@ do
     i = i + 1
   end
 end
-if threads then lv.set_num_threads(threads) end
 
+-- What is measured: each dtype at the toolkit's thread count (or
+-- --threads N), and f32 once more on one thread -- on a machine with few
+-- cores, OpenMP's elementwise threads and OpenBLAS's threads take turns
+-- on the same cores, and one thread can be the faster.
 local B = 100
-local DTYPES = f32_only and {"f32"} or {"f32", "f64"}
+local default_threads = threads or lv.num_threads()
+local CONFIGS = {{dtype = "f32", threads = default_threads}}
+if not f32_only then CONFIGS[#CONFIGS + 1] = {dtype = "f64", threads = default_threads} end
+if default_threads > 1 then CONFIGS[#CONFIGS + 1] = {dtype = "f32", threads = 1} end
 local NETS = {
   {name = "mlp", sizes = {784, 500, 500, 64}, head = "square"},
   {name = "decoder", sizes = {64, 500, 500, 784}, head = "bernoulli"},
@@ -97,6 +103,7 @@ local kernel_opts = quick and {warmup = 0.005, min_time = 0.005, repeats = 3}
 local settle_max = quick and 0.5 or 2.0     -- seconds, at most, per settle
 local STALL_LIMIT = 0.10    -- remeasure when a task waited for a CPU this long
 local TRIES = quick and 1 or 3
+local RETRY_UNTIL = 45      -- seconds into the run; no remeasuring after that
 
 local clock = lib.clock
 local stall = lib.cpu_stall or function() return nil end
@@ -125,9 +132,11 @@ end
 --- Calls measure() (which returns a result with .stall, the share of its
 -- time in which some task waited for a CPU) up to TRIES times while the
 -- machine is busy; keeps the least disturbed result.
+local t_start = clock()
 local function quietest(measure)
   local best
-  for _ = 1, TRIES do
+  for try = 1, TRIES do
+    if try > 1 and clock() - t_start > RETRY_UNTIL then break end
     local r = measure()
     if not best or (r.stall or 0) < (best.stall or 0) then best = r end
     if (best.stall or 0) <= STALL_LIMIT then break end
@@ -506,11 +515,13 @@ local GROUPS = {
 local TITLE = {}
 for _, p in ipairs(PATTERNS) do TITLE[p.id] = p.title end
 
-local t_start = clock()
 local pressure_start = lib.cpu_pressure and lib.cpu_pressure() or nil
+local machine = lib.machine()       -- before the thread count changes
 local rows, kernel_rows = {}, {}
 
-for _, dt in ipairs(DTYPES) do
+for _, cfg in ipairs(CONFIGS) do
+  local dt, nthreads = cfg.dtype, cfg.threads
+  lv.set_num_threads(nthreads)
   for _, net in ipairs(NETS) do
     lv.manual_seed(1234)
     local steps = build(net, dt)
@@ -530,7 +541,7 @@ for _, dt in ipairs(DTYPES) do
       local r = time_kernel(k.make(dt))
       ktimes[key] = r.median
       kernel_rows[#kernel_rows + 1] = {
-        dtype = dt, net = net.name, kernel = key, kind = k.kind,
+        dtype = dt, threads = nthreads, net = net.name, kernel = key, kind = k.kind,
         ms = r.median * 1e3, min_ms = r.min * 1e3, max_ms = r.max * 1e3,
         gflops = k.kind == "gemm" and k.flops / r.median * 1e-9 or nil,
         count = kinfo[key].count, stall = r.stall,
@@ -555,7 +566,7 @@ for _, dt in ipairs(DTYPES) do
       for i, id in ipairs(g.steps) do
         local r = res[i]
         local row = {
-          dtype = dt, net = net.name, step = TITLE[id], id = id,
+          dtype = dt, threads = nthreads, net = net.name, step = TITLE[id], id = id,
           step_ms = r.median * 1e3, step_min_ms = r.min * 1e3, step_max_ms = r.max * 1e3,
           replay_ms = rp.median * 1e3, replay_min_ms = rp.min * 1e3,
           kernels_ms = st.sum * 1e3, blas_ms = st.gemm * 1e3, elem_ms = st.elem * 1e3,
@@ -585,12 +596,12 @@ for _, dt in ipairs(DTYPES) do
   end
 end
 
+lv.set_num_threads(default_threads)
 local elapsed = clock() - t_start
 local pressure_end = lib.cpu_pressure and lib.cpu_pressure() or nil
 
 -- ---- report ---------------------------------------------------------------
 
-local machine = lib.machine()
 lib.print_machine(machine)
 print(string.format("batch %d; %s; steps: median of %d samples of >= %g s, interleaved "
   .. "with their replay; kernels: median of %d samples of >= %g s", B,
@@ -607,15 +618,18 @@ local function pct(v) return string.format("%+.1f%%", v) end
 local function share(v) return string.format("%.0f%%", v) end
 local function ms(v) return string.format("%.3f", v) end
 
-for _, dt in ipairs(DTYPES) do
+for _, cfg in ipairs(CONFIGS) do
+  local dt = cfg.dtype
   for _, net in ipairs(NETS) do
     local s = net.sizes
-    print(string.format("%s %s %d-%d-%d-%d, batch %d (%s)", dt, net.name, s[1], s[2],
-      s[3], s[4], B, net.head == "square" and "loss sum(out^2)"
-                     or "U = Bernoulli log-likelihood"))
+    print(string.format("%s %s %d-%d-%d-%d, batch %d (%s), %d thread%s", dt, net.name,
+      s[1], s[2], s[3], s[4], B, net.head == "square" and "loss sum(out^2)"
+      or "U = Bernoulli log-likelihood", cfg.threads, cfg.threads == 1 and "" or "s"))
     local sel = {}
     for _, row in ipairs(rows) do
-      if row.dtype == dt and row.net == net.name then sel[#sel + 1] = row end
+      if row.dtype == dt and row.threads == cfg.threads and row.net == net.name then
+        sel[#sel + 1] = row
+      end
     end
     lib.print_table({
       {key = "step", title = "step", left = true},
@@ -651,12 +665,13 @@ end
 local TOP = 12
 print(string.format("Standalone kernels, the %d that weigh most in the hvae step (ms per "
   .. "call; count: calls in fwd+grad / hvae; all in the JSON):", TOP))
-for _, dt in ipairs(DTYPES) do
+for _, cfg in ipairs(CONFIGS) do
+  local dt = cfg.dtype
   for _, net in ipairs(NETS) do
     local sel = {}
     for _, k in ipairs(kernel_rows) do
-      if k.dtype == dt and k.net == net.name then
-        k.label = dt .. " " .. net.name
+      if k.dtype == dt and k.threads == cfg.threads and k.net == net.name then
+        k.label = string.format("%s %s %dt", dt, net.name, cfg.threads)
         k.counts = string.format("%d / %d", k.count.fwd_grad or 0, k.count.hvae or 0)
         sel[#sel + 1] = k
       end
@@ -680,18 +695,22 @@ for _, row in ipairs(rows) do
     worst = row
   end
 end
-print(string.format("tape overhead (step - replay) / step: at most %+.1f%% (%s %s %s); "
-  .. "target under 10%%", worst.overhead, worst.dtype, worst.net, worst.step))
+print(string.format("tape overhead (step - replay) / step: at most %+.1f%% (%s %s %s, "
+  .. "%d thread%s); target under 10%%", worst.overhead, worst.dtype, worst.net, worst.step,
+  worst.threads, worst.threads == 1 and "" or "s"))
 for _, row in ipairs(rows) do
   if row.dtype == "f32" and row.net == "mlp" and (row.id == "fwd_grad" or row.id == "hvae") then
-    print(string.format("f32 mlp %s: %.2f ms, BLAS %.0f%% (standalone GEMMs), elementwise "
-      .. "%.0f%%, tape %+.1f%%", row.step, row.step_ms, row.blas_share, row.elem_share,
+    print(string.format("f32 mlp %s, %d thread%s: %.2f ms, BLAS %.0f%% (standalone GEMMs), "
+      .. "elementwise %.0f%%, tape %+.1f%%", row.step, row.threads,
+      row.threads == 1 and "" or "s", row.step_ms, row.blas_share, row.elem_share,
       row.overhead))
   end
 end
 local stalls = {}
 for _, row in ipairs(rows) do
-  if row.stall and row.stall > STALL_LIMIT then stalls[#stalls + 1] = row.dtype .. " " .. row.net .. " " .. row.step end
+  if row.stall and row.stall > STALL_LIMIT then
+    stalls[#stalls + 1] = string.format("%s %s %s (%dt)", row.dtype, row.net, row.step, row.threads)
+  end
 end
 if #stalls > 0 then
   print(string.format("warning: some task waited for a CPU during more than %.0f%% of: ",
@@ -710,6 +729,7 @@ local path = lib.write_json("autograd", {
   batch = B,
   nets = NETS,
   machine = machine,
+  configs = CONFIGS,
   timing = {steps = step_opts, kernels = kernel_opts, quick = quick,
             clock = lib.clock_name, elapsed = elapsed,
             cpu_pressure_start = pressure_start, cpu_pressure_end = pressure_end},

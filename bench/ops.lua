@@ -140,12 +140,12 @@ end
 
 local results, ref_rows, ref_seen = {}, {}, {}
 
+-- One row of the second table per distinct C case (copy serves twice).
 local function add_ref_row(c, case, seconds)
-  local key = table.concat(case, " ")
+  local key = case_key(case)
   if ref_seen[key] or not seconds then return end
   ref_seen[key] = true
-  local bytes = c.bytes
-  if case[1] == "copy" then bytes = 8 * MB end
+  local bytes = case[1] == "copy" and 8 * MB or c.bytes
   ref_rows[#ref_rows + 1] = {
     case = case[1], size = c.size, ms = seconds * 1e3,
     gbps = c.kind == "bw" and bytes / seconds / 1e9 or nil,
@@ -245,7 +245,7 @@ for _, c in ipairs(cases) do
     ratio = ref_s and ref_s / r.median or nil,        -- 1.0: as fast as C
     overhead = ref_s and (r.median / ref_s - 1) or nil,
     spread = m.spread, cpu_contended = m.stalled, unstable = unstable,
-    attempts = m.attempts,
+    attempts = m.attempts, samples = r.samples,
   }
   results[#results + 1] = row
   io.stderr:write(string.format("  %-12s %-14s %9.3f ms%s\n", c.op, c.size, row.ms,

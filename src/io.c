@@ -923,7 +923,7 @@ static void printable(char *buf, size_t size, const char *s, size_t n)
 }
 
 /* descr: a byte-order character, a kind, a size ("<f4", "|b1", ">i8"). */
-static int npy_descr(npy_parser *ps, npy_slice d, lv_npy_header *h)
+static int npy_descr(npy_slice d, lv_npy_header *h)
 {
     const char *p = d.p;
     int ok = d.n == 3 && (p[0] == '<' || p[0] == '>' || p[0] == '|' ||
@@ -948,8 +948,9 @@ static int npy_descr(npy_parser *ps, npy_slice d, lv_npy_header *h)
                             "floats, ints and bools)", buf);
     }
     h->itemsize = size;
+    /* '=' is "native": the writer's, which NumPy never leaves in a file;
+     * read as this host's */
     h->big_endian = p[0] == '>' || (p[0] == '=' && HOST_BIG_ENDIAN);
-    (void)ps;
     return 0;
 }
 
@@ -972,7 +973,7 @@ static int npy_dict(npy_parser *ps, lv_npy_header *h)
                 return lv_error_set(0, "unsupported .npy dtype (a structured "
                                     "dtype; lvae reads floats, ints and "
                                     "bools)");
-            if (npy_string(ps, &d) < 0 || npy_descr(ps, d, h) < 0)
+            if (npy_string(ps, &d) < 0 || npy_descr(d, h) < 0)
                 return -1;
         } else if (key.n == 13 && memcmp(key.p, "fortran_order", 13) == 0) {
             seen = &seen_fortran;

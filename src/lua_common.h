@@ -20,6 +20,7 @@
 #include "tensor.h"
 
 #define LV_TENSOR_MT "lvae.Tensor"
+#define LV_GENERATOR_MT "lvae.Generator"
 
 /* The tensor at idx, or a Lua error naming the argument. */
 lv_tensor *lv_lua_check_tensor(lua_State *L, int idx);

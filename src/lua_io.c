@@ -29,7 +29,7 @@
 
 #define BYTES_MT "lvae.io.bytes"
 /* The metatable name of lua_rng.c's generators (private to that file). */
-#define GENERATOR_MT "lvae.Generator"
+
 
 /* ---- a buffer owned by Lua ------------------------------------------- */
 
@@ -48,6 +48,17 @@ static lv_io_writer *push_bytes(lua_State *L)
     luaL_setmetatable(L, BYTES_MT);
     lua_toclose(L, -1);
     return w;
+}
+
+/* The path argument at idx: a string without zero bytes (the C library
+ * would silently stop at the first one). */
+static const char *check_path(lua_State *L, int idx)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, idx, &len);
+    luaL_argcheck(L, strlen(path) == len, idx, "path contains a zero byte");
+    luaL_argcheck(L, len > 0, idx, "path is empty");
+    return path;
 }
 
 /* "fname: path: <the core's message>" */
@@ -245,7 +256,7 @@ static void save_value(save_state *s, int idx, int depth)
             save_check(s, lv_ckpt_put_tensor(s->w, *box));
             return;
         }
-        if (luaL_testudata(L, idx, GENERATOR_MT))
+        if (luaL_testudata(L, idx, LV_GENERATOR_MT))
             save_fail(s, depth, "cannot save a Generator",
                       "; save g:get_state() and restore it with "
                       "g:set_state(state)");
@@ -264,7 +275,7 @@ static void save_value(save_state *s, int idx, int depth)
 /* lv.save(path, value): writes value as a checkpoint, atomically. */
 static int io_save(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     luaL_checkany(L, 2);
     lua_settop(L, 2);
     save_state s = {L, NULL, path, 0, {0}};
@@ -335,7 +346,7 @@ static void load_value(lua_State *L, lv_ckpt_reader *cr, int depth,
 /* lv.load(path) -> the value saved by lv.save */
 static int io_load(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     lv_io_writer *buf = read_file(L, "lv.load", path);
     const uint8_t *payload;
     size_t plen;
@@ -354,7 +365,7 @@ static int io_load(lua_State *L)
 /* lv.save_npy(path, tensor): version 1.0, C order, '<f4' or '<f8' */
 static int io_save_npy(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     lv_tensor *t = lv_lua_check_tensor(L, 2);
     lv_io_writer *w = push_bytes(L);
     if (lv_npy_encode(w, t) < 0 ||
@@ -368,7 +379,7 @@ static int io_save_npy(lua_State *L)
  * f64, unless dtype says otherwise. */
 static int io_load_npy(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     int dtype = lua_isnoneornil(L, 2) ? -1
                                       : (int)lv_lua_opt_dtype(L, 2, LV_DTYPE_F32);
     lua_settop(L, 2);

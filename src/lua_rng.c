@@ -28,7 +28,7 @@
 #include "lua_common.h"
 #include "rng.h"
 
-#define LV_GENERATOR_MT "lvae.Generator"
+
 
 /* ---- arguments --------------------------------------------------------- */
 

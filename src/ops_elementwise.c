@@ -12,10 +12,26 @@
 #include "iter.h"
 #include "op.h"
 
+#define BLOCK 256
+
 typedef struct elementwise_ctx {
     lv_op_id op;
     double lo, hi;
 } elementwise_ctx;
+
+/* f32 only: let the vectoriser call glibc's vector math (libmvec, within
+ * 4 ulp) in the contiguous loops. f64 keeps the scalar, correctly rounded
+ * in practice, libm calls: its results are compared to the last digit. */
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+float log1pf(float);
+#pragma omp declare simd notinbranch
+float expm1f(float);
+#pragma omp declare simd notinbranch
+float tanhf(float);
 
 #define T float
 #define SUFFIX f32

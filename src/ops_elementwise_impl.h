@@ -25,10 +25,9 @@ static inline T CAT(logsigmoid, SUFFIX)(T x)
 
 static inline T CAT(sigmoid, SUFFIX)(T x)
 {
-    if (x >= 0)
-        return (T)1 / ((T)1 + exp(-x));
-    T e = exp(x);
-    return e / ((T)1 + e);
+    T e = exp(-fabs(x));              /* never overflows */
+    T r = (T)1 / ((T)1 + e);
+    return x >= 0 ? r : e * r;
 }
 
 static inline T CAT(sign, SUFFIX)(T x)
@@ -36,20 +35,45 @@ static inline T CAT(sign, SUFFIX)(T x)
     return x > 0 ? (T)1 : x < 0 ? (T)-1 : x;   /* keeps 0, -0 and NaN */
 }
 
-#define LOOP1(expr)                                                        \
+/* Unary ops run over blocks of exactly BLOCK contiguous elements: a
+ * strided row or a row's tail is gathered into a buffer first. The loop
+ * count is then always the constant BLOCK, so the vectoriser leaves no
+ * scalar remainder and every element goes through the same (vector) code
+ * whatever the layout: a view gives bit-for-bit the values of its
+ * contiguous copy. */
+#define BLOCK_LOOP(expr)                                                   \
     do {                                                                   \
-        if (so == 1 && sx == 1) {                                          \
-            for (int64_t i = 0; i < n; i++) {                              \
-                T v = x[i];                                                \
-                out[i] = (expr);                                           \
-            }                                                              \
-        } else {                                                           \
-            for (int64_t i = 0; i < n; i++) {                              \
-                T v = x[i * sx];                                           \
-                out[i * so] = (expr);                                      \
-            }                                                              \
+        _Pragma("omp simd")                                                \
+        for (int64_t i = 0; i < BLOCK; i++) {                              \
+            T v = x[i];                                                    \
+            out[i] = (expr);                                               \
         }                                                                  \
     } while (0)
+
+static void CAT(unary_block, SUFFIX)(T *restrict out, const T *restrict x,
+                                     const elementwise_ctx *c)
+{
+    const T lo = (T)c->lo, hi = (T)c->hi;
+    switch (c->op) {
+    case LV_OP_NEG:        BLOCK_LOOP(-v); break;
+    case LV_OP_EXP:        BLOCK_LOOP(exp(v)); break;
+    case LV_OP_LOG:        BLOCK_LOOP(log(v)); break;
+    case LV_OP_LOG1P:      BLOCK_LOOP(log1p(v)); break;
+    case LV_OP_EXPM1:      BLOCK_LOOP(expm1(v)); break;
+    case LV_OP_SQRT:       BLOCK_LOOP(sqrt(v)); break;
+    case LV_OP_SQUARE:     BLOCK_LOOP(v * v); break;
+    case LV_OP_TANH:       BLOCK_LOOP(tanh(v)); break;
+    case LV_OP_SIGMOID:    BLOCK_LOOP(CAT(sigmoid, SUFFIX)(v)); break;
+    case LV_OP_SOFTPLUS:   BLOCK_LOOP(CAT(softplus, SUFFIX)(v)); break;
+    case LV_OP_LOGSIGMOID: BLOCK_LOOP(CAT(logsigmoid, SUFFIX)(v)); break;
+    case LV_OP_RELU:       BLOCK_LOOP(v < 0 ? (T)0 : v); break;
+    case LV_OP_ABS:        BLOCK_LOOP(fabs(v)); break;
+    case LV_OP_SIGN:       BLOCK_LOOP(CAT(sign, SUFFIX)(v)); break;
+    /* A NaN bound means "no bound"; NaN inputs stay NaN. */
+    case LV_OP_CLAMP:      BLOCK_LOOP(v < lo ? lo : v > hi ? hi : v); break;
+    default: break;
+    }
+}
 
 static void CAT(unary_loop, SUFFIX)(int64_t n, char **ptr, const int64_t *step,
                                     void *ctx)
@@ -58,33 +82,28 @@ static void CAT(unary_loop, SUFFIX)(int64_t n, char **ptr, const int64_t *step,
     T *out = (T *)ptr[0];
     const T *x = (const T *)ptr[1];
     int64_t so = step[0], sx = step[1];
-    const T lo = (T)c->lo, hi = (T)c->hi;
-    switch (c->op) {
-    case LV_OP_NEG:        LOOP1(-v); break;
-    case LV_OP_EXP:        LOOP1(exp(v)); break;
-    case LV_OP_LOG:        LOOP1(log(v)); break;
-    case LV_OP_LOG1P:      LOOP1(log1p(v)); break;
-    case LV_OP_EXPM1:      LOOP1(expm1(v)); break;
-    case LV_OP_SQRT:       LOOP1(sqrt(v)); break;
-    case LV_OP_SQUARE:     LOOP1(v * v); break;
-    case LV_OP_TANH:       LOOP1(tanh(v)); break;
-    case LV_OP_SIGMOID:    LOOP1(CAT(sigmoid, SUFFIX)(v)); break;
-    case LV_OP_SOFTPLUS:   LOOP1(CAT(softplus, SUFFIX)(v)); break;
-    case LV_OP_LOGSIGMOID: LOOP1(CAT(logsigmoid, SUFFIX)(v)); break;
-    case LV_OP_RELU:       LOOP1(v < 0 ? (T)0 : v); break;
-    case LV_OP_ABS:        LOOP1(fabs(v)); break;
-    case LV_OP_SIGN:       LOOP1(CAT(sign, SUFFIX)(v)); break;
-    /* A NaN bound means "no bound"; NaN inputs stay NaN. */
-    case LV_OP_CLAMP:
-        LOOP1(v < lo ? lo : v > hi ? hi : v);
-        break;
-    default: break;
+    _Alignas(64) T in_buf[BLOCK];
+    _Alignas(64) T out_buf[BLOCK];
+    for (int64_t b = 0; b < n; b += BLOCK) {
+        int64_t m = n - b < BLOCK ? n - b : BLOCK;
+        if (m == BLOCK && so == 1 && sx == 1) {
+            CAT(unary_block, SUFFIX)(out + b, x + b, c);
+            continue;
+        }
+        for (int64_t i = 0; i < m; i++)
+            in_buf[i] = x[(b + i) * sx];
+        for (int64_t i = m; i < BLOCK; i++)
+            in_buf[i] = (T)1;          /* padding: harmless for every op */
+        CAT(unary_block, SUFFIX)(out_buf, in_buf, c);
+        for (int64_t i = 0; i < m; i++)
+            out[(b + i) * so] = out_buf[i];
     }
 }
 
 #define LOOP2(expr)                                                        \
     do {                                                                   \
         if (so == 1 && sa == 1 && sb == 1) {                               \
+            _Pragma("omp simd")                                            \
             for (int64_t i = 0; i < n; i++) {                              \
                 T u = a[i], v = b[i];                                      \
                 out[i] = (expr);                                           \
@@ -135,7 +154,7 @@ static void CAT(binary_loop, SUFFIX)(int64_t n, char **ptr,
     }
 }
 
-#undef LOOP1
+#undef BLOCK_LOOP
 #undef LOOP2
 #undef CAT
 #undef CAT_

@@ -311,6 +311,8 @@ int64_t lv_tensor_numel(const lv_tensor *t)
 
 int lv_tensor_is_contiguous(const lv_tensor *t)
 {
+    if (lv_tensor_numel(t) == 0)
+        return 1;                 /* no element is out of place */
     int64_t expected = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] == 1)

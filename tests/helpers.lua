@@ -12,6 +12,10 @@ local lv = require "lvae"
 
 local H = {}
 
+--- True under `make sanitize`: ASan keeps freed memory in quarantine, so
+-- resident-size bounds do not apply there (live-byte checks still do).
+H.sanitized = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
+
 H.dtypes = { "f32", "f64" }
 
 -- Relative tolerance of a value check per dtype (STYLE point 11).
