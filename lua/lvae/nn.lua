@@ -99,7 +99,13 @@ local function class(name, parent)
     __index = parent or Module,
     __call = function(cls, ...)
       local self = setmetatable({ _params = {}, _children = {}, training = true }, cls)
-      cls.init(self, ...)
+      -- A bad argument is the caller's mistake: report it at the caller's
+      -- line, not inside this file.
+      local ok, err = pcall(cls.init, self, ...)
+      if not ok then
+        if type(err) == "string" then err = err:gsub("^[^\n]-nn%.lua:%d+: ", "") end
+        error(err, 2)
+      end
       return self
     end,
   })
@@ -175,6 +181,10 @@ function Module:load_state_dict(state, opts)
   lv.no_grad(function()
     for _, np in ipairs(self:named_parameters()) do
       local v = state[np.name]
+      if v ~= nil and not lv.is_tensor(v) then
+        error(string.format("load_state_dict: the value for parameter '%s' is a %s, not a tensor",
+          np.name, type(v)), 3)
+      end
       if v == nil then
         if strict then error(string.format("load_state_dict: missing parameter '%s'", np.name), 3) end
       else
@@ -248,10 +258,21 @@ local function resolve_padding(padding, h, w, kh, kw, sh, sw)
     .. "'valid' or 'same', got " .. tostring(padding), 3)
 end
 
-local function pair(v, what)
-  if math.type(v) == "integer" then return v, v end
-  if type(v) == "table" and #v == 2 then return v[1], v[2] end
-  error(string.format("%s must be an integer or {h, w}, got %s", what, tostring(v)), 3)
+local function pair(v, what, positive)
+  local a, b
+  if math.type(v) == "integer" then
+    a, b = v, v
+  elseif type(v) == "table" and #v == 2 and math.type(v[1]) == "integer"
+      and math.type(v[2]) == "integer" then
+    a, b = v[1], v[2]
+  else
+    local shown = type(v) == "table" and "{" .. table.concat(v, ", ") .. "}" or tostring(v)
+    error(string.format("%s must be an integer or {h, w} of integers, got %s", what, shown), 3)
+  end
+  if positive and (a < 1 or b < 1) then
+    error(string.format("%s must be positive, got %dx%d", what, a, b), 3)
+  end
+  return a, b
 end
 nn.F.pair = pair
 
@@ -357,10 +378,10 @@ function nn.Conv2d:init(c_in, c_out, kernel, opts)
   opts = opts or {}
   check_positive(c_in, "Conv2d: c_in", 4)
   check_positive(c_out, "Conv2d: c_out", 4)
-  local kh, kw = pair(kernel, "Conv2d: kernel")
+  local kh, kw = pair(kernel, "Conv2d: kernel", true)
   self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
   self.stride, self.padding = opts.stride or 1, opts.padding or 0
-  pair(self.stride, "Conv2d: stride")
+  pair(self.stride, "Conv2d: stride", true)
   resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
   local dtype = opts.dtype or "f32"
   initialise(self:register_parameter("weight", lv.zeros({ c_out, c_in, kh, kw }, dtype)), opts.init)
@@ -381,11 +402,12 @@ function nn.ConvTranspose2d:init(c_in, c_out, kernel, opts)
   opts = opts or {}
   check_positive(c_in, "ConvTranspose2d: c_in", 4)
   check_positive(c_out, "ConvTranspose2d: c_out", 4)
-  local kh, kw = pair(kernel, "ConvTranspose2d: kernel")
+  local kh, kw = pair(kernel, "ConvTranspose2d: kernel", true)
   self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
   self.stride, self.padding = opts.stride or 1, opts.padding or 0
   self.output_padding = opts.output_padding
-  pair(self.stride, "ConvTranspose2d: stride")
+  pair(self.stride, "ConvTranspose2d: stride", true)
+  resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
   local dtype = opts.dtype or "f32"
   local w = lv.zeros({ c_in, c_out, kh, kw }, dtype)
   -- Fans as the adjoint convolution sees them: out = c_in, in = c_out.
