@@ -40,7 +40,7 @@ OBJECTS   := $(patsubst src/%.c,$(BUILD)/%.o,$(SOURCES))
 # normal one (it needs the ASan runtime preloaded).
 MODULE    := $(if $(filter 1,$(SANITIZE)),build-sanitize/lvae/core.so,lua/lvae/core.so)
 
-.PHONY: all test bench demo sanitize clean setup
+.PHONY: all test bench demo sanitize fuzz clean setup
 
 all: $(MODULE)
 
@@ -76,5 +76,20 @@ sanitize: setup
 	$(MAKE) SANITIZE=1 all
 	./scripts/test.sh --sanitize
 
+# make fuzz: libFuzzer (clang) on the file parsers, under ASan and UBSan,
+# for FUZZ_SECONDS from a generated seed corpus.
+FUZZ_SECONDS ?= 60
+CORE_SOURCES := $(filter-out src/lua_%.c,$(SOURCES))
+fuzz: setup
+	./scripts/setup.sh fuzz
+	$(MAKE) all
+	mkdir -p build-fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -std=c11 \
+	  -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags openblas lapacke) \
+	  tests/fuzz/io_fuzz.c $(CORE_SOURCES) -o build-fuzz/io_fuzz \
+	  $(LDLIBS) -lmvec
+	./lvae tests/fuzz/seeds.lua build-fuzz/corpus
+	./build-fuzz/io_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
+
 clean:
-	rm -rf build build-sanitize $(MODULE)
+	rm -rf build build-sanitize build-fuzz lua/lvae/core.so

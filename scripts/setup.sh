@@ -19,6 +19,11 @@ PACKAGES="
   libpng-dev
 "
 
+# `setup.sh fuzz` adds what `make fuzz` needs (clang and its libFuzzer).
+if [ "${1:-}" = "fuzz" ]; then
+  PACKAGES="clang libclang-rt-14-dev"
+fi
+
 missing=""
 for pkg in $PACKAGES; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
