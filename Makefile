@@ -62,10 +62,18 @@ test: setup
 	$(MAKE) all
 	./scripts/test.sh
 
+# The reference the benchmarks compare with: OpenBLAS and plain C loops.
+BENCH_REF := bench/blas_ref
+$(BENCH_REF): bench/blas_ref.c
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(OPENMP) \
+	  $(shell pkg-config --cflags openblas) -o $@ $< \
+	  $(shell pkg-config --libs openblas) -lmvec -lm
+
 bench: setup
-	$(MAKE) all
+	$(MAKE) all $(BENCH_REF)
 	./lvae bench/ops.lua
 	./lvae bench/autograd.lua
+	./lvae bench/nn.lua
 
 # make demo: install, build, and run the main job.
 demo: setup
@@ -92,4 +100,4 @@ fuzz: setup
 	./build-fuzz/io_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus
 
 clean:
-	rm -rf build build-sanitize build-fuzz lua/lvae/core.so
+	rm -rf build build-sanitize build-fuzz lua/lvae/core.so $(BENCH_REF)

@@ -97,21 +97,27 @@ local NETS = {
 -- Timing of whole steps, and of single kernels (shorter samples: there
 -- are many of them).
 local step_opts = quick and {warmup = 0.02, min_time = 0.02, repeats = 3}
-                         or {warmup = 0.05, min_time = 0.04, repeats = 9}
+                         or {warmup = 0.05, min_time = 0.03, repeats = 7}
 local kernel_opts = quick and {warmup = 0.005, min_time = 0.005, repeats = 3}
-                           or {warmup = 0.01, min_time = 0.02, repeats = 5}
-local settle_max = quick and 0.5 or 2.0     -- seconds, at most, per settle
+                           or {warmup = 0.01, min_time = 0.01, repeats = 5}
+local settle_max = quick and 0.5 or 1.5     -- seconds, at most, per settle
 local STALL_LIMIT = 0.10    -- remeasure when a task waited for a CPU this long
 local TRIES = quick and 1 or 3
-local RETRY_UNTIL = 45      -- seconds into the run; no remeasuring after that
+local RETRY_UNTIL = 40      -- seconds into the run; no remeasuring after that
 
 local clock = lib.clock
 local stall = lib.cpu_stall or function() return nil end
 
 --- Runs fn until the collector has run twice (live bytes fell twice), so
--- that the allocator's cache holds the blocks a step needs: the first
--- steps after start take fresh pages from the system and are much dearer.
-local function settle(fn)
+-- that the allocator's cache holds the blocks fn's results need. Until
+-- then every result takes fresh pages from the system: a [100,784] f32
+-- result costs ~1 ms of page faults instead of 0.02 ms of arithmetic
+-- (several ms with two threads), and lib.time's short warm-up would time
+-- that. single_thread: settle on one thread (fewer, cheaper faults; the
+-- cache it fills is the same).
+local function settle(fn, single_thread)
+  local threads_before = lv.num_threads()
+  if single_thread then lv.set_num_threads(1) end
   local last, drops, t0 = lv.memory_stats().live_bytes, 0, clock()
   repeat
     fn()
@@ -119,6 +125,7 @@ local function settle(fn)
     if live < last then drops = drops + 1 end
     last = live
   until drops >= 2 or clock() - t0 > settle_max
+  if single_thread then lv.set_num_threads(threads_before) end
 end
 
 local function median(list)
@@ -517,6 +524,10 @@ for _, p in ipairs(PATTERNS) do TITLE[p.id] = p.title end
 
 local pressure_start = lib.cpu_pressure and lib.cpu_pressure() or nil
 local machine = lib.machine()       -- before the thread count changes
+-- How idle OpenMP threads wait (spinning or asleep) decides how they share
+-- few cores with OpenBLAS's threads; lib.machine does not record it.
+machine.omp_wait_policy = os.getenv("OMP_WAIT_POLICY")
+machine.gomp_spincount = os.getenv("GOMP_SPINCOUNT")
 local rows, kernel_rows = {}, {}
 
 for _, cfg in ipairs(CONFIGS) do
@@ -538,7 +549,9 @@ for _, cfg in ipairs(CONFIGS) do
     end
     for _, key in ipairs(keys) do
       local k = kinfo[key].k
-      local r = time_kernel(k.make(dt))
+      local fn = k.make(dt)
+      settle(fn, true)
+      local r = time_kernel(fn)
       ktimes[key] = r.median
       kernel_rows[#kernel_rows + 1] = {
         dtype = dt, threads = nthreads, net = net.name, kernel = key, kind = k.kind,
@@ -603,6 +616,8 @@ local pressure_end = lib.cpu_pressure and lib.cpu_pressure() or nil
 -- ---- report ---------------------------------------------------------------
 
 lib.print_machine(machine)
+print(string.format("OMP_WAIT_POLICY=%s  GOMP_SPINCOUNT=%s", machine.omp_wait_policy or "(unset)",
+  machine.gomp_spincount or "(unset)"))
 print(string.format("batch %d; %s; steps: median of %d samples of >= %g s, interleaved "
   .. "with their replay; kernels: median of %d samples of >= %g s", B,
   quick and "QUICK run" or "full run", step_opts.repeats, step_opts.min_time,
@@ -610,8 +625,9 @@ print(string.format("batch %d; %s; steps: median of %d samples of >= %g s, inter
 print("ms: the step; replay: its kernels in order without the tape; kernels: the sum of "
   .. "their standalone times (BLAS: the GEMMs; elementw: the rest);")
 print("tape ovh: (step - replay) / step, median of paired samples (min: from the fastest "
-  .. "samples); vs kernels: (step - kernels) / step; wait: share of the time some task "
-  .. "waited for a CPU")
+  .. "samples); vs kernels: (step - kernels) / step;")
+print("wait: share of the time some task waited for a CPU (Linux PSI) -- other processes, "
+  .. "or this one's own threads when they outnumber the cores")
 print()
 
 local function pct(v) return string.format("%+.1f%%", v) end
@@ -715,7 +731,8 @@ end
 if #stalls > 0 then
   print(string.format("warning: some task waited for a CPU during more than %.0f%% of: ",
     100 * STALL_LIMIT) .. table.concat(stalls, ", ")
-    .. " -- rerun before drawing conclusions")
+    .. " -- on one thread that is another process (rerun before drawing conclusions); "
+    .. "on several it may be this one's threads crowding each other")
 end
 if pressure_start or pressure_end then
   print(string.format("CPU pressure (PSI some avg10): %s%% at start, %s%% at end",

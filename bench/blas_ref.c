@@ -11,7 +11,7 @@
  *   add n | mul n     y = a + b, y = a * b         (read 2 arrays, write 1)
  *   copy n            y = x                        (read 1, write 1)
  *   sum n             sum of x, double accumulator (read 1)
- *   exp n | softplus n          libm per element, as a plain loop compiles
+ *   exp n | softplus n          scalar libm, one call per element
  *   exp_simd n | softplus_simd n  the same through glibc's vector libm
  *   gemm m k n        cblas_sgemm, row major, no transposes
  * With no CASE it runs a default set (the sizes of bench/ops.lua).
@@ -109,15 +109,21 @@ static void k_sum(job *j)
     j->sink += acc;
 }
 
-/* A plain loop: with errno-setting libm (the default), GCC calls expf
- * once per element and does not vectorise. */
+/* Plain loops that call libm once per element, as a loop compiles when
+ * the compiler may not vectorise the call (errno-setting libm, the
+ * default). The call goes through a function pointer read once, so that
+ * the loops stay scalar whatever the flags (-fno-math-errno included). */
+static float (*volatile scalar_expf)(float) = expf;
+static float (*volatile scalar_log1pf)(float) = log1pf;
+
 static void k_exp(job *j)
 {
     const float *a = j->a;
     float *y = j->y;
+    float (*f)(float) = scalar_expf;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < j->n; i++)
-        y[i] = expf(a[i]);
+        y[i] = f(a[i]);
 }
 
 /* softplus(x) = max(x, 0) + log1p(exp(-|x|)), lvae's stable form. */
@@ -125,10 +131,11 @@ static void k_softplus(job *j)
 {
     const float *a = j->a;
     float *y = j->y;
+    float (*e)(float) = scalar_expf, (*l)(float) = scalar_log1pf;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < j->n; i++) {
         float v = a[i];
-        y[i] = (v > 0 ? v : 0.0f) + log1pf(expf(-fabsf(v)));
+        y[i] = (v > 0 ? v : 0.0f) + l(e(-fabsf(v)));
     }
 }
 

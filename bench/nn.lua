@@ -41,7 +41,11 @@
 -- tables (models, conv layers, the GEMMs), and writes bench/results/nn.json.
 -- "stall" is the share of a row's timing in which some runnable task waited
 -- for a CPU (Linux PSI): above a few percent, another process competed and
--- the row is not to be trusted (on 2 cores one busy neighbour halves BLAS).
+-- the row is not to be trusted. On 2 cores, one busy neighbour made the
+-- 2-thread conv steps 5-6x slower than --threads 1 (OpenMP workers spin
+-- while OpenBLAS's threads wait for a core; OMP_WAIT_POLICY=passive brought
+-- it back to about 1.4x): compare the two before reading anything into a
+-- 2-thread figure with a high stall.
 -- Takes about 30-60 s (--quick: a smoke run of a few seconds).
 --
 -- Not here: f64, other batch sizes, the MLP architecture (bench/autograd.lua
@@ -72,9 +76,9 @@ while i <= #args do
 end
 
 local step_opts = quick and { warmup = 0.02, min_time = 0.02, repeats = 3 }
-                         or { warmup = 0.2, warmup_calls = 4, min_time = 0.1, repeats = 7 }
+                         or { warmup = 0.2, warmup_calls = 3, min_time = 0.05, repeats = 5 }
 local kernel_opts = quick and { warmup = 0.005, min_time = 0.005, repeats = 3 }
-                           or { warmup = 0.05, min_time = 0.04, repeats = 7 }
+                           or { warmup = 0.03, min_time = 0.02, repeats = 5 }
 
 local B, D, DTYPE = 100, 64, "f32"
 local t_start, stall_start = lib.clock(), lib.cpu_stall()
@@ -267,7 +271,20 @@ local function ms(seconds) return seconds * 1e3 end
 --- lib.time, and the share of its duration in which some runnable task
 -- waited for a CPU (Linux PSI; nil where unsupported): near 0 on an idle
 -- machine, large when other work competes with the benchmark.
+--
+-- Warm-up: lvae's allocator takes fresh pages from the system until its
+-- first collections (bench/ops.lua), so a kernel making a 10 MB result is
+-- several times dearer in its first calls. A kernel is therefore warmed up
+-- for as many calls as make about 200 MiB of results (at most 1 s), a step
+-- for at least step_opts.warmup seconds.
 local function timed(fn, opts)
+  local first = fn()
+  if lv.is_tensor(first) and not quick then
+    local bytes = first:numel() * 4
+    opts = setmetatable({ warmup_calls = math.min(2000, math.ceil(200 * 2 ^ 20 / bytes)),
+                          warmup_max = 1.0 }, { __index = opts })
+  end
+  first = nil
   local s0, t0 = lib.cpu_stall(), lib.clock()
   local r = lib.time(fn, opts)
   local s1, t1 = lib.cpu_stall(), lib.clock()
@@ -296,7 +313,7 @@ local function gemm_sum(list)
 end
 
 local function kernel_ms(entry)
-  return ms(lv.no_grad(function() return lib.time(entry[2], kernel_opts) end).median)
+  return ms(lv.no_grad(function() return timed(entry[2], kernel_opts) end).median)
 end
 
 -- Models.
@@ -372,8 +389,12 @@ end
 -- ---- report ---------------------------------------------------------------------
 
 local machine = lib.machine()
+machine.omp_wait_policy = os.getenv("OMP_WAIT_POLICY")
 print("bench/nn.lua -- SPEC §6.2 conv encoder/decoder, f32, batch " .. B)
 lib.print_machine(machine)
+print("OMP_WAIT_POLICY=" .. (machine.omp_wait_policy or "(unset)")
+  .. "  (with 2 threads on 2 cores and another busy process, OpenMP's spinning"
+  .. " workers and OpenBLAS's threads fight; compare --threads 1 or OMP_WAIT_POLICY=passive)")
 print()
 
 local pct = function(v) return string.format("%.0f%%", 100 * v) end

@@ -175,7 +175,10 @@ local gc_threshold = stats.gc_threshold or 64 * MB
 -- each case's time in which some task waited for a CPU (Linux PSI) is
 -- recorded as a clue, not a verdict, since the benchmark's own threads
 -- (OpenMP's and OpenBLAS's, more than there are cores) make some of it.
-local UNSTABLE, ATTEMPTS = 1.2, 3
+-- Retries stop once the run has taken BUDGET seconds, so that a busy
+-- machine does not stretch it much past a minute.
+local UNSTABLE, ATTEMPTS, BUDGET = 1.2, 3, 40
+local t_start
 
 local function measure(c)
   local list = {c.ref}
@@ -211,7 +214,7 @@ local function measure(c)
                attempts = attempt, unsteady = spread > UNSTABLE,
                before = before[case_key(c.ref)], after = after[case_key(c.ref)]}
     if not best or spread < best.spread then best = m end
-    if not m.unsteady then break end
+    if not m.unsteady or lib.clock() - t_start > BUDGET then break end
     if attempt < ATTEMPTS then
       io.stderr:write(string.format("  %s %s: timings moved by %.0f%%; measuring again\n",
         c.op, c.size, 100 * (spread - 1)))
@@ -225,7 +228,7 @@ if pressure_start and pressure_start > 5 then
   io.stderr:write(string.format("bench: the machine is busy (CPU pressure %.0f%% over "
     .. "the last 10 s); figures may be unsteady\n", pressure_start))
 end
-local t_start = lib.clock()
+t_start = lib.clock()
 for _, c in ipairs(cases) do
   local m = measure(c)
   local r, ref_s = m.r, m.refs[case_key(c.ref)]

@@ -14,7 +14,7 @@
 
 #include "tensor.h"
 
-#define LV_ITER_MAX_OPS 4
+#define LV_ITER_MAX_OPS 8
 
 /* n elements; ptr[k] the first element of operand k; step[k] its stride in
  * elements of its own dtype; ctx is passed through. */

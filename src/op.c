@@ -47,6 +47,8 @@ static const lv_op_def op_table[] = {
     [LV_OP_GT] = COMPARE("gt"),
     [LV_OP_GE] = COMPARE("ge"),
 
+    [LV_OP_LINCOMB] = {"lincomb", -1, lv_forward_lincomb, lv_vjp_lincomb},
+
     [LV_OP_SUM] = REDUCE("sum"),
     [LV_OP_MEAN] = REDUCE("mean"),
     [LV_OP_MAX] = REDUCE("max"),

@@ -27,6 +27,10 @@ typedef enum lv_op_id {
     LV_OP_ADD, LV_OP_SUB, LV_OP_MUL, LV_OP_DIV, LV_OP_POW,
     LV_OP_MAXIMUM, LV_OP_MINIMUM,
     LV_OP_EQ, LV_OP_NE, LV_OP_LT, LV_OP_LE, LV_OP_GT, LV_OP_GE,
+    /* a fused step of the integrators (ops_elementwise.c):
+     * out = a x + b y [+ c w], every operand broadcast; inputs a, x, b, y
+     * [, c, w] */
+    LV_OP_LINCOMB,
     /* reductions (ops_reduce.c); params: dim_mask, keepdim, correction */
     LV_OP_SUM, LV_OP_MEAN, LV_OP_MAX, LV_OP_MIN, LV_OP_LOGSUMEXP,
     LV_OP_VAR, LV_OP_ARGMAX, LV_OP_ARGMIN,
@@ -129,6 +133,10 @@ int lv_forward_unary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
 int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
+int lv_forward_lincomb(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+        int n_in, const lv_op_params *p);
+int lv_vjp_lincomb(lv_tensor **din, const struct lv_node *node,
+                   lv_tensor *const *dout, const int *needs);
 int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
 int lv_forward_shape(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
