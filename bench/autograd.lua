@@ -3,7 +3,8 @@
 --   ./lvae bench/autograd.lua [--quick] [--threads N] [--f32-only]
 --                             [--list-kernels]
 --
--- Two three-layer softplus networks at batch B = 100, in f32 and f64:
+-- Two three-layer softplus networks at batch B = 100, in f32 and f64 on
+-- the toolkit's thread count (or --threads N), and in f32 on one thread:
 --
 --   mlp      784-500-500-64 on x = lv.rand({100, 784}); loss = sum(out^2)
 --   decoder  64-500-500-784 on z [100, 64] (the HVAE decoder); U = the
@@ -49,10 +50,21 @@
 -- in the step), so they sit a little colder in cache: the replay, if
 -- anything, errs slow, and the tape overhead it gives errs low. Both can
 -- be a little negative when the figures are within noise of each other.
--- `--list-kernels` prints each step's kernel list (to check it against a
--- trace of lv_apply). Every figure is a median (bench/lib.lua) after a
--- warm-up that runs past two collections; the whole run takes about a
--- minute (--quick: a smoke run). Writes bench/results/autograd.json.
+-- `--list-kernels` prints each step's kernel list (checked against a gdb
+-- trace of lv_apply on a -g build: the lists match the tape's kernels one
+-- for one). Every figure is a median after a warm-up that runs past two
+-- collections; steps are sampled interleaved with their replay (a busy
+-- moment falls on both) and remeasured, early in the run, when another
+-- task kept a CPU waiting. The whole run takes about a minute on an idle
+-- 2-core machine (--quick: a smoke run). Writes
+-- bench/results/autograd.json (every sample, both statistics, the
+-- kernel table, the machine).
+--
+-- Threads: on few cores the toolkit's OpenMP threads (elementwise kernels
+-- from 65536 elements) and OpenBLAS's own threads share the cores; idle
+-- OpenMP threads spin by default, and GEMMs that follow a parallel
+-- elementwise kernel can then wait for a core. Compare the 1-thread rows,
+-- or rerun with OMP_WAIT_POLICY=passive.
 
 local script = arg and arg[0] or "bench/autograd.lua"
 local bench_dir = script:match("^(.*)/[^/]*$") or "."

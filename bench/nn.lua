@@ -41,11 +41,12 @@
 -- tables (models, conv layers, the GEMMs), and writes bench/results/nn.json.
 -- "stall" is the share of a row's timing in which some runnable task waited
 -- for a CPU (Linux PSI): above a few percent, another process competed and
--- the row is not to be trusted. On 2 cores, one busy neighbour made the
--- 2-thread conv steps 5-6x slower than --threads 1 (OpenMP workers spin
--- while OpenBLAS's threads wait for a core; OMP_WAIT_POLICY=passive brought
--- it back to about 1.4x): compare the two before reading anything into a
--- 2-thread figure with a high stall.
+-- the row is not to be trusted. On 2 cores with one busy neighbour, the
+-- 2-thread conv steps ran 5-6x slower than --threads 1 while OpenMP's idle
+-- workers spun for the cores OpenBLAS's threads needed; the launcher's
+-- GOMP_SPINCOUNT (printed below) brings that to about 1.5x. Compare with
+-- --threads 1 before reading anything into a 2-thread figure with a high
+-- stall.
 -- Takes about 30-60 s (--quick: a smoke run of a few seconds).
 --
 -- Not here: f64, other batch sizes, the MLP architecture (bench/autograd.lua
@@ -390,11 +391,11 @@ end
 
 local machine = lib.machine()
 machine.omp_wait_policy = os.getenv("OMP_WAIT_POLICY")
+machine.gomp_spincount = os.getenv("GOMP_SPINCOUNT")
 print("bench/nn.lua -- SPEC §6.2 conv encoder/decoder, f32, batch " .. B)
 lib.print_machine(machine)
-print("OMP_WAIT_POLICY=" .. (machine.omp_wait_policy or "(unset)")
-  .. "  (with 2 threads on 2 cores and another busy process, OpenMP's spinning"
-  .. " workers and OpenBLAS's threads fight; compare --threads 1 or OMP_WAIT_POLICY=passive)")
+print("GOMP_SPINCOUNT=" .. (machine.gomp_spincount or "(unset)") .. "  OMP_WAIT_POLICY="
+  .. (machine.omp_wait_policy or "(unset)"))
 print()
 
 local pct = function(v) return string.format("%.0f%%", 100 * v) end

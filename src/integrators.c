@@ -172,6 +172,16 @@ static lv_tensor *tempering_alpha(lv_scope *S, const lv_integrator *it, int k,
     return ag_op(S, LV_OP_SQRT, ag_div(S, Tk, Tk1));
 }
 
+lv_tensor *lv_integrator_alpha(const lv_integrator *it, int k, int K)
+{
+    if (it->tempering == LV_TEMPERING_NONE)
+        return lv_scalar(it->dtype, 1.0);
+    lv_scope S = {0};
+    lv_tensor *a = lv_share(tempering_alpha(&S, it, k, K));
+    lv_scope_end(&S);
+    return a;
+}
+
 /* sum_k h_k [d], for the matched temperature and the log-determinant. */
 static lv_tensor *gamma_h_total(lv_scope *S, const lv_integrator *it, int K,
                                 lv_tensor *gamma)

@@ -103,6 +103,8 @@ void lv_integrator_free(lv_integrator *it);
 lv_tensor *lv_integrator_step_size(const lv_integrator *it, int k);
 lv_tensor *lv_integrator_gamma(const lv_integrator *it);
 lv_tensor *lv_integrator_temperature0(const lv_integrator *it, int K);
+/* Tempered leapfrog's alpha_k, k = 1..K: a 0-dim tensor (new reference). */
+lv_tensor *lv_integrator_alpha(const lv_integrator *it, int k, int K);
 
 /* Runs K steps from (z0, rho0). Returns 0 or -1 with lv_error; on success
  * the result holds new references (free with lv_flow_result_clear). */

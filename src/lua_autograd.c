@@ -99,6 +99,7 @@ static void check_options(lua_State *L, int idx, const char *const *known)
             for (const char *const *k = known; *k; k++)
                 ok |= strcmp(lua_tostring(L, -2), *k) == 0;
         if (!ok) {
+            const char *key = luaL_tolstring(L, -2, NULL);
             luaL_Buffer b;
             luaL_buffinit(L, &b);
             for (const char *const *k = known; *k; k++) {
@@ -107,8 +108,7 @@ static void check_options(lua_State *L, int idx, const char *const *known)
             }
             luaL_pushresult(&b);
             luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
-                                                  "(known: %s)",
-                                                  luaL_tolstring(L, -3, NULL),
+                                                  "(known: %s)", key,
                                                   lua_tostring(L, -1)));
         }
         lua_pop(L, 1);

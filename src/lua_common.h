@@ -71,6 +71,8 @@ void lv_open_ops(lua_State *L);
 void lv_open_linalg(lua_State *L);
 void lv_open_rng(lua_State *L);
 void lv_open_autograd(lua_State *L);
+void lv_open_integrators(lua_State *L);
 void lv_open_io(lua_State *L);
+void lv_open_estimators(lua_State *L);
 
 #endif

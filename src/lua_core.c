@@ -63,7 +63,9 @@ int luaopen_lvae_core(lua_State *L)
     lv_open_linalg(L);
     lv_open_rng(L);
     lv_open_autograd(L);
+    lv_open_integrators(L);
     lv_open_io(L);
+    lv_open_estimators(L);
     lua_setfield(L, -2, "_methods");
     luaL_getmetatable(L, LV_TENSOR_MT);
     lua_setfield(L, -2, "_Tensor");

@@ -900,7 +900,9 @@ describe("nn", function()
       expect_error(function() return nn.Conv2d(1, 2, 2.5) end, "Conv2d", "kernel", "2.5")
       expect_error(function() return nn.Conv2d(1, 2, 3, { stride = 1.5 }) end, "stride", "1.5")
       expect_error(function() return nn.Conv2d(1, 2, 3, { stride = 0 })(lv.zeros({ 1, 1, 5, 5 })) end,
-        "stride must be at least 1")
+        "stride", "0")
+      expect_error(function() return nn.ConvTranspose2d(1, 2, 3, { stride = { 2, 0 } })(lv.zeros({ 1, 1, 5, 5 })) end,
+        "stride", "0")
       expect_error(function() return nn.Reshape(2.5, 3) end, "Reshape", "positive integer")
       expect_error(function() return nn.Reshape(0) end, "Reshape")
       expect_error(function() return nn.GaussianHead(3, 2.5) end, "positive integer")

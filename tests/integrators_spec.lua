@@ -1,0 +1,313 @@
+-- The integrators of SPEC §3 against exact answers: each step's
+-- log-determinant against the log|det| of a finite-difference Jacobian
+-- (LAPACK), each step against one computed by hand from the formulas,
+-- gradient-evaluation counts, reversibility, tempering identities, the
+-- limits where flows coincide, gradients through the flows, and errors.
+local lv = require "lvae"
+
+local d = 3
+-- A non-linear potential (a linear model's constant Hessian could not tell
+-- a Hessian taken at the wrong point).
+local A = lv.tensor({ { 2, 0.3, 0 }, { 0.3, 1, 0.2 }, { 0, 0.2, 1.5 } }, "f64")
+local W = lv.tensor({ { 0.5, -0.3 }, { 0.2, 0.8 }, { -0.6, 0.1 } }, "f64")
+local function U(z)
+  return (z:matmul(A) * z):sum(2) * 0.5 + z:matmul(W):softplus():sum(2)
+end
+-- Its gradient, by hand: A z + W sigmoid(Wᵀ z).
+local function grad_U(z)
+  return z:matmul(A) + z:matmul(W):sigmoid():matmul(W:t())
+end
+
+local function max_abs(a, b) return (a - b):abs():max():item() end
+
+--- Runs one flow with the noise fixed by the seed; returns z, rho, logdet.
+local function run(it, z, rho, K, seed)
+  lv.manual_seed(seed or 11)
+  local zK, rK, ld, n = it:flow(z, rho, U, K)
+  return zK, rK, ld, n
+end
+
+--- log|det| of the finite-difference Jacobian of (z, rho) -> flow, for
+-- one sample.
+local function fd_logdet(it, z, rho, K)
+  local has_rho = rho ~= nil
+  local n = has_rho and 2 * d or d
+  local x = has_rho and lv.cat({ z, rho }, 2):view(n) or z:view(n)
+  local eps = 1e-6
+  local function F(v)
+    local zz = v:narrow(1, 1, d):view(1, d)
+    local rr = has_rho and v:narrow(1, d + 1, d):view(1, d) or nil
+    local zK, rK = run(it, zz, rr, K)
+    return has_rho and lv.cat({ zK, rK }, 2):view(n) or zK:view(n)
+  end
+  local cols = {}
+  for j = 1, n do
+    local e = lv.zeros({ n }, "f64")
+    e[j] = eps
+    cols[j] = (F(x + e) - F(x - e)) / (2 * eps)
+  end
+  local J = lv.stack(cols, 2)
+  return lv.logdet(J):item()
+end
+
+local makers = {
+  leapfrog = function(o) return lv.integrators.leapfrog(o) end,
+  ["leapfrog fixed"] = function(o) o.tempering = "fixed"; o.T0 = 2.0; return lv.integrators.leapfrog(o) end,
+  ["leapfrog free"] = function(o) o.tempering = "free"; o.K = 3; return lv.integrators.leapfrog(o) end,
+  qsl = function(o) return lv.integrators.qsl(o) end,
+  qsl2 = function(o) return lv.integrators.qsl2(o) end,
+  euler = function(o) return lv.integrators.euler(o) end,
+  ["euler overdamped"] = function(o) o.kind = "overdamped"; return lv.integrators.euler(o) end,
+  planar = function(o) return lv.flows.planar({ dim = o.dim, K = 3, dtype = "f64" }) end,
+}
+
+describe("integrators", function()
+  describe("log-determinant equals log|det| of the finite-difference Jacobian", function()
+    for name, make in pairs(makers) do
+      for _, K in ipairs({ 1, 3 }) do
+        it(string.format("%s, %d step%s", name, K, K > 1 and "s" or ""), function()
+          lv.manual_seed(5)
+          local integ = make({ dim = d, dtype = "f64", step = 0.15, friction = 0.4 })
+          local z = lv.randn({ 1, d }, "f64")
+          local rho = integ:has_momentum() and lv.randn({ 1, d }, "f64") or nil
+          local _, _, ld = run(integ, z, rho, K)
+          local want = fd_logdet(integ, z, rho, K)
+          local got = ld:item()
+          assert(math.abs(got - want) <= 1e-6 * math.max(1, math.abs(want)),
+            string.format("%s K=%d: logdet %.12g, finite differences %.12g", name, K, got, want))
+        end)
+      end
+    end
+  end)
+
+  describe("one step equals the formulas computed by hand", function()
+    local h, gamma = 0.15, 0.4
+    local z = lv.tensor({ { 0.3, -0.7, 1.1 }, { -0.2, 0.5, 0.4 } }, "f64")
+    local rho = lv.tensor({ { 0.9, 0.1, -0.4 }, { 0.3, -1.2, 0.6 } }, "f64")
+
+    it("leapfrog kicks with g(z) then g(z')", function()
+      local integ = lv.integrators.leapfrog{ dim = d, dtype = "f64", step = h }
+      local zK, rK = run(integ, z, rho, 1)
+      local half = rho - grad_U(z) * (h / 2)
+      local z1 = z + half * h
+      local r1 = half - grad_U(z1) * (h / 2)
+      assert.is_true(max_abs(zK, z1) < 1e-12 and max_abs(rK, r1) < 1e-12)
+    end)
+
+    it("qsl drifts, then kicks with g(z') under friction and noise", function()
+      local integ = lv.integrators.qsl{ dim = d, dtype = "f64", step = h, friction = gamma }
+      local zK, rK = run(integ, z, rho, 1, 99)
+      lv.manual_seed(99)
+      local xi = lv.randn({ 2, d }, "f64")
+      local z1 = z + rho * h
+      local decay = math.exp(-gamma * h)
+      local r1 = rho * decay - grad_U(z1) * h + xi * math.sqrt(1 - decay * decay)
+      assert.is_true(max_abs(zK, z1) < 1e-12 and max_abs(rK, r1) < 1e-12)
+    end)
+
+    it("qsl2 is the symmetric splitting", function()
+      local integ = lv.integrators.qsl2{ dim = d, dtype = "f64", step = h, friction = gamma }
+      local zK, rK = run(integ, z, rho, 1, 99)
+      lv.manual_seed(99)
+      local xi = lv.randn({ 2, d }, "f64")
+      local decay = math.exp(-gamma * h)
+      local r = rho - grad_U(z) * (h / 2)
+      local zz = z + r * (h / 2)
+      r = r * decay + xi * math.sqrt(1 - decay * decay)
+      zz = zz + r * (h / 2)
+      r = r - grad_U(zz) * (h / 2)
+      assert.is_true(max_abs(zK, zz) < 1e-12 and max_abs(rK, r) < 1e-12)
+    end)
+
+    it("euler uses g(z) at the old point", function()
+      local integ = lv.integrators.euler{ dim = d, dtype = "f64", step = h, friction = gamma }
+      local zK, rK = run(integ, z, rho, 1, 99)
+      lv.manual_seed(99)
+      local xi = lv.randn({ 2, d }, "f64")
+      local z1 = z + rho * h
+      local r1 = rho * (1 - gamma * h) - grad_U(z) * h + xi * math.sqrt(2 * gamma * h)
+      assert.is_true(max_abs(zK, z1) < 1e-12 and max_abs(rK, r1) < 1e-12)
+    end)
+  end)
+
+  describe("gradient evaluations", function()
+    local z = lv.randn({ 2, d }, "f64")
+    local rho = lv.randn({ 2, d }, "f64")
+    for _, K in ipairs({ 1, 5 }) do
+      it("K+1 / K / K+1 / 2K uncached, K = " .. K, function()
+        local function count(integ) return select(4, integ:flow(z, rho, U, K)) end
+        assert.are.equal(K + 1, count(lv.integrators.leapfrog{ dim = d, dtype = "f64" }))
+        assert.are.equal(2 * K, count(lv.integrators.leapfrog{ dim = d, dtype = "f64", cache = false }))
+        assert.are.equal(K, count(lv.integrators.qsl{ dim = d, dtype = "f64" }))
+        assert.are.equal(K + 1, count(lv.integrators.qsl2{ dim = d, dtype = "f64" }))
+        assert.are.equal(K, count(lv.integrators.euler{ dim = d, dtype = "f64" }))
+      end)
+    end
+  end)
+
+  describe("identities", function()
+    it("without friction and noise, qsl2 is leapfrog and qsl preserves volume", function()
+      lv.manual_seed(3)
+      local z, rho = lv.randn({ 4, d }, "f64"), lv.randn({ 4, d }, "f64")
+      local lf = lv.integrators.leapfrog{ dim = d, dtype = "f64", step = 0.2 }
+      local q2 = lv.integrators.qsl2{ dim = d, dtype = "f64", step = 0.2, friction = 0,
+                                      learn = { friction = false }, noise = false }
+      local z1, r1, ld1 = lf:flow(z, rho, U, 4)
+      local z2, r2, ld2 = q2:flow(z, rho, U, 4)
+      assert.is_true(max_abs(z1, z2) < 1e-12 and max_abs(r1, r2) < 1e-12)
+      assert.are.equal(0, ld2:abs():max():item())
+      local q = lv.integrators.qsl{ dim = d, dtype = "f64", step = 0.2, friction = 0,
+                                    learn = { friction = false }, noise = false }
+      local _, _, ld = q:flow(z, rho, U, 4)
+      assert.are.equal(0, ld:abs():max():item())
+      assert.is_true(math.abs(fd_logdet(q, z:narrow(1, 1, 1), rho:narrow(1, 1, 1), 4)) < 1e-6)
+    end)
+
+    it("leapfrog is reversible: negate the momentum and integrate back", function()
+      lv.manual_seed(4)
+      local z, rho = lv.randn({ 3, d }, "f64"), lv.randn({ 3, d }, "f64")
+      local lf = lv.integrators.leapfrog{ dim = d, dtype = "f64", step = 0.1 }
+      local z1, r1 = lf:flow(z, rho, U, 6)
+      local z2, r2 = lf:flow(z1, -r1, U, 6)
+      assert.is_true(max_abs(z2, z) < 1e-10 and max_abs(-r2, rho) < 1e-10)
+    end)
+
+    it("fixed tempering: T_K = 1 and the product of alphas is T0^(-1/2)", function()
+      local K, T0 = 5, 2.7
+      local lf = lv.integrators.leapfrog{ dim = d, dtype = "f64", tempering = "fixed", T0 = T0, K = K }
+      assert.is_true(math.abs(lf:temperature0(K):item() - T0) < 1e-12)
+      local z, rho = lv.zeros({ 1, d }, "f64"), lv.zeros({ 1, d }, "f64")
+      local _, _, ld = lf:flow(z, rho, U, K)
+      -- log|det| = d sum log alpha_k = d log(T0^(-1/2))
+      assert.is_true(math.abs(ld:item() - d * math.log(T0 ^ -0.5)) < 1e-12)
+    end)
+
+    it("free tempering: T0 is the product of alpha_k^-2", function()
+      local lf = lv.integrators.leapfrog{ dim = d, dtype = "f64", tempering = "free", alpha = 0.8, K = 4 }
+      assert.is_true(math.abs(lf:temperature0(4):item() - 0.8 ^ -8) < 1e-9)
+    end)
+
+    it("matched temperature is exp(2 sum gamma h) and cancels the friction", function()
+      local q = lv.integrators.qsl{ dim = d, dtype = "f64", step = 0.1, friction = 0.5,
+                                    init_temperature = "matched" }
+      local T0 = q:temperature0(4)
+      assert.is_true(max_abs(T0, lv.full({ d }, math.exp(2 * 0.5 * 0.1 * 4), "f64")) < 1e-12)
+    end)
+
+    it("a clipped force keeps the log-determinant exact", function()
+      lv.manual_seed(8)
+      local integ = lv.integrators.leapfrog{ dim = d, dtype = "f64", step = 0.15, clip_force = 0.5 }
+      local z = lv.randn({ 1, d }, "f64") * 3
+      local rho = lv.randn({ 1, d }, "f64")
+      local _, _, ld = run(integ, z, rho, 2)
+      assert.is_true(math.abs(ld:item() - fd_logdet(integ, z, rho, 2)) < 1e-6)
+      local _, _, _, _, stats = integ:flow(z, rho, U, 2)
+      assert.is_true(stats.max_grad[1] > 0.5)      -- the raw force, before clipping
+    end)
+  end)
+
+  describe("gradients through the flows", function()
+    local function check(name, make, K)
+      it(name, function()
+        lv.manual_seed(21)
+        local integ = make()
+        local params = integ:parameters()
+        assert.is_true(#params > 0)
+        local z0 = lv.randn({ 2, d }, "f64")
+        local rho0 = integ:has_momentum() and lv.randn({ 2, d }, "f64") or nil
+        local function objective(...)
+          local values = { ... }
+          local state = integ:state_dict()
+          -- gradcheck perturbs copies: load them, run, restore.
+          local names = {}
+          for k in pairs(state) do names[#names + 1] = k end
+          table.sort(names)
+          lv.manual_seed(77)
+          local zK, rK, ld = integ:flow(z0, rho0, U, K, { create_graph = true })
+          local out = U(zK):sum() + ld:sum()
+          if rK then out = out + rK:square():sum() end
+          return out
+        end
+        local value = objective()
+        local grads = lv.grad(value, params)
+        -- central differences on each parameter tensor, in place
+        for i, p in ipairs(params) do
+          local flat = p:view(-1)
+          for j = 1, math.min(flat:numel(), 3) do
+            local old = flat[j]:item()
+            local eps = 1e-6
+            lv.no_grad(function() flat[j] = old + eps end)
+            local plus = objective():item()
+            lv.no_grad(function() flat[j] = old - eps end)
+            local minus = objective():item()
+            lv.no_grad(function() flat[j] = old end)
+            local numeric = (plus - minus) / (2 * eps)
+            local tape = grads[i]:view(-1)[j]:item()
+            assert(math.abs(tape - numeric) <= 1e-6 * (1 + math.abs(numeric)),
+              string.format("%s parameter %d element %d: tape %.10g, numeric %.10g", name, i, j, tape, numeric))
+          end
+        end
+      end)
+    end
+    check("leapfrog step sizes (per step)", function()
+      return lv.integrators.leapfrog{ dim = d, dtype = "f64", per_step = true, K = 3 } end, 3)
+    check("leapfrog fixed tempering", function()
+      return lv.integrators.leapfrog{ dim = d, dtype = "f64", tempering = "fixed", T0 = 1.8, K = 3 } end, 3)
+    check("leapfrog free tempering", function()
+      return lv.integrators.leapfrog{ dim = d, dtype = "f64", tempering = "free", K = 3 } end, 3)
+    check("qsl step and friction", function()
+      return lv.integrators.qsl{ dim = d, dtype = "f64", friction = 0.7 } end, 3)
+    check("qsl2 step and friction", function()
+      return lv.integrators.qsl2{ dim = d, dtype = "f64", friction = 0.7 } end, 2)
+    check("euler step and friction (third derivatives)", function()
+      return lv.integrators.euler{ dim = d, dtype = "f64", friction = 0.7, step = 0.1 } end, 2)
+    check("planar u, w, b", function() return lv.flows.planar{ dim = d, K = 2, dtype = "f64" } end, 2)
+
+    it("reach what the potential depends on (second order through g)", function()
+      lv.manual_seed(2)
+      local Wp = lv.param(W:clone())
+      local function Up(z) return (z:matmul(A) * z):sum(2) * 0.5 + z:matmul(Wp):softplus():sum(2) end
+      local integ = lv.integrators.qsl{ dim = d, dtype = "f64" }
+      local z0, rho0 = lv.randn({ 2, d }, "f64"), lv.randn({ 2, d }, "f64")
+      local function objective(w)
+        lv.manual_seed(5)
+        local zK, rK = integ:flow(z0, rho0, function(z)
+          return (z:matmul(A) * z):sum(2) * 0.5 + z:matmul(w):softplus():sum(2)
+        end, 2, { create_graph = true })
+        return (zK:square():sum() + rK:square():sum())
+      end
+      local err = lv.testing.gradcheck(objective, { W })
+      assert.is_true(err < 1e-6, "worst error " .. err)
+      local _ = Up
+    end)
+  end)
+
+  describe("errors", function()
+    local function fails(fn, fragment)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert(tostring(err):find(fragment, 1, true), "message: " .. tostring(err))
+    end
+    it("say what is wrong", function()
+      fails(function() lv.integrators.qsl{ dim = 2, stepp = 0.1 } end, "unknown option 'stepp'")
+      fails(function() lv.integrators.qsl{ dim = 2, stepp = 0.1 } end, "max_step")
+      fails(function() lv.integrators.qsl{ step = 0.1 } end, "dim")
+      fails(function() lv.integrators.qsl{ dim = 2, step = 0 } end, "step must be > 0")
+      fails(function() lv.integrators.qsl{ dim = 2, step = 0.6 } end, "below max_step")
+      fails(function() lv.integrators.qsl{ dim = 2, friction = -1 } end, "friction")
+      fails(function() lv.integrators.leapfrog{ dim = 2, tempering = "warm" } end, "unknown tempering")
+      fails(function() lv.integrators.euler{ dim = 2, clip_force = 1 } end, "clip_force is refused")
+      fails(function() lv.integrators.euler{ dim = 2, kind = "sideways" } end, "underdamped")
+      local integ = lv.integrators.qsl{ dim = 2, dtype = "f64" }
+      local z, rho = lv.zeros({ 3, 2 }, "f64"), lv.zeros({ 3, 2 }, "f64")
+      fails(function() integ:flow(z, rho, U, 0) end, "K must be at least 1")
+      fails(function() integ:flow(lv.zeros({ 3, 4 }, "f64"), rho, U, 1) end, "z0 must be [B, 2]")
+      fails(function() integ:flow(z, lv.zeros({ 2, 2 }, "f64"), U, 1) end, "rho0 must be [B, 2]")
+      fails(function() integ:flow(z, rho, function(zz) return zz:sum() end, 1) end,
+        "must return U of shape [3]")
+      fails(function() integ:flow(z, rho, function() error("boom") end, 1) end, "boom")
+      local per = lv.integrators.qsl{ dim = 2, dtype = "f64", per_step = true, K = 2 }
+      fails(function() per:flow(z, rho, U, 3) end, "parameters for 2 steps")
+    end)
+  end)
+end)
