@@ -44,7 +44,7 @@
 -- the row is not to be trusted. On 2 cores with one busy neighbour, the
 -- 2-thread conv steps ran 5-6x slower than --threads 1 while OpenMP's idle
 -- workers spun for the cores OpenBLAS's threads needed; the launcher's
--- GOMP_SPINCOUNT (printed below) brings that to about 1.5x. Compare with
+-- GOMP_SPINCOUNT (printed in the header) brings that to 1.5-2x. Compare with
 -- --threads 1 before reading anything into a 2-thread figure with a high
 -- stall.
 -- Takes about 30-60 s (--quick: a smoke run of a few seconds).

@@ -10,6 +10,7 @@
  * convention, as values) in an f64 tensor, over one dim or all of them.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "autograd.h"
 #include "op.h"
@@ -143,6 +144,66 @@ static double reduce_one(lv_op_id kind, const reduce_plan *pl,
     }
 }
 
+/* Sums over leading dims onto a contiguous trailing block -- the shape of
+ * every bias gradient and broadcast sum ([B, d] -> [d], [N, O, K] ->
+ * [O, K]) -- as whole rows added into a double accumulator: a contiguous
+ * inner loop instead of one strided walk per output. Returns 0 when the
+ * layout is not of that kind (the general path then runs). */
+static int sum_leading_dims(lv_tensor *y, const lv_tensor *x, unsigned mask,
+                            lv_op_id op)
+{
+    int lead = 0;
+    while (lead < x->ndim && (mask & (1u << lead)))
+        lead++;
+    if (lead == 0 || lead == x->ndim || (mask >> lead) != 0)
+        return 0;
+    int64_t n_out = 1, expect = 1;
+    for (int i = x->ndim - 1; i >= lead; i--) {
+        if (x->shape[i] != 1 && x->stride[i] != expect)
+            return 0;
+        expect *= x->shape[i];
+        n_out *= x->shape[i];
+    }
+    int64_t rows = 1;
+    for (int i = 0; i < lead; i++)
+        rows *= x->shape[i];
+    if (rows < 2 || n_out < 8)
+        return 0;
+    double *acc = calloc((size_t)n_out, sizeof *acc);
+    if (!acc)
+        return 0;
+    size_t el = lv_dtype_size(x->dtype);
+    const char *base = lv_tensor_data(x);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t pos = 0, rem = r;
+        for (int i = lead - 1; i >= 0; i--) {
+            pos += (rem % x->shape[i]) * x->stride[i];
+            rem /= x->shape[i];
+        }
+        const char *row = base + pos * (int64_t)el;
+        if (x->dtype == LV_DTYPE_F64) {
+            const double *v = (const double *)row;
+            #pragma omp simd
+            for (int64_t j = 0; j < n_out; j++)
+                acc[j] += v[j];
+        } else {
+            const float *v = (const float *)row;
+            #pragma omp simd
+            for (int64_t j = 0; j < n_out; j++)
+                acc[j] += (double)v[j];
+        }
+    }
+    double scale = op == LV_OP_MEAN ? 1.0 / (double)rows : 1.0;
+    for (int64_t j = 0; j < n_out; j++) {
+        if (y->dtype == LV_DTYPE_F64)
+            ((double *)lv_tensor_data(y))[j] = acc[j] * scale;
+        else
+            ((float *)lv_tensor_data(y))[j] = (float)(acc[j] * scale);
+    }
+    free(acc);
+    return 1;
+}
+
 int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                       int n_in, const lv_op_params *p)
 {
@@ -178,6 +239,10 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
     if (!y)
         return -1;
 
+    if ((op == LV_OP_SUM || op == LV_OP_MEAN) && sum_leading_dims(y, x, mask, op)) {
+        out[0] = y;
+        return 1;
+    }
     reduce_plan pl;
     plan_build(&pl, x, mask);
     int64_t n_out = lv_tensor_numel(y);

@@ -514,6 +514,23 @@ describe("nn", function()
         "[3,2]", "[2,3]")
     end)
 
+    it("errors point at the caller, not into the toolkit", function()
+      local m = nn.Linear(2, 2)
+      local function msg_of(state)
+        local ok, msg = pcall(function() local r = m:load_state_dict(state); return r end)
+        assert.is_false(ok)
+        return tostring(msg)
+      end
+      local s = m:state_dict()
+      s.bias = nil
+      local msg = msg_of(s)
+      assert(msg:find("nn_spec.lua", 1, true), "missing: error position: " .. msg)
+      s = m:state_dict()
+      s.weight = lv.zeros({ 3, 2 })
+      msg = msg_of(s)
+      assert(msg:find("nn_spec.lua", 1, true), "wrong shape: error position: " .. msg)
+    end)
+
     it("error: a value that is not a tensor names the parameter", function()
       local m = nn.Linear(2, 2)
       local s = m:state_dict()

@@ -77,4 +77,7 @@ function lv.help(obj)
   return table.concat(lines, "\n")
 end
 
+lv.models = require "lvae.models"
+lv.estimators = require "lvae.estimators"
+
 return lv

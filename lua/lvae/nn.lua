@@ -169,40 +169,47 @@ end
 
 function Module:evaluate() return self:train(false) end
 
+--- Name -> tensor. The tensors share storage with the parameters (as in
+-- PyTorch): clone them for a snapshot that training must not change.
 function Module:state_dict()
   local state = {}
   for _, np in ipairs(self:named_parameters()) do state[np.name] = np.tensor:detach() end
   return state
 end
 
+--- Copies values by name into the parameters (shapes must match). Every
+-- name and shape is checked before anything is copied, so a failed load
+-- leaves the module as it was.
 function Module:load_state_dict(state, opts)
   local strict = not (opts and opts.strict == false)
-  local seen = {}
+  local known = {}
+  for _, np in ipairs(self:named_parameters()) do
+    known[np.name] = true
+    local v = state[np.name]
+    if v == nil then
+      if strict then error(string.format("load_state_dict: missing parameter '%s'", np.name), 2) end
+    elseif not lv.is_tensor(v) then
+      error(string.format("load_state_dict: the value for parameter '%s' is a %s, not a tensor",
+        np.name, type(v)), 2)
+    else
+      local want, got = table.concat(np.tensor:size(), ","), table.concat(v:size(), ",")
+      if want ~= got then
+        error(string.format("load_state_dict: parameter '%s' has shape [%s], the state gives [%s]",
+          np.name, want, got), 2)
+      end
+    end
+  end
+  if strict then
+    for k in pairs(state) do
+      if not known[k] then error(string.format("load_state_dict: unexpected parameter '%s'", k), 2) end
+    end
+  end
   lv.no_grad(function()
     for _, np in ipairs(self:named_parameters()) do
       local v = state[np.name]
-      if v ~= nil and not lv.is_tensor(v) then
-        error(string.format("load_state_dict: the value for parameter '%s' is a %s, not a tensor",
-          np.name, type(v)), 3)
-      end
-      if v == nil then
-        if strict then error(string.format("load_state_dict: missing parameter '%s'", np.name), 3) end
-      else
-        local want, got = table.concat(np.tensor:size(), ","), table.concat(v:size(), ",")
-        if want ~= got then
-          error(string.format("load_state_dict: parameter '%s' has shape [%s], the state gives [%s]",
-            np.name, want, got), 3)
-        end
-        np.tensor:copy_(v)
-      end
-      seen[np.name] = true
+      if v ~= nil then np.tensor:copy_(v) end
     end
   end)
-  if strict then
-    for k in pairs(state) do
-      if not seen[k] then error(string.format("load_state_dict: unexpected parameter '%s'", k), 2) end
-    end
-  end
   return self
 end
 
@@ -316,6 +323,10 @@ function nn.F.conv_transpose2d(x, weight, bias, opts)
   local H, W = xs[3], xs[4]
   local Hout, Wout, pad
   if opts.padding == "same" then
+    if opts.output_padding and opts.output_padding ~= 0 then
+      error("conv_transpose2d: output_padding does not combine with padding \"same\" "
+        .. "(give output_size instead)", 2)
+    end
     Hout, Wout = H * sh, W * sw
     if opts.output_size then Hout, Wout = pair(opts.output_size, "output_size") end
     pad = resolve_padding("same", Hout, Wout, kh, kw, sh, sw)

@@ -1,0 +1,281 @@
+--- lvae.estimators: SPEC §4's bounds and estimates of log p(x) for any
+-- model with `model:log_weight(x, S) -> [S, B]` (lvae.models), and AIS for
+-- any model with `model:log_likelihood(x, z)` and a N(0, I) prior.
+--
+--   local E = lv.estimators
+--   E.elbo(model, x, S)        -- [B]  mean of log w         (differentiable)
+--   E.iwae(model, x, S)        -- [B]  log (1/S Σ w)         (differentiable)
+--   local nll, se, ess = E.nll(model, x, {samples = 1000, chunk = 100, runs = 3})
+--   local logpx, accept = E.ais(model, x, {steps = 500, chains = 16})
+--   E.ess(log_w)               -- [B]  (Σ w)² / Σ w² over dim 1 of [S, B]
+--
+-- Shape legend: B = datapoints, S = importance samples, R = runs,
+-- C = AIS chains, d = latent dim.
+--
+-- nll draws its samples in chunks through a C loop (src/estimators.c)
+-- that keeps, per datapoint, a running max and the sums of w and w²
+-- relative to it: memory is bounded by one chunk whatever S is, and the
+-- ESS comes with it. The NLL of a run is the mean over datapoints of
+-- -log (1/S Σ_s w_s); the standard error is that of the mean over runs
+-- (sd / sqrt(R)). When the weights have infinite variance (SPEC §2) the
+-- estimate still converges but the standard error means nothing: read it
+-- with the ESS.
+--
+-- Not here: the models and their log weights (lvae.models), training.
+
+-- The core and the autograd helpers directly, not `require "lvae"`:
+-- lvae's init.lua loads this module while it is itself being loaded.
+local core = require "lvae.core"
+local lv = {}
+for k, v in pairs(core) do lv[k] = v end
+for k, v in pairs(require "lvae.autograd") do lv[k] = v end
+
+local C = core._estimators
+local M = {}
+
+local function fail(where, fmt, ...)
+  error(string.format("%s: " .. fmt, where, ...), 0)
+end
+
+local function typename(v)
+  if lv.is_tensor(v) then return "a tensor" end
+  return v == nil and "nil" or type(v)
+end
+
+local function check_count(where, what, v)
+  if math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
+  if math.type(v) ~= "integer" or v < 1 then
+    fail(where, "%s must be an integer >= 1 (got %s)", what, tostring(v))
+  end
+  return v
+end
+
+local function check_number(where, what, v, positive)
+  if math.type(v) == nil or v ~= v or (positive and v <= 0) then
+    fail(where, "%s must be a %snumber (got %s)", what, positive and "positive " or "", tostring(v))
+  end
+  return v
+end
+
+local function check_options(where, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or lv.is_tensor(opts) then
+    fail(where, "options must be a table (got %s)", typename(opts))
+  end
+  local set = {}
+  for _, k in ipairs(known) do set[k] = true end
+  for k in pairs(opts) do
+    if not set[k] then
+      fail(where, "unknown option '%s' (known: %s)", tostring(k), table.concat(known, ", "))
+    end
+  end
+  return opts
+end
+
+--- The method `name` of model, or an error naming what is missing.
+local function check_model(where, model, name)
+  local ok, fn = pcall(function() return model[name] end)
+  if not ok or type(fn) ~= "function" then
+    fail(where, "the model must have a method %s (lvae.models objects do; got %s)", name, typename(model))
+  end
+end
+
+local function check_data(where, x)
+  if not lv.is_tensor(x) or x:dim() < 2 or x:size(1) < 1 then
+    fail(where, "x must be a tensor [B, ...] with B >= 1 (got %s)",
+         lv.is_tensor(x) and "[" .. table.concat(x:size(), ",") .. "]" or typename(x))
+  end
+  return x
+end
+
+---- bounds (differentiable) --------------------------------------------------------------
+
+--- ELBO per datapoint [B]: (1/S) Σ_s log w_s.
+function M.elbo(model, x, S)
+  local where = "estimators.elbo"
+  check_model(where, model, "log_weight")
+  S = check_count(where, "S", S == nil and 1 or S)
+  return model:log_weight(check_data(where, x), S):mean(1)
+end
+
+--- IWAE bound per datapoint [B]: log (1/S Σ_s w_s), as a log-sum-exp.
+function M.iwae(model, x, S)
+  local where = "estimators.iwae"
+  check_model(where, model, "log_weight")
+  S = check_count(where, "S", S == nil and 1 or S)
+  return model:log_weight(check_data(where, x), S):logsumexp(1) - math.log(S)
+end
+
+---- diagnostics ------------------------------------------------------------------------
+
+--- ESS of the normalised weights over dim 1: log_w [S, B] -> [B], [S] ->
+-- 0-dim; S for equal weights, near 1 when one weight dominates.
+function M.ess(log_w)
+  if not lv.is_tensor(log_w) then
+    fail("estimators.ess", "log_w must be a tensor [S] or [S, B] (got %s)", typename(log_w))
+  end
+  return C.ess(log_w)
+end
+
+---- importance-sampled NLL --------------------------------------------------------------
+
+--- nll(model, x, {samples = 1000, chunk = 100, runs = 3, batch}) ->
+-- nll, se, ess, info. nll is the mean over runs of the mean over
+-- datapoints of -log (1/S Σ w); se = sd / sqrt(runs) (NaN for one run);
+-- ess the mean ESS over datapoints and runs. `batch` datapoints go to
+-- log_weight at a time (all of x by default); each call asks for at most
+-- `chunk` samples. info: sd, run_nll [R], per_datapoint [B] (mean over
+-- runs), ess_per_datapoint [B], nll_runs [R, B], ess_runs [R, B],
+-- samples, chunk, runs. Runs off the tape.
+function M.nll(model, x, opts)
+  local where = "estimators.nll"
+  check_model(where, model, "log_weight")
+  x = check_data(where, x)
+  opts = check_options(where, opts, { "samples", "chunk", "runs", "batch" })
+  local S = check_count(where, "samples", opts.samples or 1000)
+  local chunk = check_count(where, "chunk", opts.chunk or math.min(S, 100))
+  local R = check_count(where, "runs", opts.runs or 3)
+  local N = x:size(1)
+  local batch = check_count(where, "batch", opts.batch or N)
+
+  local nll_parts, ess_parts = {}, {}
+  lv.no_grad(function()
+    for start = 1, N, batch do
+      local nb = math.min(batch, N - start + 1)
+      local xb = nb == N and x or x:narrow(1, start, nb)
+      local function log_weight(n) return model:log_weight(xb, n) end
+      local nll_b, ess_b = C.nll(log_weight, nb, S, chunk, R)
+      nll_parts[#nll_parts + 1], ess_parts[#ess_parts + 1] = nll_b, ess_b
+    end
+  end)
+  local nll_runs = #nll_parts == 1 and nll_parts[1] or lv.cat(nll_parts, 2)   -- [R, N]
+  local ess_runs = #ess_parts == 1 and ess_parts[1] or lv.cat(ess_parts, 2)
+  local run_nll = nll_runs:mean(2)                                            -- [R]
+  local nll = run_nll:mean():item()
+  local sd = R > 1 and run_nll:var(1, false, 1):sqrt():item() or 0 / 0
+  local info = {
+    sd = sd, run_nll = run_nll, per_datapoint = nll_runs:mean(1),
+    ess_per_datapoint = ess_runs:mean(1), nll_runs = nll_runs, ess_runs = ess_runs,
+    samples = S, chunk = chunk, runs = R,
+  }
+  return nll, sd / math.sqrt(R), ess_runs:mean():item(), info
+end
+
+---- annealed importance sampling ----------------------------------------------------------
+
+--- β_0 = 0 < ... < β_T = 1. "sigmoid" is Grosse et al.'s (2015) schedule
+-- used by Wu et al. (2017): σ(δ (2t/T - 1)) rescaled to [0, 1], δ = 4;
+-- "linear" is t/T.
+local function schedule(kind, T)
+  local betas = {}
+  if kind == "linear" then
+    for t = 0, T do betas[t] = t / T end
+  else
+    local delta = 4
+    local function s(t) return 1 / (1 + math.exp(-delta * (2 * t / T - 1))) end
+    local lo, hi = s(0), s(T)
+    for t = 0, T do betas[t] = (s(t) - lo) / (hi - lo) end
+  end
+  betas[0], betas[T] = 0, 1
+  return betas
+end
+
+--- ais(model, x, {steps = 500, chains = 16, leapfrog_steps = 10,
+-- step_size = 0.1, schedule = "sigmoid", adapt = true, target_accept =
+-- 0.65}) -> log p(x) [B], acceptance rate, info.
+--
+-- SPEC §4: C chains per datapoint start from the prior and follow
+-- p_t(z) ∝ N(z; 0, I) p(x|z)^β_t; log W_c += (β_t - β_{t-1}) log p(x|z_c)
+-- before each transition, an HMC move (fresh momentum, leapfrog_steps
+-- leapfrog steps, Metropolis accept/reject) that leaves p_t invariant.
+-- log p(x) ≈ log (1/C Σ_c W_c). With adapt, each datapoint's step size
+-- is multiplied by 1.02 after a transition whose acceptance over its
+-- chains beat target_accept, and by 0.98 otherwise (Wu et al.). info:
+-- log_w [C, B], ess [B] of the chain weights, step_size [B].
+-- Gradients of log p(x|z) come from the tape (lv.grad), nothing else is
+-- recorded.
+function M.ais(model, x, opts)
+  local where = "estimators.ais"
+  check_model(where, model, "log_likelihood")
+  x = check_data(where, x)
+  opts = check_options(where, opts, { "steps", "chains", "leapfrog_steps", "step_size",
+                                      "schedule", "adapt", "target_accept", "gen" })
+  local T = check_count(where, "steps", opts.steps or 500)
+  local nc = check_count(where, "chains", opts.chains or 16)
+  local L = check_count(where, "leapfrog_steps", opts.leapfrog_steps or 10)
+  local eps0 = check_number(where, "step_size", opts.step_size or 0.1, true)
+  local target = check_number(where, "target_accept", opts.target_accept or 0.65, true)
+  local kind = opts.schedule or "sigmoid"
+  if kind ~= "sigmoid" and kind ~= "linear" then
+    fail(where, "unknown schedule '%s' (known: sigmoid, linear)", tostring(kind))
+  end
+  local adapt = opts.adapt ~= false
+  if model.prior ~= nil and model.prior ~= "normal" then
+    fail(where, "AIS starts from a N(0, I) prior (the model's is '%s')", tostring(model.prior))
+  end
+  local d = model.dim
+  if math.type(d) ~= "integer" then
+    fail(where, "the model's latent dim is unknown (model.dim; call model:elbo once, or give dim)")
+  end
+  local gen = opts.gen
+  local B = x:size(1)
+  local dtype = model.dtype or x:dtype()
+  local betas = schedule(kind, T)
+  local function randn(shape)
+    return gen and lv.randn(shape, dtype, gen) or lv.randn(shape, dtype)
+  end
+  local function rand(shape)
+    return gen and lv.rand(shape, dtype, gen) or lv.rand(shape, dtype)
+  end
+
+  -- log p(x|z) [C, B] and its gradient [C, B, d] at z, off the tape.
+  local function loglik_and_grad(z)
+    return lv.enable_grad(function()
+      local zl = lv.param(z)
+      local ll = model:log_likelihood(x, zl)
+      local g = lv.grad(ll:sum(), { zl })[1]
+      return ll:detach(), g
+    end)
+  end
+
+  return lv.no_grad(function()
+    local z = randn({ nc, B, d })
+    local ll, gll = loglik_and_grad(z)
+    local log_w = lv.zeros({ nc, B }, dtype)
+    local eps = lv.full({ 1, B, 1 }, eps0, dtype)
+    local accepted = 0
+
+    for t = 1, T do
+      local beta = betas[t]
+      log_w = log_w + (beta - betas[t - 1]) * ll
+      -- One HMC transition for E(z) = |z|²/2 - β log p(x|z).
+      local function energy(zz, l) return 0.5 * zz:square():sum(3) - beta * l end
+      local function force(zz, g) return beta * g - zz end          -- -∇E
+      local p = randn({ nc, B, d })
+      local H0 = energy(z, ll) + 0.5 * p:square():sum(3)
+      local zn, lln, glln = z, ll, gll
+      p = p + (0.5 * eps) * force(zn, glln)
+      for l = 1, L do
+        zn = zn + eps * p
+        lln, glln = loglik_and_grad(zn)
+        if l < L then p = p + eps * force(zn, glln) end
+      end
+      p = p + (0.5 * eps) * force(zn, glln)
+      local H1 = energy(zn, lln) + 0.5 * p:square():sum(3)
+      local accept = rand({ nc, B }):log():lt(H0 - H1)               -- NaN H1 rejects
+      z = C.select(accept, zn, z)
+      ll = C.select(accept, lln, ll)
+      gll = C.select(accept, glln, gll)
+      local rate = accept:mean(1)                                    -- [B]
+      accepted = accepted + rate:mean():item()
+      if adapt then
+        eps = eps * (0.98 + 0.04 * rate:gt(target)):reshape({ 1, B, 1 })
+      end
+    end
+
+    local logpx = log_w:logsumexp(1) - math.log(nc)
+    return logpx, accepted / T, { log_w = log_w, ess = C.ess(log_w), step_size = eps:reshape({ B }) }
+  end)
+end
+
+return M
