@@ -124,6 +124,21 @@ int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
     return n;
 }
 
+int lv_forward_widened(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                       const lv_op_params *p, lv_forward_fn fwd)
+{
+    int narrow = in[0]->dtype == LV_DTYPE_F32 ? 0 : 1;
+    lv_op_params to = {.dtype = LV_DTYPE_F64};
+    lv_tensor *wide = lv_apply1(LV_OP_TO, 1, &in[narrow], &to);
+    if (!wide)
+        return -1;
+    lv_tensor *pair[2] = {in[0], in[1]};
+    pair[narrow] = wide;
+    int n = fwd(out, op, pair, 2, p);
+    lv_tensor_release(wide);
+    return n;
+}
+
 lv_tensor *lv_apply1(lv_op_id op, int n_in, lv_tensor *const *in,
                      const lv_op_params *p)
 {

@@ -122,6 +122,11 @@ const lv_op_def *lv_op_get(lv_op_id op);
 int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
              const lv_op_params *p);
 
+/* For a forward of two inputs whose dtypes differ: runs fwd again with the
+ * f32 input widened to f64 (NumPy's promotion). Returns fwd's result. */
+int lv_forward_widened(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                       const lv_op_params *p, lv_forward_fn fwd);
+
 /* Shorthands for single-output ops; return a new reference or NULL. */
 lv_tensor *lv_apply1(lv_op_id op, int n_in, lv_tensor *const *in,
                      const lv_op_params *p);

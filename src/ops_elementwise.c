@@ -82,20 +82,8 @@ int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
     int ndim = lv_broadcast_shape(lv_op_get(op)->name, a, b, shape);
     if (ndim < 0)
         return -1;
-    if (a->dtype != b->dtype) {
-        /* Widen the f32 operand through the op table, so that the
-         * conversion is recorded like any other op. */
-        lv_op_params to = {.dtype = LV_DTYPE_F64};
-        lv_tensor *wide = lv_apply1(LV_OP_TO, 1, a->dtype == LV_DTYPE_F32
-                                                     ? &in[0] : &in[1], &to);
-        if (!wide)
-            return -1;
-        lv_tensor *pair[2] = {a->dtype == LV_DTYPE_F32 ? wide : a,
-                              b->dtype == LV_DTYPE_F32 ? wide : b};
-        int n = lv_apply(out, op, 2, pair, p);
-        lv_tensor_release(wide);
-        return n;
-    }
+    if (a->dtype != b->dtype)
+        return lv_forward_widened(out, op, in, p, lv_forward_binary);
     lv_tensor *y = lv_tensor_empty(a->dtype, ndim, shape);
     if (!y)
         return -1;

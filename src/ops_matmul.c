@@ -250,18 +250,8 @@ int lv_forward_matmul(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         return lv_error_set(a->ndim == 0 ? 1 : 2, "%s: expected a tensor with "
                             "at least one dimension, got a scalar",
                             lv_op_get(op)->name);
-    if (a->dtype != b->dtype) {
-        lv_op_params to = {.dtype = LV_DTYPE_F64};
-        lv_tensor *wide = lv_apply1(LV_OP_TO, 1, a->dtype == LV_DTYPE_F32
-                                                     ? &in[0] : &in[1], &to);
-        if (!wide)
-            return -1;
-        lv_tensor *pair[2] = {a->dtype == LV_DTYPE_F32 ? wide : a,
-                              b->dtype == LV_DTYPE_F32 ? wide : b};
-        int n = lv_forward_matmul(out, op, pair, 2, p);
-        lv_tensor_release(wide);
-        return n;
-    }
+    if (a->dtype != b->dtype)
+        return lv_forward_widened(out, op, in, p, lv_forward_matmul);
     switch (op) {
     case LV_OP_DOT:
         return dot(out, a, b);
