@@ -35,7 +35,7 @@
 --              times how often the step runs it, summed; "BLAS" is the
 --              GEMM part of that sum, "elementwise" the rest.
 --   replay     the whole list run in order once per call, under no_grad,
---              each kernel on its own pre-made inputs.
+--              on pre-made inputs (kernels of one shape share theirs).
 --
 --   tape overhead    = (step - replay) / step: what recording nodes,
 --                      walking the graph, the view ops, scalars made in
@@ -47,9 +47,10 @@
 --   BLAS share       = BLAS / step.
 --
 -- The replay's inputs are not the previous kernel's outputs (as they are
--- in the step), so they sit a little colder in cache: the replay, if
--- anything, errs slow, and the tape overhead it gives errs low. Both can
--- be a little negative when the figures are within noise of each other.
+-- in the step), but kernels of one shape share them, so the replay's
+-- data sits warmer in cache than the step's: if anything it errs fast,
+-- and the tape overhead it gives errs high. Either can be a little
+-- negative when the figures are within noise of each other.
 -- `--list-kernels` prints each step's kernel list (checked against a gdb
 -- trace of lv_apply on a -g build: the lists match the tape's kernels one
 -- for one). Every figure is a median after a warm-up that runs past two
@@ -115,7 +116,7 @@ local kernel_opts = quick and {warmup = 0.005, min_time = 0.005, repeats = 3}
 local settle_max = quick and 0.5 or 1.5     -- seconds, at most, per settle
 local STALL_LIMIT = 0.10    -- remeasure when a task waited for a CPU this long
 local TRIES = quick and 1 or 3
-local RETRY_UNTIL = 40      -- seconds into the run; no remeasuring after that
+local RETRY_UNTIL = 30      -- seconds into the run; no remeasuring after that
 
 local clock = lib.clock
 local stall = lib.cpu_stall or function() return nil end
@@ -513,9 +514,17 @@ local function kernel_stats(list, ktimes)
           n_gemm = n_gemm, n_kernels = #list}
 end
 
+--- The list run in order under no_grad. Kernels with the same key share
+-- their inputs (and so does a standalone kernel's repeated calls): data
+-- sits warmer in cache than in the step, where most inputs are the
+-- outputs of a kernel a few calls back -- the replay errs fast, and the
+-- tape overhead it gives errs high.
 local function replay_fn(list, dt)
-  local fns = {}
-  for i, k in ipairs(list) do fns[i] = k.make(dt) end
+  local fns, made = {}, {}
+  for i, k in ipairs(list) do
+    made[k.key] = made[k.key] or k.make(dt)
+    fns[i] = made[k.key]
+  end
   return function()
     local _ <close> = lv.no_grad()
     for i = 1, #fns do fns[i]() end
@@ -741,10 +750,11 @@ for _, row in ipairs(rows) do
   end
 end
 if #stalls > 0 then
-  print(string.format("warning: some task waited for a CPU during more than %.0f%% of: ",
-    100 * STALL_LIMIT) .. table.concat(stalls, ", ")
-    .. " -- on one thread that is another process (rerun before drawing conclusions); "
-    .. "on several it may be this one's threads crowding each other")
+  print(string.format("warning: some task waited for a CPU during more than %.0f%% of %d of "
+    .. "%d rows (%s%s) -- on one thread that is another process: rerun before drawing "
+    .. "conclusions; on several it may also be this one's threads crowding each other",
+    100 * STALL_LIMIT, #stalls, #rows, table.concat(stalls, ", ", 1, math.min(#stalls, 4)),
+    #stalls > 4 and ", ..." or ""))
 end
 if pressure_start or pressure_end then
   print(string.format("CPU pressure (PSI some avg10): %s%% at start, %s%% at end",

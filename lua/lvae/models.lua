@@ -169,9 +169,8 @@ end
 
 ---- the shared machinery ---------------------------------------------------------------
 
--- Every model below is a table with this metatable chain: the model's
--- own class first (FlowVAE, LinearGaussian), then Latent. A class
--- supplies
+-- Every model below is a table whose class (FlowVAE, LinearGaussian)
+-- holds Latent's methods and its own. A class supplies
 --   self:_decode_log_lik(x2, z, S, B, where) -> log p(x|z) [N]
 --        (x2 is x viewed [B, D], z is [N, d])
 --   self:_propose(x, S, gen, where)          -> z0 [N, d], log q0(z0) [N],
@@ -179,7 +178,10 @@ end
 local Latent = {}
 
 local function class(name)
-  local C = setmetatable({}, { __index = Latent })
+  -- Latent's methods are copied in (they are all defined above the first
+  -- class), so that lv.help(model) lists them with the class's own.
+  local C = {}
+  for k, v in pairs(Latent) do C[k] = v end
   C.__index = C
   C.__name = "lvae.models." .. name
   C._name = name
@@ -500,7 +502,9 @@ local PROPOSALS = { prior = true, posterior = true }
 -- diag sigma^2) with W [D, d], b [D] (zeros by default), sigma [D] or a
 -- number. Its proposal q0 is the prior (default), the exact posterior, or
 -- an encoder's N(mu, diag sigma^2) (give encoder instead of proposal); a
--- flow may follow any of them.
+-- flow may follow any of them. W, b and sigma may be leaves made with
+-- lv.param: parameters() then lists them (with the encoder's and flow's),
+-- and every result is differentiable in them.
 function M.LinearGaussian(args)
   local where = "LinearGaussian"
   args = check_table(where, "the argument", args)
