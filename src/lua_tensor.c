@@ -656,6 +656,8 @@ static int memory_stats(lua_State *L)
     lua_setfield(L, -2, "cached_bytes");
     lua_pushinteger(L, (lua_Integer)gc_threshold);
     lua_setfield(L, -2, "gc_threshold");
+    lua_pushinteger(L, (lua_Integer)lv_alloc_peak_bytes());
+    lua_setfield(L, -2, "peak_bytes");
     return 1;
 }
 
@@ -666,6 +668,13 @@ static int memory_trim(lua_State *L)
     return 0;
 }
 
+static int memory_reset_peak(lua_State *L)
+{
+    (void)L;
+    lv_alloc_reset_peak();
+    return 0;
+}
+
 void lv_open_tensor(lua_State *L)
 {
     lv_lua_register(L, tensor_functions, 0);
@@ -673,6 +682,7 @@ void lv_open_tensor(lua_State *L)
     static const luaL_Reg memory[] = {
         {"memory_stats", memory_stats},
         {"memory_trim", memory_trim},
+        {"memory_reset_peak", memory_reset_peak},
         {NULL, NULL}
     };
     lv_lua_register(L, memory, 0);

@@ -61,6 +61,7 @@ typedef struct cached_block {
 
 static lv_storage *cache_heads[CLASS_COUNT];
 static size_t live_bytes;     /* bytes of storages in use */
+static size_t peak_bytes;     /* the most live_bytes has been since reset */
 static size_t cached_bytes;   /* bytes of storages waiting in the cache */
 
 /* Rounds nbytes up to its class; writes the class index. */
@@ -82,6 +83,10 @@ static size_t size_class(size_t nbytes, int *index)
 }
 
 size_t lv_alloc_live_bytes(void) { return live_bytes; }
+
+size_t lv_alloc_peak_bytes(void) { return peak_bytes; }
+
+void lv_alloc_reset_peak(void) { peak_bytes = live_bytes; }
 
 size_t lv_alloc_cached_bytes(void) { return cached_bytes; }
 
@@ -126,6 +131,8 @@ lv_storage *lv_storage_new(size_t nbytes, int zero)
     s->refcount = 1;
     s->version = 0;
     live_bytes += s->nbytes;
+    if (live_bytes > peak_bytes)
+        peak_bytes = live_bytes;
     if (zero)
         memset(s->data, 0, nbytes);
     return s;

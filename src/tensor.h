@@ -73,6 +73,9 @@ lv_dtype lv_dtype_promote(lv_dtype a, lv_dtype b);
 
 /* Live bytes held by storages (including the reuse cache's). */
 size_t lv_alloc_live_bytes(void);
+/* The most live bytes since the last reset (peak memory of a step). */
+size_t lv_alloc_peak_bytes(void);
+void lv_alloc_reset_peak(void);
 /* Bytes sitting in the size-class cache, ready for reuse. */
 size_t lv_alloc_cached_bytes(void);
 /* Frees every cached block. */

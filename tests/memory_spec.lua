@@ -147,4 +147,20 @@ describe("memory", function()
     H.assert_same(v, { 3, 4, 5 })
     H.assert_same(v + 1, { 4, 5, 6 })
   end)
+
+  it("peak_bytes records the most live bytes since the last reset", function()
+    collectgarbage()
+    lv.memory_reset_peak()
+    local base = lv.memory_stats().peak_bytes
+    do
+      local big = lv.zeros({ 1000, 1000 }, "f64")     -- 8 MB
+      assert.is_true(big:numel() == 1e6)
+    end
+    collectgarbage()
+    collectgarbage()
+    local peak = lv.memory_stats().peak_bytes
+    assert.is_true(peak - base >= 8e6, "peak grew by " .. (peak - base))
+    lv.memory_reset_peak()
+    assert.is_true(lv.memory_stats().peak_bytes < peak)
+  end)
 end)
