@@ -202,6 +202,7 @@ lv_tensor *lv_integrator_temperature0(const lv_integrator *it, int K)
 {
     lv_scope S = {0};
     lv_tensor *T0 = NULL;
+    int unit = 0;
     if (it->kind == LV_INTEGRATOR_LEAPFROG) {
         if (it->tempering == LV_TEMPERING_FIXED) {
             T0 = ag_add_scalar(&S, ag_op(&S, LV_OP_EXP, it->temper), 1.0);
@@ -216,8 +217,12 @@ lv_tensor *lv_integrator_temperature0(const lv_integrator *it, int K)
         T0 = ag_op(&S, LV_OP_EXP, ag_scale(&S, gamma_h_total(&S, it, K, gamma), 2.0));
     } else if (it->init_temperature == LV_INIT_TEMPERATURE_VALUE) {
         T0 = ag_op(&S, LV_OP_EXP, it->temper);
+    } else {
+        unit = 1;
     }
-    if (!T0 && lv_error_message()[0] == '\0')
+    if (it->kind == LV_INTEGRATOR_LEAPFROG && it->tempering == LV_TEMPERING_NONE)
+        unit = 1;
+    if (unit)
         T0 = lv_keep(&S, lv_scalar(it->dtype, 1.0));
     lv_tensor *result = lv_share(T0);
     lv_scope_end(&S);

@@ -220,6 +220,13 @@ describe("models", function()
       local z = mu0 + s0 * eps
       local lq = (-0.5 * eps:square() - s0:log() - 0.5 * LOG_2PI):sum(-1)
       H.assert_close(lw, direct_log_lik(x, z) + std_normal(z) - lq, 1e-12, 1e-12)
+      -- parameters: an encoder module's and a flow's (no decoder here)
+      local head = nn.GaussianHead(4, 2, { dtype = "f64" })
+      local flow = StandIn{ dim = 2 }
+      local mf = reference({ encoder = head, flow = flow, K = 1 })
+      local params = mf:parameters()
+      assert.are.equal(#head:parameters() + 1, #params)
+      assert.are.equal(flow.h, params[#params])
     end)
 
     it("sample draws x = W z + b + σ ε", function()
@@ -497,6 +504,21 @@ describe("models", function()
       local m = reference({ proposal = "posterior", flow = flow, K = 3 })
       local lw = lv.no_grad(function() return m:log_weight(x, 20000) end)
       H.assert_close(lw:logsumexp(1) - math.log(20000), m:log_evidence(x), 0, 0.02)
+    end)
+
+    it("errors: a potential not of shape [B], an encoder of the wrong dim, a failing decoder", function()
+      if not have_integrators then return pending("lv.integrators is not built yet") end
+      local flow = lv.integrators.qsl{ dim = 2, dtype = "f64" }
+      local z = lv.randn({ 4, 2 }, "f64")
+      H.expect_error(function() flow:flow(z, flow:init_momentum(4, 1), function(zz) return zz:sum() end, 1) end,
+        "potential must return U of shape [4]")
+      local enc = function(xx) return lv.zeros({ xx:size(1), 3 }, "f64"), lv.ones({ xx:size(1), 3 }, "f64") end
+      local m = models.FlowVAE{ encoder = enc, decoder = function(zz) return zz end, flow = flow, K = 1 }
+      H.expect_error(function() m:elbo(x) end, "latent dim 3 but the flow has dim 2")
+      local failing = models.FlowVAE{ encoder = function(xx) return lv.zeros({ xx:size(1), 2 }, "f64"),
+                                                                  lv.ones({ xx:size(1), 2 }, "f64") end,
+                                      decoder = function() error("decoder exploded") end, flow = flow, K = 1 }
+      H.expect_error(function() failing:elbo(x) end, "decoder exploded")
     end)
   end)
 end)

@@ -322,7 +322,9 @@ function Latent:parameters()
     end
   end
   for _, p in ipairs(self:_own_parameters()) do add(p) end
-  for _, m in ipairs({ self.encoder, self.decoder, self.flow }) do
+  local parts = { self.encoder, self.decoder, self.flow }     -- any may be nil
+  for i = 1, 3 do
+    local m = parts[i]
     local get = m ~= nil and method_of(m, "parameters")
     if get then
       for _, p in ipairs(get(m)) do add(p) end
