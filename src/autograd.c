@@ -193,6 +193,12 @@ lv_tensor *lv_mul_scalar(lv_tensor *x, double v)
 
 lv_tensor *lv_reshape_to(lv_tensor *x, int ndim, const int64_t *shape)
 {
+    /* Already that shape: no op, and no node on the tape. */
+    if (x->ndim == ndim &&
+        memcmp(x->shape, shape, sizeof(int64_t) * (size_t)ndim) == 0) {
+        lv_tensor_retain(x);
+        return x;
+    }
     lv_op_params p = {.ndim = ndim};
     memcpy(p.shape, shape, sizeof(int64_t) * (size_t)ndim);
     return lv_apply1(LV_OP_RESHAPE, 1, &x, &p);

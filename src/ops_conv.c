@@ -132,7 +132,7 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         size_t el = lv_dtype_size(x->dtype);
         const char *xs = lv_tensor_data(src);
         char *ys = lv_tensor_data(y);
-        #pragma omp parallel for if (N > 1 && C * H * W * N >= 65536)
+        #pragma omp parallel for if (N > 1 && C * H * W * N >= (1 << 18))
         for (int64_t n = 0; n < N; n++) {
             const char *xn = xs + n * C * H * W * (int64_t)el;
             char *yn = ys + n * shape[1] * shape[2] * (int64_t)el;
@@ -168,7 +168,7 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         size_t el = lv_dtype_size(x->dtype);
         const char *cs = lv_tensor_data(src);
         char *ys = lv_tensor_data(y);
-        #pragma omp parallel for if (N > 1 && C * H * W * N >= 65536)
+        #pragma omp parallel for if (N > 1 && C * H * W * N >= (1 << 18))
         for (int64_t n = 0; n < N; n++) {
             const char *cn = cs + n * x->shape[1] * x->shape[2] * (int64_t)el;
             char *yn = ys + n * C * H * W * (int64_t)el;

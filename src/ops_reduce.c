@@ -248,7 +248,7 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
     int64_t n_out = lv_tensor_numel(y);
     const char *base = lv_tensor_data(x);
     size_t el = lv_dtype_size(x->dtype);
-    #pragma omp parallel for if (n_out * pl.count >= 65536 && n_out > 1)
+    #pragma omp parallel for if (n_out * pl.count >= (1 << 18) && n_out > 1)
     for (int64_t o = 0; o < n_out; o++) {
         int64_t pos = 0, rem = o;
         for (int i = pl.nkeep - 1; i >= 0; i--) {
