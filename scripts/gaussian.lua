@@ -1,0 +1,274 @@
+--- SPEC §6.1 (HVAE §4.1): Gaussian parameter recovery.
+--
+--   ./lvae run scripts/gaussian.lua [--quick] [--dims 1,2,3] [--datasets 10]
+--                                   [--iterations 30000] [--methods vb,hvae,...]
+--
+-- x_i = z + Δ + ε_i (i = 1..N), one shared z ~ N(0, I_d), ε_i ~ N(0, diag
+-- σ²). Every method learns Δ and log σ jointly with its variational
+-- parameters by maximising the ELBO with RMSProp in TensorFlow 1's form
+-- (lr 1e-3, decay 0.9, ε 1e-10 inside the root, accumulator from 1), 10
+-- samples per estimate. The potential and its gradient are closed-form
+-- sums over the data through the sufficient statistics Σx_i and Σx_i², so
+-- each step is O(d). Reported: ||Δ̂ − Δ||² and ||σ̂ − σ||² against d,
+-- averaged over datasets, with the maximum-likelihood floor (Δ̂ = x̄, σ̂
+-- the sample standard deviation): one shared z means ||Δ̂ − Δ||² cannot
+-- fall much below ||z||² ≈ d.
+--
+-- Methods: vb (diagonal Gaussian q(z), closed-form ELBO), planar1,
+-- planar30, hvae1 / hvae10 (tempered: starting momentum std 5, T0 = 25
+-- learned) and hvae1-untempered / hvae10-untempered, qsl1 / qsl10
+-- (friction 0.5), euler1 (small d only); each flow from the fixed
+-- q0 = N(0, I) as HVAE's code, and with --learned-q0 also from a learned
+-- q0 started at VB's values. Flow step sizes start at h = 0.005.
+
+local lv = require "lvae"
+local optim = require "lvae.optim"
+
+local LOG_2PI = math.log(2 * math.pi)
+
+---- the data set and its exact quantities --------------------------------------------
+
+--- True Δ and σ for dimension d (SPEC §6.1).
+local function truth(d)
+  local r = lv.arange(d, "f64") - (d - 1) / 2
+  local delta = r / 5
+  local sigma = d == 1 and lv.ones({ 1 }, "f64")
+                or r:square() * (36 / (10 * (d - 1) ^ 2)) + 0.1
+  return delta, sigma
+end
+
+--- One data set: the sufficient statistics and the ML estimates.
+local function dataset(d, n, gen)
+  local delta, sigma = truth(d)
+  local z = lv.randn({ d }, "f64", gen)
+  local x = lv.randn({ n, d }, "f64", gen) * sigma + (z + delta)
+  local mean = x:mean(1)
+  return {
+    d = d, n = n, delta = delta, sigma = sigma,
+    s1 = x:sum(1), s2 = x:square():sum(1),
+    ml_delta = mean, ml_sigma = x:var(1, false, 0):sqrt(),
+  }
+end
+
+--- log p(x_1..N | z) for z [S, d] -> [S], through the statistics.
+local function log_likelihood(data, z, delta, log_sigma)
+  local n = data.n
+  local shift = z + delta                                  -- [S, d]
+  local var = (log_sigma * 2):exp()
+  local quad = (data.s2 - shift * data.s1 * 2 + shift:square() * n) / var
+  return -(quad:sum(2) * 0.5) - log_sigma:sum() * n - n * data.d * 0.5 * LOG_2PI
+end
+
+local function log_normal(z, mean, log_std)           -- per row, summed
+  local t = (z - mean) / log_std:exp()
+  return -(t:square():sum(2) * 0.5) - log_std:sum() - z:size(2) * 0.5 * LOG_2PI
+end
+
+local function log_std_normal(z)
+  return -(z:square():sum(2) * 0.5) - z:size(2) * 0.5 * LOG_2PI
+end
+
+---- the methods ---------------------------------------------------------------------------
+
+--- A method: its parameters, and an ELBO estimate given (Δ, log σ).
+local function make_method(name, d, learned_q0)
+  local m = { name = name, params = {} }
+  local q_mean = lv.zeros({ d }, "f64")
+  local q_log_std = lv.zeros({ d }, "f64")
+  if name == "vb" or learned_q0 then
+    -- VB's q(z): mean 0, log-std 1 initially (SPEC §6.1)
+    q_mean = lv.param(lv.zeros({ d }, "f64"))
+    q_log_std = lv.param(lv.ones({ d }, "f64"))
+    m.params = { q_mean, q_log_std }
+  end
+  if name == "vb" then
+    -- closed form: E_q log p(x|z) + E_q log N(z) + H(q)
+    function m.elbo(data, delta, log_sigma)
+      local n = data.n
+      local s2q = (q_log_std * 2):exp()
+      local shift = q_mean + delta
+      local var = (log_sigma * 2):exp()
+      local quad = ((data.s2 - shift * data.s1 * 2 + (shift:square() + s2q) * n) / var):sum()
+      local ell = -quad * 0.5 - log_sigma:sum() * n - n * d * 0.5 * LOG_2PI
+      local prior = -((q_mean:square() + s2q):sum() * 0.5) - d * 0.5 * LOG_2PI
+      local entropy = q_log_std:sum() + d * 0.5 * (LOG_2PI + 1)
+      return ell + prior + entropy
+    end
+    return m
+  end
+
+  local kind, K = name:match("^(%a+)(%d+)")
+  K = tonumber(K)
+  local flow
+  if kind == "planar" then
+    flow = lv.flows.planar{ dim = d, K = K, dtype = "f64" }
+  elseif kind == "hvae" then
+    if name:find("untempered") then
+      flow = lv.integrators.leapfrog{ dim = d, K = K, dtype = "f64", step = 0.005 }
+    else
+      flow = lv.integrators.leapfrog{ dim = d, K = K, dtype = "f64", step = 0.005,
+                                      tempering = "fixed", T0 = 25 }
+    end
+  elseif kind == "qsl" then
+    flow = lv.integrators.qsl{ dim = d, K = K, dtype = "f64", step = 0.005, friction = 0.5 }
+  elseif kind == "euler" then
+    flow = lv.integrators.euler{ dim = d, K = K, dtype = "f64", step = 0.005, friction = 0.5 }
+  else
+    error("unknown method '" .. name .. "'")
+  end
+  for _, p in ipairs(flow:parameters()) do m.params[#m.params + 1] = p end
+  m.flow = flow
+
+  --- SPEC §2's log w, S samples, for the whole data set as one datapoint.
+  function m.elbo(data, delta, log_sigma, S)
+    local z0 = lv.randn({ S, d }, "f64") * q_log_std:exp() + q_mean
+    local log_q0 = log_normal(z0, q_mean, q_log_std)
+    local function U(z) return -log_likelihood(data, z, delta, log_sigma) - log_std_normal(z) end
+    local rho0, log_r0
+    if flow:has_momentum() then
+      rho0 = flow:init_momentum(S, K)
+      local T0 = flow:temperature0(K)
+      log_r0 = log_normal(rho0, lv.zeros({ d }, "f64"), (T0:log() * 0.5):expand({ d }))
+    end
+    local zK, rhoK, logdet = flow:flow(z0, rho0, U, K, { create_graph = true })
+    local log_w = log_likelihood(data, zK, delta, log_sigma) + log_std_normal(zK) - log_q0 + logdet
+    if rhoK then log_w = log_w + log_std_normal(rhoK) - log_r0 end
+    return log_w:mean()
+  end
+  return m
+end
+
+---- one training run --------------------------------------------------------------------
+
+local function fit(method_name, data, opts)
+  local d = data.d
+  local delta = lv.param(lv.zeros({ d }, "f64"))
+  local log_sigma = lv.param(lv.full({ d }, opts.initial_log_sigma, "f64"))
+  local method = make_method(method_name, d, opts.learned_q0)
+  local params = { delta, log_sigma }
+  for _, p in ipairs(method.params) do params[#params + 1] = p end
+  local opt = optim.RMSProp(params, { lr = opts.lr, tf_style = true })
+  local last
+  for it = 1, opts.iterations do
+    local loss = -method.elbo(data, delta, log_sigma, opts.samples)
+    local value = opt:step(loss)
+    last = value:item()
+    if last ~= last or last == math.huge or last == -math.huge then
+      return { diverged = it }
+    end
+  end
+  local sigma_hat = log_sigma:detach():exp()
+  return {
+    delta_error = (delta:detach() - data.delta):square():sum():item(),
+    sigma_error = (sigma_hat - data.sigma):square():sum():item(),
+    final_loss = last,
+  }
+end
+
+---- the experiment file ------------------------------------------------------------------
+
+local function list_of(text, convert)
+  local out = {}
+  for item in tostring(text):gmatch("[^,%s]+") do out[#out + 1] = convert and convert(item) or item end
+  return out
+end
+
+local ALL_METHODS = "vb,planar1,planar30,hvae1,hvae10,hvae1-untempered,hvae10-untempered,qsl1,qsl10,euler1"
+
+return {
+  name = "gaussian",
+  options = {
+    { "--quick", "a reduced run of a few minutes (d 1,3,11; 1 data set; 2000 iterations)", false },
+    { "--dims", "dimensions, comma-separated", "1,2,3,5,11,25,51,101,201,301" },
+    { "--datasets", "data sets per dimension", 10, tonumber },
+    { "--iterations", "RMSProp iterations per fit", 30000, tonumber },
+    { "--methods", "methods, comma-separated", ALL_METHODS },
+    { "--samples", "samples per ELBO estimate", 10, tonumber },
+    { "--n", "data points per data set", 10000, tonumber },
+    { "--learned-q0", "start the flows from a learned q0 (VB's initial values)", false },
+    { "--euler-max-dim", "largest d for the Euler flow (its cost grows with d)", 11, tonumber },
+  },
+
+  finish = function(run)
+    local c = run.config
+    local dims = list_of(c.dims, tonumber)
+    local methods = list_of(c.methods)
+    local datasets, iterations = c.datasets, c.iterations
+    if c.quick then
+      dims, datasets, iterations = { 1, 3, 11 }, 1, 2000
+      methods = { "vb", "planar1", "hvae1", "hvae1-untempered", "qsl1", "euler1" }
+    end
+    local opts = { iterations = iterations, samples = c.samples, lr = 1e-3,
+                   initial_log_sigma = 3, learned_q0 = c["learned-q0"] or c.learned_q0 }
+    local rows, results = {}, { dims = dims, methods = methods, table = {} }
+    for _, d in ipairs(dims) do
+      local sums = { ml = { 0, 0, 0 } }
+      for set = 1, datasets do
+        local gen = lv.Generator(c.seed * 7919 + d * 101 + set)
+        local data = dataset(d, c.n, gen)
+        sums.ml[1] = sums.ml[1] + (data.ml_delta - data.delta):square():sum():item()
+        sums.ml[2] = sums.ml[2] + (data.ml_sigma - data.sigma):square():sum():item()
+        sums.ml[3] = sums.ml[3] + 1
+        for _, name in ipairs(methods) do
+          if not (name:match("^euler") and d > c["euler-max-dim"]) then
+            lv.manual_seed(c.seed * 104729 + d * 31 + set)
+            local t0 = lv.clock()
+            local r = fit(name, data, opts)
+            sums[name] = sums[name] or { 0, 0, 0, 0 }
+            if r.diverged then
+              run:print(string.format("d=%d set %d %s: diverged at iteration %d", d, set, name, r.diverged))
+              sums[name][4] = sums[name][4] + 1
+            else
+              sums[name][1] = sums[name][1] + r.delta_error
+              sums[name][2] = sums[name][2] + r.sigma_error
+              sums[name][3] = sums[name][3] + 1
+            end
+            run:print(string.format("d=%d set %d %-18s |Δ̂-Δ|² %.4g  |σ̂-σ|² %.4g  (%.1f s)", d, set, name,
+              r.delta_error or 0 / 0, r.sigma_error or 0 / 0, lv.clock() - t0))
+          end
+        end
+      end
+      for name, s in pairs(sums) do
+        local row = { d = d, method = name, runs = s[3],
+                      delta_error = s[3] > 0 and s[1] / s[3] or 0 / 0,
+                      sigma_error = s[3] > 0 and s[2] / s[3] or 0 / 0,
+                      diverged = s[4] or 0 }
+        rows[#rows + 1] = row
+        results.table[#results.table + 1] = row
+      end
+    end
+
+    -- A markdown table: rows are methods, columns dimensions.
+    local order = { "ml" }
+    for _, m in ipairs(methods) do order[#order + 1] = m end
+    local lines = { "| method | " .. table.concat(dims, " | ") .. " |",
+                    "|---" .. string.rep("|---", #dims) .. "|" }
+    for _, which in ipairs({ "delta_error", "sigma_error" }) do
+      lines[#lines + 1] = string.format("| **%s** |%s", which == "delta_error" and "‖Δ̂−Δ‖²" or "‖σ̂−σ‖²",
+        string.rep(" |", #dims))
+      for _, name in ipairs(order) do
+        local cells = {}
+        for i, d in ipairs(dims) do
+          cells[i] = "–"
+          for _, r in ipairs(rows) do
+            if r.method == name and r.d == d and r.runs > 0 then cells[i] = string.format("%.3g", r[which]) end
+          end
+        end
+        lines[#lines + 1] = "| " .. name .. " | " .. table.concat(cells, " | ") .. " |"
+      end
+    end
+    local markdown = table.concat(lines, "\n")
+    run:print("\n" .. markdown)
+    local f = assert(io.open(run.dir .. "/table.md", "w"))
+    f:write(markdown, "\n")
+    f:close()
+    results.markdown = "table.md"
+
+    local ok, plot = pcall(require, "lvae.plot")
+    if ok and plot.error_vs_dim then
+      local plotted = pcall(plot.error_vs_dim, run.dir, rows)
+      results.plot = plotted and "error_vs_dim.png" or nil
+    end
+    return results
+  end,
+}
