@@ -3,6 +3,9 @@
 LUA       ?= lua5.4
 BUSTED    ?= busted
 PKGS      := lua5.4 openblas lapacke zlib libpng
+# nifticlib (libnifti2-dev) ships no pkg-config file.
+NIFTI_CFLAGS := -isystem /usr/include/nifti
+NIFTI_LIBS   := -lnifti2
 
 CC        ?= gcc
 # The module is built and used on the same machine (make test builds it),
@@ -13,10 +16,10 @@ WARN      := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wdouble-promotion \
              -Wno-unused-parameter
 OPENMP    ?= -fopenmp
 CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(OPENMP) \
-             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(NIFTI_CFLAGS)
 # The Lua interpreter provides the Lua API symbols: the module does not
 # link liblua (linking it would give two Lua runtimes in one process).
-LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) -lmvec -lm
+LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) $(NIFTI_LIBS) -lmvec -lm
 # Never unload the module: Lua's dlclose at exit would unmap libgomp under
 # its idle worker threads (a crash at exit, every other run).
 LDFLAGS   += -Wl,-z,nodelete
@@ -93,7 +96,7 @@ fuzz: setup
 	$(MAKE) all
 	mkdir -p build-fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -std=c11 \
-	  -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags openblas lapacke) \
+	  -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags openblas lapacke) $(NIFTI_CFLAGS) \
 	  tests/fuzz/io_fuzz.c $(CORE_SOURCES) -o build-fuzz/io_fuzz \
 	  $(LDLIBS) -lmvec
 	./lvae tests/fuzz/seeds.lua build-fuzz/corpus

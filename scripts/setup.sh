@@ -17,6 +17,10 @@ PACKAGES="
   liblapacke-dev
   zlib1g-dev
   libpng-dev
+  gnuplot-nox
+  mricron-data
+  libnifti2-dev
+  dataset-fashion-mnist
 "
 
 # `setup.sh fuzz` adds what `make fuzz` needs (clang and its libFuzzer).

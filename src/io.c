@@ -1,11 +1,13 @@
 /*
- * io.c -- checkpoints, .npy, and the byte buffers and files under them
- * (formats described in io.h).
+ * io.c -- checkpoints, .npy, gzip, IDX, and the byte buffers and files
+ * under them (formats described in io.h).
  *
  * The file reads top to bottom as: byte order and element codecs, the
  * writer and the reader, files (read whole, write atomically), the
- * checkpoint header and its tagged tree, then .npy (preamble, a strict
- * little parser for the header's Python dict, the data).
+ * checkpoint header and its tagged tree, .npy (preamble, a strict little
+ * parser for the header's Python dict, the data), gzip (zlib's inflate
+ * into a buffer that grows up to a cap), IDX, and last the row gathering
+ * that data batches are made with.
  *
  * Trust: nothing read from a buffer is believed before it is checked
  * against the bytes left. Counts are compared with what the remaining
@@ -20,8 +22,8 @@
  * machine exercise that path; a big-endian host would take it for
  * checkpoints).
  *
- * Not here: Lua values (lua_io.c walks them), dataset formats (IDX, gzip),
- * compression, memory-mapping.
+ * Not here: Lua values (lua_io.c walks them), where data sets live and how
+ * they are split (lua/lvae/data.lua), memory-mapping.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -231,6 +233,41 @@ static void patch_uint(lv_io_writer *w, size_t pos, uint64_t v, int size)
         w->data[pos + (size_t)k] = (uint8_t)(v >> (8 * k));
 }
 
+/*
+ * Copies the elements of a strided block (ndim, shape, stride in elements,
+ * element 0 at base) to out in row-major order, reversing the bytes of each
+ * when swap. Walks row by row over the last dim, the leading dims counted
+ * by idx.
+ */
+static void copy_strided(uint8_t *out, const uint8_t *base, int ndim,
+                         const int64_t *shape, const int64_t *stride,
+                         size_t es, int swap)
+{
+    int64_t n = lv_shape_numel(ndim, shape);
+    if (n == 0)
+        return;
+    if (ndim == 0) {
+        copy_elements(out, base, 1, es, swap);
+        return;
+    }
+    int last = ndim - 1;
+    int64_t idx[LV_MAX_DIMS] = {0};
+    int64_t rows = n / shape[last];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = 0;
+        for (int d = 0; d < last; d++)
+            off += idx[d] * stride[d];
+        for (int64_t k = 0; k < shape[last]; k++, out += es)
+            copy_elements(out, base + (off + k * stride[last]) * (int64_t)es,
+                          1, es, swap);
+        for (int d = last - 1; d >= 0; d--) {
+            if (++idx[d] < shape[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+}
+
 int lv_io_put_tensor_data(lv_io_writer *w, const lv_tensor *t)
 {
     int64_t n = lv_tensor_numel(t);
@@ -247,28 +284,10 @@ int lv_io_put_tensor_data(lv_io_writer *w, const lv_tensor *t)
     const uint8_t *base = lv_tensor_data(t);
     w->len += nbytes;
 
-    if (t->ndim == 0 || lv_tensor_is_contiguous(t)) {
+    if (t->ndim == 0 || lv_tensor_is_contiguous(t))
         copy_elements(out, base, (size_t)n, es, swap);
-        return 0;
-    }
-    /* A strided view: row by row over the last dim, the leading dims
-     * counted by idx. */
-    int last = t->ndim - 1;
-    int64_t idx[LV_MAX_DIMS] = {0};
-    int64_t rows = n / t->shape[last];
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t off = 0;
-        for (int d = 0; d < last; d++)
-            off += idx[d] * t->stride[d];
-        for (int64_t k = 0; k < t->shape[last]; k++, out += es)
-            copy_elements(out, base + (off + k * t->stride[last]) * (int64_t)es,
-                          1, es, swap);
-        for (int d = last - 1; d >= 0; d--) {
-            if (++idx[d] < t->shape[d])
-                break;
-            idx[d] = 0;
-        }
-    }
+    else
+        copy_strided(out, base, t->ndim, t->shape, t->stride, es, swap);
     return 0;
 }
 
@@ -1107,4 +1126,431 @@ int lv_npy_encode(lv_io_writer *w, const lv_tensor *t)
     if (lv_io_put_u8(w, '\n') < 0)
         return -1;
     return lv_io_put_tensor_data(w, t);
+}
+
+/* ---- gzip ------------------------------------------------------------- */
+
+int lv_io_is_gzip(const uint8_t *data, size_t len)
+{
+    return len >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+}
+
+/* Grows w's allocation to exactly cap bytes (cap > w->cap). */
+static int writer_grow_to(lv_io_writer *w, size_t cap)
+{
+    uint8_t *p = realloc(w->data, cap);
+    if (!p)
+        return lv_error_set(0, "out of memory (a buffer of %zu bytes)", cap);
+    w->data = p;
+    w->cap = cap;
+    return 0;
+}
+
+/*
+ * The output is never sized from the data alone: the trailer's ISIZE (the
+ * last member's length mod 2^32) is only a first guess, bounded by what
+ * deflate could possibly make of len bytes (at most 1032 bytes out per
+ * byte in) and by the limit; the buffer then doubles as needed, up to the
+ * limit. A file of several gzip members (as `cat a.gz b.gz` makes) inflates
+ * to their concatenation, as gzip -d does; anything else after a member is
+ * an error.
+ */
+int lv_io_gunzip(const uint8_t *data, size_t len, size_t limit,
+                 lv_io_writer *out)
+{
+    if (!lv_io_is_gzip(data, len))
+        return lv_error_set(0, "not gzip data (bad magic)");
+    size_t guess = 64 * 1024;
+    if (len >= 18) {
+        size_t isize = (size_t)load_uint(data + len - 4, 4, 0);
+        size_t most = len < SIZE_MAX / 1032 - 64 ? len * 1032 + 64 : SIZE_MAX;
+        guess = isize < most ? isize : most;
+        if (guess < 64)
+            guess = 64;
+    }
+    if (guess > limit)
+        guess = limit;
+    if (guess == 0)
+        guess = 1;
+
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return lv_error_set(0, "out of memory (zlib's inflate state)");
+    size_t fed = 0;                 /* input bytes handed to zlib so far */
+    int rc = 0;
+    if (out->cap - out->len < guess &&
+        writer_grow_to(out, out->len + guess) < 0) {
+        rc = -1;
+        goto done;
+    }
+    for (;;) {
+        if (zs.avail_in == 0 && fed < len) {
+            size_t k = len - fed < (1u << 30) ? len - fed : (1u << 30);
+            zs.next_in = (Bytef *)(uintptr_t)(data + fed);
+            zs.avail_in = (uInt)k;
+            fed += k;
+        }
+        if (out->len == out->cap) {
+            if (out->cap >= limit) {
+                rc = lv_error_set(0, "the gzip data inflate to more than %zu "
+                                  "bytes (the limit)", limit);
+                goto done;
+            }
+            size_t cap = out->cap < limit / 2 ? 2 * out->cap : limit;
+            if (cap < 64)
+                cap = 64;
+            if (writer_grow_to(out, cap) < 0) {
+                rc = -1;
+                goto done;
+            }
+        }
+        size_t room = out->cap - out->len;
+        if (room > (1u << 30))
+            room = 1u << 30;
+        zs.next_out = out->data + out->len;
+        zs.avail_out = (uInt)room;
+        int z = inflate(&zs, Z_NO_FLUSH);
+        out->len += room - zs.avail_out;
+        if (z == Z_OK)
+            continue;
+        if (z == Z_STREAM_END) {
+            size_t pos = fed - zs.avail_in;         /* next unread byte */
+            if (pos == len)
+                break;
+            if (!lv_io_is_gzip(data + pos, len - pos)) {
+                rc = lv_error_set(0, "%zu bytes of unexpected data after the "
+                                  "gzip stream", len - pos);
+                goto done;
+            }
+            inflateReset(&zs);
+            continue;
+        }
+        if (z == Z_BUF_ERROR && zs.avail_out == 0)
+            continue;                               /* needs more room */
+        if (z == Z_BUF_ERROR) {                     /* needs more input */
+            rc = lv_error_set(0, "truncated: the gzip stream ends before its "
+                              "end (%zu bytes inflated)", out->len);
+            goto done;
+        }
+        if (z == Z_MEM_ERROR) {
+            rc = lv_error_set(0, "out of memory (inflating gzip data)");
+            goto done;
+        }
+        rc = lv_error_set(0, "corrupt gzip data (%s)",
+                          zs.msg ? zs.msg : "zlib could not inflate it");
+        goto done;
+    }
+done:
+    inflateEnd(&zs);
+    return rc;
+}
+
+int lv_io_gzip(lv_io_writer *out, const uint8_t *data, size_t len)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return lv_error_set(0, "out of memory (zlib's deflate state)");
+    size_t fed = 0;
+    int rc = 0;
+    for (;;) {
+        if (zs.avail_in == 0 && fed < len) {
+            size_t k = len - fed < (1u << 30) ? len - fed : (1u << 30);
+            zs.next_in = (Bytef *)(uintptr_t)(data + fed);
+            zs.avail_in = (uInt)k;
+            fed += k;
+        }
+        if (writer_reserve(out, 64 * 1024) < 0) {
+            rc = -1;
+            break;
+        }
+        size_t room = out->cap - out->len;
+        if (room > (1u << 30))
+            room = 1u << 30;
+        zs.next_out = out->data + out->len;
+        zs.avail_out = (uInt)room;
+        int z = deflate(&zs, fed == len && zs.avail_in == 0 ? Z_FINISH
+                                                              : Z_NO_FLUSH);
+        out->len += room - zs.avail_out;
+        if (z == Z_STREAM_END)
+            break;
+        if (z != Z_OK && z != Z_BUF_ERROR) {
+            rc = lv_error_set(0, "gzip compression failed (%s)",
+                              zs.msg ? zs.msg : "zlib error");
+            break;
+        }
+    }
+    deflateEnd(&zs);
+    return rc;
+}
+
+/* ---- IDX -------------------------------------------------------------- */
+
+typedef struct idx_type_info {
+    uint8_t code;
+    const char *name;
+    lv_npy_kind kind;
+    int size;
+    double lo, hi;          /* the integers an integer type holds */
+} idx_type_info;
+
+static const idx_type_info idx_types[] = {
+    {LV_IDX_U8, "u8", LV_NPY_UINT, 1, 0.0, 255.0},
+    {LV_IDX_I8, "i8", LV_NPY_INT, 1, -128.0, 127.0},
+    {LV_IDX_I16, "i16", LV_NPY_INT, 2, -32768.0, 32767.0},
+    {LV_IDX_I32, "i32", LV_NPY_INT, 4, -2147483648.0, 2147483647.0},
+    {LV_IDX_F32, "f32", LV_NPY_FLOAT, 4, 0.0, 0.0},
+    {LV_IDX_F64, "f64", LV_NPY_FLOAT, 8, 0.0, 0.0},
+};
+#define N_IDX_TYPES (sizeof idx_types / sizeof idx_types[0])
+
+static const idx_type_info *idx_type(int code)
+{
+    for (size_t k = 0; k < N_IDX_TYPES; k++)
+        if (idx_types[k].code == code)
+            return &idx_types[k];
+    return NULL;
+}
+
+int lv_idx_type_from_name(const char *name)
+{
+    for (size_t k = 0; k < N_IDX_TYPES; k++)
+        if (strcmp(idx_types[k].name, name) == 0)
+            return idx_types[k].code;
+    return -1;
+}
+
+const char *lv_idx_type_name(int type)
+{
+    const idx_type_info *ti = idx_type(type);
+    return ti ? ti->name : NULL;
+}
+
+/* "60000x28x28" (or "scalar") into buf. */
+static const char *idx_shape_text(char *buf, size_t size, int ndim,
+                                  const int64_t *shape)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    if (ndim == 0)
+        snprintf(buf, size, "scalar");
+    for (int d = 0; d < ndim && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64,
+                                 d ? "x" : "", shape[d]);
+    return buf;
+}
+
+int lv_idx_parse_header(const uint8_t *data, size_t len, lv_idx_header *h)
+{
+    memset(h, 0, sizeof *h);
+    if (len == 0)
+        return lv_error_set(0, "empty file (not an IDX file)");
+    if (len < 4 || data[0] != 0 || data[1] != 0) {
+        char hex[16] = "";
+        for (size_t k = 0; k < len && k < 4; k++)
+            snprintf(hex + 2 * k, sizeof hex - 2 * k, "%02x", data[k]);
+        if (len < 4 && data[0] == 0 && (len < 2 || data[1] == 0))
+            return lv_error_set(0, "truncated: the file has %zu bytes, less "
+                                "than an IDX file's 4-byte magic", len);
+        return lv_error_set(0, "not an IDX file (bad magic 0x%s; an IDX file "
+                            "starts with two zero bytes, a type byte and the "
+                            "number of dimensions)%s", hex,
+                            len >= 6 && memcmp(data, LV_NPY_MAGIC, 6) == 0
+                                ? "; the file looks like a NumPy .npy array"
+                            : lv_io_is_gzip(data, len)
+                                ? "; the file looks like gzip data" : "");
+    }
+    const idx_type_info *ti = idx_type(data[2]);
+    if (!ti)
+        return lv_error_set(0, "unsupported IDX type 0x%02x (lvae reads 0x08 "
+                            "u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E "
+                            "f64)", data[2]);
+    int ndim = data[3];
+    if (ndim > LV_MAX_DIMS)
+        return lv_error_set(0, "an IDX file of %d dimensions (lvae tensors "
+                            "have at most %d)", ndim, LV_MAX_DIMS);
+    size_t hsize = 4 + 4 * (size_t)ndim;
+    if (len < hsize)
+        return lv_error_set(0, "truncated: the file ends inside the IDX "
+                            "header (%d dimensions need %zu bytes, the file "
+                            "has %zu)", ndim, hsize, len);
+    for (int d = 0; d < ndim; d++)
+        h->shape[d] = (int64_t)load_uint(data + 4 + 4 * d, 4, 1);
+    if (lv_shape_check("IDX shape", ndim, h->shape) < 0)
+        return -1;
+    h->type = ti->code;
+    h->ndim = ndim;
+    h->data_offset = hsize;
+    return 0;
+}
+
+lv_tensor *lv_idx_decode(const uint8_t *data, size_t len, int dtype)
+{
+    lv_idx_header h;
+    if (lv_idx_parse_header(data, len, &h) < 0)
+        return NULL;
+    const idx_type_info *ti = idx_type(h.type);
+    /* numel <= 2^48, size <= 8: no overflow in 64 bits */
+    uint64_t need = (uint64_t)lv_shape_numel(h.ndim, h.shape) *
+                    (uint64_t)ti->size;
+    size_t have = len - h.data_offset;
+    if (need != have) {
+        char buf[200];
+        idx_shape_text(buf, sizeof buf, h.ndim, h.shape);
+        if (need > have)
+            lv_error_set(0, "truncated: the header says %s %s = %" PRIu64
+                         " bytes of data, the file has %zu", buf, ti->name,
+                         need, have);
+        else
+            lv_error_set(0, "sizes do not match: the header says %s %s = %"
+                         PRIu64 " bytes of data, the file has %zu (%" PRIu64
+                         " bytes too many)", buf, ti->name, need, have,
+                         (uint64_t)have - need);
+        return NULL;
+    }
+    lv_dtype out = dtype >= 0 ? (lv_dtype)dtype
+                   : ti->code == LV_IDX_I32 || ti->code == LV_IDX_F64
+                       ? LV_DTYPE_F64 : LV_DTYPE_F32;
+    lv_tensor *t = lv_tensor_empty(out, h.ndim, h.shape);
+    if (!t)
+        return NULL;
+    const uint8_t *src = data + h.data_offset;
+    if (ti->code == LV_IDX_U8) {
+        /* the common case (images, labels), without a double per byte */
+        int64_t n = lv_tensor_numel(t);
+        if (out == LV_DTYPE_F32) {
+            float *o = lv_tensor_data(t);
+            for (int64_t i = 0; i < n; i++)
+                o[i] = (float)src[i];
+        } else {
+            double *o = lv_tensor_data(t);
+            for (int64_t i = 0; i < n; i++)
+                o[i] = (double)src[i];
+        }
+    } else {
+        decode_elements(t, src, ti->kind, ti->size, 1, 0);
+    }
+    return t;
+}
+
+int lv_idx_encode(lv_io_writer *w, const lv_tensor *t, int type)
+{
+    const idx_type_info *ti = idx_type(type);
+    if (!ti)
+        return lv_error_set(0, "unsupported IDX type 0x%02x", (unsigned)type);
+    for (int d = 0; d < t->ndim; d++)
+        if ((uint64_t)t->shape[d] > UINT32_MAX)
+            return lv_error_set(0, "dimension %d has size %" PRId64 ", more "
+                                "than an IDX file can hold (2^32 - 1)", d + 1,
+                                t->shape[d]);
+    int64_t n = lv_tensor_numel(t);
+    size_t es = lv_dtype_size(t->dtype);
+    if ((uint64_t)n > SIZE_MAX / 8)
+        return lv_error_set(0, "tensor too large to write");
+
+    /* The elements row-major, in a contiguous copy when t is a view. */
+    const uint8_t *src = lv_tensor_data(t);
+    uint8_t *copy = NULL;
+    if (n > 0 && t->ndim > 0 && !lv_tensor_is_contiguous(t)) {
+        copy = malloc((size_t)n * es);
+        if (!copy)
+            return lv_error_set(0, "out of memory (%zu bytes)", (size_t)n * es);
+        copy_strided(copy, src, t->ndim, t->shape, t->stride, es, 0);
+        src = copy;
+    }
+
+    int rc = 0;
+    uint8_t head[4] = {0, 0, ti->code, (uint8_t)t->ndim};
+    if (lv_io_put_bytes(w, head, 4) < 0)
+        rc = -1;
+    for (int d = 0; d < t->ndim && rc == 0; d++) {
+        uint8_t b[4];
+        for (int k = 0; k < 4; k++)
+            b[k] = (uint8_t)((uint64_t)t->shape[d] >> (8 * (3 - k)));
+        rc = lv_io_put_bytes(w, b, 4);
+    }
+    if (rc == 0 && writer_reserve(w, (size_t)n * (size_t)ti->size) < 0)
+        rc = -1;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        double v;
+        float f = 0.0f;
+        if (t->dtype == LV_DTYPE_F32) {
+            memcpy(&f, src + (size_t)i * 4, 4);
+            v = (double)f;
+        } else {
+            memcpy(&v, src + (size_t)i * 8, 8);
+            f = (float)v;
+        }
+        uint64_t bits;
+        if (ti->kind != LV_NPY_FLOAT) {
+            if (!(v == floor(v) && v >= ti->lo && v <= ti->hi)) {
+                rc = lv_error_set(0, "element %" PRId64 " is %.9g: a %s IDX "
+                                  "file holds integers %.0f to %.0f (round, "
+                                  "scale or clamp first, or save as f32)",
+                                  i + 1, v, ti->name, ti->lo, ti->hi);
+                break;
+            }
+            bits = (uint64_t)(int64_t)v;     /* two's complement, truncated */
+        } else if (ti->size == 4) {
+            uint32_t b32;
+            memcpy(&b32, &f, 4);
+            bits = b32;
+        } else {
+            memcpy(&bits, &v, 8);
+        }
+        uint8_t *o = w->data + w->len;
+        for (int k = 0; k < ti->size; k++)
+            o[k] = (uint8_t)(bits >> (8 * (ti->size - 1 - k)));
+        w->len += (size_t)ti->size;
+    }
+    free(copy);
+    return rc;
+}
+
+/* ---- gathering rows --------------------------------------------------- */
+
+lv_tensor *lv_io_gather_rows(const lv_tensor *x, const int64_t *rows,
+                             int64_t n)
+{
+    if (x->ndim < 1) {
+        lv_error_set(0, "gather_rows needs a tensor of at least 1 dimension");
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (rows[i] < 0 || rows[i] >= x->shape[0]) {
+            lv_error_set(0, "row index %" PRId64 " out of range (the tensor "
+                         "has %" PRId64 " rows)", rows[i] + 1, x->shape[0]);
+            return NULL;
+        }
+    int64_t shape[LV_MAX_DIMS];
+    shape[0] = n;
+    for (int d = 1; d < x->ndim; d++)
+        shape[d] = x->shape[d];
+    lv_tensor *t = lv_tensor_empty(x->dtype, x->ndim, shape);
+    if (!t)
+        return NULL;
+    size_t es = lv_dtype_size(x->dtype);
+    int64_t row_len = lv_shape_numel(x->ndim - 1, x->shape + 1);
+    /* Is one row of x a contiguous block? */
+    int dense = 1;
+    int64_t expect = 1;
+    for (int d = x->ndim - 1; d >= 1; d--) {
+        if (x->shape[d] != 1 && x->stride[d] != expect)
+            dense = 0;
+        expect *= x->shape[d];
+    }
+    const uint8_t *base = lv_tensor_data(x);
+    uint8_t *out = lv_tensor_data(t);
+    size_t row_bytes = (size_t)row_len * es;
+    for (int64_t i = 0; i < n; i++, out += row_bytes) {
+        const uint8_t *row = base + rows[i] * x->stride[0] * (int64_t)es;
+        if (dense)
+            memcpy(out, row, row_bytes);
+        else
+            copy_strided(out, row, x->ndim - 1, x->shape + 1, x->stride + 1,
+                         es, 0);
+    }
+    return t;
 }

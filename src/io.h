@@ -12,10 +12,12 @@
  *     lv_ckpt_open(data, len, &payload, &plen)    header, version, checksum
  *     lv_ckpt_validate(payload, plen, 0)           the whole tree, no Lua
  *     lv_npy_decode(data, len, -1)                 a tensor, or NULL
+ *     lv_io_gunzip(data, len, limit, &out)         bytes, at most limit
+ *     lv_idx_decode(data, len, -1)                 a tensor, or NULL
  *
- * All integers and all tensor data are little-endian in both formats
- * (.npy may also be big-endian on reading); the code does not depend on the
- * host's byte order.
+ * All integers and all tensor data are little-endian in checkpoints and
+ * written .npy files (.npy may also be big-endian on reading); IDX is
+ * big-endian. The code does not depend on the host's byte order.
  *
  * Errors: a function that fails returns -1 (or NULL) with a message in
  * lv_error (error.h). Messages say what is wrong with the data
@@ -23,7 +25,8 @@
  * which the caller (src/lua_io.c) puts in front.
  *
  * Not here: walking Lua values (the binding does that with the
- * lv_ckpt_put_* and lv_ckpt_read functions), IDX/gzip datasets.
+ * lv_ckpt_put_* and lv_ckpt_read functions); where the data sets live
+ * and how they are split and batched (lua/lvae/data.lua).
  */
 #ifndef LV_IO_H
 #define LV_IO_H
@@ -218,5 +221,76 @@ int lv_npy_parse_header(const uint8_t *data, size_t len, lv_npy_header *h);
 lv_tensor *lv_npy_decode(const uint8_t *data, size_t len, int dtype);
 /* Appends t (any strides) as a version 1.0 .npy image. */
 int lv_npy_encode(lv_io_writer *w, const lv_tensor *t);
+
+/* ---- gzip ------------------------------------------------------------ */
+
+/* The default cap on what a gzip file may inflate to (2 GiB): a few bytes
+ * of deflate can claim gigabytes, so a reader says how much it accepts. */
+#define LV_GUNZIP_LIMIT ((size_t)1 << 31)
+
+/* Whether data starts with gzip's magic bytes 1f 8b. */
+int lv_io_is_gzip(const uint8_t *data, size_t len);
+/* Inflates gzip data (one member or several, concatenated) into the
+ * empty writer out, growing it progressively up to limit bytes. Fails on
+ * bad magic, corrupt or truncated data, bytes after the last member, or
+ * output above limit; out then holds a partial result the caller frees. */
+int lv_io_gunzip(const uint8_t *data, size_t len, size_t limit,
+                 lv_io_writer *out);
+/* Appends data compressed as one gzip member (zlib level 6). */
+int lv_io_gzip(lv_io_writer *out, const uint8_t *data, size_t len);
+
+/* ---- IDX --------------------------------------------------------------- */
+
+/*
+ * The IDX format of MNIST (and Fashion-MNIST), big-endian throughout:
+ *
+ *     offset   size  field
+ *          0      2  zero
+ *          2      1  element type (below)
+ *          3      1  number of dimensions n (lvae: at most LV_MAX_DIMS)
+ *          4    4 n  the sizes, u32 each
+ *      4 + 4n        the elements, row-major, big-endian
+ *
+ * The data must be exactly as long as the sizes say: a shorter file is
+ * truncated, a longer one has mismatched sizes, and both are errors.
+ */
+typedef enum lv_idx_type {
+    LV_IDX_U8 = 0x08,
+    LV_IDX_I8 = 0x09,
+    LV_IDX_I16 = 0x0B,
+    LV_IDX_I32 = 0x0C,
+    LV_IDX_F32 = 0x0D,
+    LV_IDX_F64 = 0x0E
+} lv_idx_type;
+
+typedef struct lv_idx_header {
+    int type;                   /* an lv_idx_type */
+    int ndim;
+    int64_t shape[LV_MAX_DIMS];
+    size_t data_offset;         /* 4 + 4 ndim */
+} lv_idx_header;
+
+/* "u8", "i8", "i16", "i32", "f32", "f64" <-> the type code; -1 / NULL
+ * when unknown. */
+int lv_idx_type_from_name(const char *name);
+const char *lv_idx_type_name(int type);
+/* Parses and checks the header of a (decompressed) IDX image. */
+int lv_idx_parse_header(const uint8_t *data, size_t len, lv_idx_header *h);
+/* A new contiguous tensor from a (decompressed) IDX image, the values as
+ * stored (u8 pixels stay 0..255). dtype is the tensor's, or -1 for f32
+ * (u8, i8, i16, f32) or f64 (i32, f64). Returns a new reference, or NULL. */
+lv_tensor *lv_idx_decode(const uint8_t *data, size_t len, int dtype);
+/* Appends t (any strides) as an IDX image of the given type. An integer
+ * type refuses a value that is not an integer in its range (naming the
+ * element); f32 rounds f64 values. */
+int lv_idx_encode(lv_io_writer *w, const lv_tensor *t, int type);
+
+/* ---- gathering rows ---------------------------------------------------- */
+
+/* A new contiguous tensor [n, x's other sizes] whose row i is row rows[i]
+ * (0-based) of x (any strides, at least 1 dim). Borrows x; returns a new
+ * reference, or NULL (a row out of range, or out of memory). */
+lv_tensor *lv_io_gather_rows(const lv_tensor *x, const int64_t *rows,
+                             int64_t n);
 
 #endif

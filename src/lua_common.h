@@ -74,5 +74,7 @@ void lv_open_autograd(lua_State *L);
 void lv_open_integrators(lua_State *L);
 void lv_open_io(lua_State *L);
 void lv_open_estimators(lua_State *L);
+void lv_open_nifti(lua_State *L);
+void lv_open_image(lua_State *L);
 
 #endif

@@ -66,6 +66,8 @@ int luaopen_lvae_core(lua_State *L)
     lv_open_integrators(L);
     lv_open_io(L);
     lv_open_estimators(L);
+    lv_open_nifti(L);
+    lv_open_image(L);
     lua_setfield(L, -2, "_methods");
     luaL_getmetatable(L, LV_TENSOR_MT);
     lua_setfield(L, -2, "_Tensor");

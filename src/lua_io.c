@@ -5,6 +5,17 @@
  *   lv.load(path) -> value
  *   lv.save_npy(path, tensor)     NumPy's .npy, version 1.0, '<f4'/'<f8'
  *   lv.load_npy(path [, dtype]) -> tensor
+ *   lv.save_idx(path, tensor [, type] [, {gzip = bool}])
+ *                                 IDX of type "u8", "i8", "i16", "i32",
+ *                                 "f32" or "f64" (default: the tensor's
+ *                                 dtype); gzip by default when the path
+ *                                 ends in ".gz"
+ *   lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor
+ *                                 raw or gzip, values as stored (times s)
+ *   lv.gather_rows(x, rows) -> tensor       (also x:gather_rows(rows))
+ *                                 rows of x by 1-based indices (a list or
+ *                                 a 1-d tensor), into a new contiguous
+ *                                 tensor: how data batches are made
  *
  * A checkpoint holds false/true, integers, floats, strings, tensors and
  * tables of those (keys: strings, integers, floats), nested at most
@@ -16,12 +27,15 @@
  *
  * Errors name the function and the file, then what is wrong:
  * "lv.load: runs/x.ckpt: checksum mismatch: the file is damaged",
+ * "lv.load_idx: t.idx: unsupported IDX type 0x07 (lvae reads ...)",
  * "lv.save: runs/x.ckpt: cannot save a function (at model.layers[2].fn)".
  *
  * Memory: the file image (read or being written) lives in a "bytes"
  * userdata marked to-be-closed, so it is freed when the function returns
  * or raises. Not here: the formats themselves (io.c).
  */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "io.h"
@@ -391,6 +405,174 @@ static int io_load_npy(lua_State *L)
     return 1;
 }
 
+/* ---- IDX -------------------------------------------------------------- */
+
+/* lv.load_idx(path [, dtype] [, {scale = s}]): raw or gzip (recognised
+ * by its magic, not by the name); the values as stored, in f32 (u8, i8,
+ * i16, f32 files) or f64 (i32, f64) unless dtype says otherwise, and
+ * multiplied by scale when given (1/255 for pixels in [0, 1]: done here,
+ * it spares a second copy of a large data set). */
+static int io_load_idx(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    int opts = 3;
+    if (lua_type(L, 2) == LUA_TTABLE)
+        opts = 2;
+    int dtype = opts == 2 || lua_isnoneornil(L, 2)
+                    ? -1 : (int)lv_lua_opt_dtype(L, 2, LV_DTYPE_F32);
+    double scale = 1.0;
+    if (!lua_isnoneornil(L, opts)) {
+        luaL_checktype(L, opts, LUA_TTABLE);
+        if (lua_getfield(L, opts, "scale") != LUA_TNIL) {
+            int isnum;
+            scale = (double)lua_tonumberx(L, -1, &isnum);
+            luaL_argcheck(L, isnum && isfinite(scale), opts,
+                          "scale must be a finite number");
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 3);
+    lv_io_writer *file = read_file(L, "lv.load_idx", path);
+    const uint8_t *data = file->data;
+    size_t len = file->len;
+    int gz = lv_io_is_gzip(data, len);
+    if (gz) {
+        lv_io_writer *raw = push_bytes(L);
+        if (lv_io_gunzip(data, len, LV_GUNZIP_LIMIT, raw) < 0)
+            raise_core(L, "lv.load_idx", path);
+        lv_io_writer_free(file);
+        data = raw->data;
+        len = raw->len;
+    }
+    lv_tensor *t = lv_idx_decode(data, len, dtype);
+    if (!t && gz)
+        return luaL_error(L, "lv.load_idx: %s: %s (in the gunzipped data)",
+                          path, lv_error_message());
+    if (!t)
+        raise_core(L, "lv.load_idx", path);
+    if (scale != 1.0) {
+        int64_t n = lv_tensor_numel(t);
+        if (t->dtype == LV_DTYPE_F32) {
+            float *p = lv_tensor_data(t);
+            for (int64_t i = 0; i < n; i++)     /* in double, rounded once */
+                p[i] = (float)((double)p[i] * scale);
+        } else {
+            double *p = lv_tensor_data(t);
+            for (int64_t i = 0; i < n; i++)
+                p[i] *= scale;
+        }
+    }
+    lv_lua_push_tensor(L, t, "lv.load_idx");
+    return 1;
+}
+
+/* Does path end in ".gz"? */
+static int ends_in_gz(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+/* lv.save_idx(path, tensor [, type] [, opts]) */
+static int io_save_idx(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    lv_tensor *t = lv_lua_check_tensor(L, 2);
+    int type = t->dtype == LV_DTYPE_F64 ? LV_IDX_F64 : LV_IDX_F32;
+    int opts = 4;
+    if (lua_type(L, 3) == LUA_TTABLE) {
+        opts = 3;
+    } else if (!lua_isnoneornil(L, 3)) {
+        const char *name = luaL_checkstring(L, 3);
+        type = lv_idx_type_from_name(name);
+        if (type < 0)
+            return luaL_argerror(L, 3, lua_pushfstring(L, "unknown IDX type "
+                                 "'%s' (expected u8, i8, i16, i32, f32 or "
+                                 "f64)", name));
+    }
+    int gzip = ends_in_gz(path);
+    if (!lua_isnoneornil(L, opts)) {
+        luaL_checktype(L, opts, LUA_TTABLE);
+        if (lua_getfield(L, opts, "gzip") != LUA_TNIL)
+            gzip = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 4);
+    lv_io_writer *w = push_bytes(L);
+    if (lv_idx_encode(w, t, type) < 0)
+        raise_core(L, "lv.save_idx", path);
+    if (gzip) {
+        lv_io_writer *z = push_bytes(L);
+        if (lv_io_gzip(z, w->data, w->len) < 0)
+            raise_core(L, "lv.save_idx", path);
+        lv_io_writer_free(w);
+        w = z;
+    }
+    if (lv_io_write_file_atomic(path, w->data, w->len) < 0)
+        raise_core(L, "lv.save_idx", path);
+    lv_io_writer_free(w);
+    return 0;
+}
+
+/* ---- gather_rows -------------------------------------------------------- */
+
+/* One 1-based row index (negative counts from the end) as 0-based, or a
+ * Lua error naming its position in the list. */
+static int64_t check_row(lua_State *L, double v, int is_number, int64_t pos,
+                         int64_t rows)
+{
+    if (!is_number || v != floor(v))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "row index at position "
+                             "%I is not an integer", (LUAI_UACINT)pos));
+    if (v >= 1 && v <= (double)rows)
+        return (int64_t)v - 1;
+    if (v < 0 && v >= -(double)rows)
+        return rows + (int64_t)v;
+    char text[64];
+    snprintf(text, sizeof text, "%.17g", v);
+    return luaL_argerror(L, 2, lua_pushfstring(L, "row index %s at position %I "
+                         "is out of range (the tensor has %I rows)", text,
+                         (LUAI_UACINT)pos, (LUAI_UACINT)rows));
+}
+
+/* lv.gather_rows(x, rows): rows a list of indices or a 1-d tensor. */
+static int io_gather_rows(lua_State *L)
+{
+    lv_tensor *x = lv_lua_check_tensor(L, 1);
+    luaL_argcheck(L, x->ndim >= 1, 1, "expected a tensor of at least 1 "
+                  "dimension");
+    luaL_argcheck(L, !x->requires_grad && !x->grad_fn, 1, "gather_rows is "
+                  "not differentiable (use x:detach())");
+    lv_tensor *idx = lv_lua_test_tensor(L, 2);
+    int64_t n;
+    if (idx) {
+        luaL_argcheck(L, idx->ndim == 1, 2, "expected a 1-d tensor of row "
+                      "indices");
+        n = idx->shape[0];
+    } else {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        n = (int64_t)lua_rawlen(L, 2);
+    }
+    lua_settop(L, 2);
+    int64_t *rows = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) *
+                                      sizeof *rows, 0);
+    for (int64_t i = 0; i < n; i++) {
+        int isnum = 1;
+        double v;
+        if (idx) {
+            v = lv_tensor_get_linear(idx, i);
+        } else {
+            lua_rawgeti(L, 2, (lua_Integer)(i + 1));
+            isnum = lua_type(L, -1) == LUA_TNUMBER;
+            v = isnum ? (double)lua_tonumber(L, -1) : 0.0;
+            lua_pop(L, 1);
+        }
+        rows[i] = check_row(L, v, isnum, i + 1, x->shape[0]);
+    }
+    lv_lua_push_tensor(L, lv_io_gather_rows(x, rows, n), "gather_rows");
+    return 1;
+}
+
 void lv_open_io(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -398,6 +580,12 @@ void lv_open_io(lua_State *L)
         {"load", io_load},
         {"save_npy", io_save_npy},
         {"load_npy", io_load_npy},
+        {"save_idx", io_save_idx},
+        {"load_idx", io_load_idx},
+        {NULL, NULL},
+    };
+    static const luaL_Reg methods[] = {
+        {"gather_rows", io_gather_rows},
         {NULL, NULL},
     };
     if (luaL_newmetatable(L, BYTES_MT)) {
@@ -408,4 +596,5 @@ void lv_open_io(lua_State *L)
     }
     lua_pop(L, 1);
     lv_lua_register(L, fns, 0);
+    lv_lua_register(L, methods, 1);
 }

@@ -79,5 +79,7 @@ end
 
 lv.models = require "lvae.models"
 lv.estimators = require "lvae.estimators"
+lv.data = require "lvae.data"
+lv.plot = require "lvae.plot"
 
 return lv

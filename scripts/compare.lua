@@ -1,0 +1,102 @@
+--- Runs a list of configurations of an experiment and gathers their
+-- results.json into one markdown table (also the `make demo` job).
+--
+--   ./lvae run scripts/compare.lua --configs "--model vae; --model hvae --K 5; --model qsl --K 5"
+--   ./lvae run scripts/compare.lua --demo
+--
+-- Each configuration is one run of --experiment (scripts/images.lua by
+-- default) with --common options in front, in a folder under this run's
+-- own. --demo is the main job on its defaults: VAE, HVAE and the
+-- quasi-symplectic flow trained briefly on a Fashion-MNIST subset (mlp),
+-- a few minutes on 2 cores.
+
+local runner = require "lvae.run"
+local cjson = require "cjson"
+
+local DEMO_COMMON = "--data fashion --arch mlp --d 32 --subset 5000 --epochs 3 "
+  .. "--test-subset 500 --nll-samples 200 --nll-runs 2 --patience 0"
+local DEMO_CONFIGS = "--model vae; --model hvae --K 5 --tempering fixed; --model qsl --K 5"
+
+local function words(text)
+  local out = {}
+  for w in tostring(text or ""):gmatch("%S+") do out[#out + 1] = w end
+  return out
+end
+
+local function read_json(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local ok, value = pcall(cjson.decode, text)
+  return ok and value or nil
+end
+
+local function fmt(v, pattern)
+  if type(v) ~= "number" or v ~= v then return "–" end
+  return string.format(pattern or "%.2f", v)
+end
+
+return {
+  name = "compare",
+  options = {
+    { "--experiment", "the experiment file each configuration runs", "scripts/images.lua" },
+    { "--configs", "configurations, separated by ';'", DEMO_CONFIGS },
+    { "--common", "options given to every configuration", "" },
+    { "--demo", "the main job on its defaults (a Fashion-MNIST subset, mlp)", false },
+  },
+
+  finish = function(run)
+    local c = run.config
+    local common = c.demo and DEMO_COMMON or c.common
+    local configs = {}
+    for part in tostring(c.demo and DEMO_CONFIGS or c.configs):gmatch("[^;]+") do
+      if part:match("%S") then configs[#configs + 1] = part end
+    end
+    local rows = {}
+    for i, config in ipairs(configs) do
+      local args = { c.experiment }
+      for _, w in ipairs(words(common)) do args[#args + 1] = w end
+      for _, w in ipairs(words(config)) do args[#args + 1] = w end
+      for _, w in ipairs({ "--out", run.dir .. "/runs", "--seed", tostring(run.seed),
+                           "--name", "config" .. i }) do
+        args[#args + 1] = w
+      end
+      run:print(string.format("[%d/%d] %s", i, #configs, config))
+      local status, sub = runner.main(args)
+      local results = type(sub) == "table" and read_json(sub.dir .. "/results.json") or nil
+      rows[#rows + 1] = { config = config, status = status, results = results,
+                          dir = type(sub) == "table" and sub.dir or nil }
+    end
+
+    local lines = {
+      "| configuration | test NLL | ± s.e. | ESS | test ELBO | s / epoch | grad evals / step | peak MiB |",
+      "|---|---|---|---|---|---|---|---|",
+    }
+    local summary = {}
+    for _, r in ipairs(rows) do
+      local res = r.results or {}
+      local per_epoch = (res.seconds and res.epochs and res.epochs > 0) and res.seconds / res.epochs or nil
+      lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s |",
+        r.config:gsub("^%s+", ""):gsub("%s+$", ""),
+        fmt(res.test_nll), fmt(res.test_nll_se), fmt(res.ess, "%.1f"), fmt(res.test_elbo),
+        fmt(per_epoch, "%.1f"), fmt(res.grad_evals_per_step, "%d"),
+        fmt(res.peak_tensor_bytes and res.peak_tensor_bytes / 2 ^ 20, "%.0f"))
+      summary[#summary + 1] = { config = r.config, status = r.status, dir = r.dir, results = res }
+    end
+    local markdown = table.concat(lines, "\n")
+    run:print("\n" .. markdown)
+    local f = assert(io.open(run.dir .. "/table.md", "w"))
+    f:write(markdown, "\n")
+    f:close()
+    for _, r in ipairs(rows) do
+      if r.results and r.results.pictures then
+        run:print(string.format("pictures of %s: %s/pictures/", r.config, r.dir))
+      end
+    end
+    local failed = 0
+    for _, r in ipairs(rows) do if r.status ~= 0 then failed = failed + 1 end end
+    if failed > 0 then run:print(string.format("%d configuration(s) did not finish", failed)) end
+    return { table = "table.md", runs = summary }
+  end,
+}

