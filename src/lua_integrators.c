@@ -272,8 +272,10 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
         lua_pop(L, 1);
     } else if (kind == LV_INTEGRATOR_EULER) {
         const char *k = opt_string(L, "kind", "underdamped");
-        if (strcmp(k, "overdamped") == 0)
+        if (strcmp(k, "overdamped") == 0) {
             it->overdamped = 1;
+            it->learn_friction = 0;   /* no momentum: the friction is unused */
+        }
         else if (strcmp(k, "underdamped") != 0)
             return luaL_error(L, "euler: kind must be \"underdamped\" or "
                               "\"overdamped\", got '%s'", k);

@@ -10,8 +10,9 @@
  *                                 "f32" or "f64" (default: the tensor's
  *                                 dtype); gzip by default when the path
  *                                 ends in ".gz"
- *   lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor
- *                                 raw or gzip, values as stored (times s)
+ *   lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor, type
+ *                                 raw or gzip, values as stored (times s),
+ *                                 and the file's element type
  *   lv.gather_rows(x, rows) -> tensor       (also x:gather_rows(rows))
  *                                 rows of x by 1-based indices (a list or
  *                                 a 1-d tensor), into a new contiguous
@@ -407,11 +408,12 @@ static int io_load_npy(lua_State *L)
 
 /* ---- IDX -------------------------------------------------------------- */
 
-/* lv.load_idx(path [, dtype] [, {scale = s}]): raw or gzip (recognised
- * by its magic, not by the name); the values as stored, in f32 (u8, i8,
- * i16, f32 files) or f64 (i32, f64) unless dtype says otherwise, and
- * multiplied by scale when given (1/255 for pixels in [0, 1]: done here,
- * it spares a second copy of a large data set). */
+/* lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor, type: raw or
+ * gzip (recognised by its magic, not by the name); the values as stored,
+ * in f32 (u8, i8, i16, f32 files) or f64 (i32, f64) unless dtype says
+ * otherwise, and multiplied by scale when given (1/255 for pixels in
+ * [0, 1]: done here, it spares a second copy of a large data set); type
+ * is the file's element type ("u8", ...). */
 static int io_load_idx(lua_State *L)
 {
     const char *path = check_path(L, 1);
@@ -444,6 +446,9 @@ static int io_load_idx(lua_State *L)
         data = raw->data;
         len = raw->len;
     }
+    lv_idx_header h;
+    const char *type = lv_idx_parse_header(data, len, &h) == 0
+                           ? lv_idx_type_name(h.type) : NULL;
     lv_tensor *t = lv_idx_decode(data, len, dtype);
     if (!t && gz)
         return luaL_error(L, "lv.load_idx: %s: %s (in the gunzipped data)",
@@ -463,7 +468,8 @@ static int io_load_idx(lua_State *L)
         }
     }
     lv_lua_push_tensor(L, t, "lv.load_idx");
-    return 1;
+    lua_pushstring(L, type);
+    return 2;
 }
 
 /* Does path end in ".gz"? */

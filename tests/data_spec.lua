@@ -113,7 +113,8 @@ describe("IDX files", function()
         else
           assert.are.equal(expect_bytes, bytes)
         end
-        local back = lv.load_idx(path)
+        local back, type = lv.load_idx(path)
+        assert.are.equal(name, type)
         assert.are.equal(dtype, back:dtype())
         assert.are.same({ 2, 3 }, back:size())
         local want = {}
@@ -348,6 +349,15 @@ describe("data.split", function()
     local all, none = data.split(set, { validation = 0 })
     assert.are.equal(50, #all.x)
     assert.are.equal(0, #none.x)
+    -- a test part too
+    local t1, v1, e1 = data.split(set, { validation = 10, test = 15 })
+    assert.are.same({ 25, 10, 15 }, { #t1.x, #v1.x, #e1.x })
+    assert.are.same({ 26, 36 }, { v1.y[1]:item(), e1.y[1]:item() })
+    local t2, v2, e2 = data.split(set, { validation = 10, test = 15, seed = 3 })
+    assert.are.same({ 25, 10, 15 }, { #t2.x, #v2.x, #e2.x })
+    assert.are.same(b.y:totable(), e2.y:narrow(1, 6, 10):totable())
+    H.expect_error(function() data.split(set, { validation = 10, test = 41 }) end,
+      "test must be an integer from 0 to the 40 rows left")
     H.expect_error(function() data.split(set, { validation = 51 }) end,
       "lvae.data.split", "validation must be an integer from 0 to the 50 rows")
     H.expect_error(function() data.split({ x = 3 }) end, "expected a set")
@@ -549,6 +559,10 @@ describe("Fashion-MNIST", function()
     write_bytes(dir .. "/t10k-labels-idx1-ubyte", idx(0x08, { 2 }, ">I1", { 1, 2 }))
     H.expect_error(function() data.fashion_mnist({ root = dir }) end,
       "expected 1 labels for the 1 images")
+    lv.save_idx(dir .. "/float.idx", lv.zeros({ 2, 28, 28 }), "f32")
+    H.expect_error(function() data.load_idx_pair(dir .. "/float.idx") end,
+      "lvae.data.load_idx_pair", "expected u8 pixels, the file holds f32 values")
+    H.expect_error(function() data.load_idx_pair(dir .. "/none.idx") end, "none.idx: no such file")
     write_bytes(dir .. "/t10k-labels-idx1-ubyte", idx(0x08, { 1 }, ">I1", { 1 }))
     local fm = data.fashion_mnist({ root = dir, dtype = "f64" })
     assert.are.same({ 2, 784 }, fm.train.x:size())

@@ -212,7 +212,7 @@ end
 
 ---- per-flow results, computed once -------------------------------------------------------
 
-local REPORT = {}               -- name -> a row of the table printed at the end
+local REPORT = {}               -- rows of the table printed at the end
 local cache = {}
 
 local function iwae_of_groups(lw, size)

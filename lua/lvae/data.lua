@@ -4,6 +4,8 @@
 --   local data = require "lvae.data"           -- also lv.data
 --   local fm = data.fashion_mnist()            -- {train = set, test = set}
 --   local train, valid = data.split(fm.train)  -- 50,000 / 10,000
+--   local tr, va, te = data.split(data.mnist(), {validation = 1000,
+--                                 test = 2000, seed = 1})
 --   local valid_b = data.binarize(valid, {seed = 1})  -- static, once
 --   for xb, yb in data.batches(train, 100, {binarize = "dynamic",
 --                                           gen = gen}) do ... end
@@ -101,22 +103,23 @@ end
 ---- loading ------------------------------------------------------------------
 
 --- A set from an IDX pair: images [N, h, w] (u8 pixels, scaled to [0, 1]
--- and flattened to [N, h w]) and labels [N] (or no labels_path).
+-- and flattened to [N, h w]) and labels [N] of any IDX type (or no
+-- labels_path).
 -- opts.dtype: "f32" (default) or "f64".
 function data.load_idx_pair(images_path, labels_path, opts)
   opts = opts or {}
   local dtype = opts.dtype or "f32"
   if not exists(images_path) then fail("load_idx_pair", "%s: no such file", images_path) end
-  local x = lv.load_idx(images_path, dtype, { scale = 1 / 255 })
+  local x, type = lv.load_idx(images_path, dtype, { scale = 1 / 255 })
+  if type ~= "u8" then
+    fail("load_idx_pair", "%s: expected u8 pixels, the file holds %s values", images_path, type)
+  end
   if x:dim() < 2 then
     fail("load_idx_pair", "%s: expected images [N, h, w], the file holds shape [%s]",
       images_path, table.concat(x:size(), ","))
   end
   local n = #x
   x = x:view({ n, -1 })
-  if x:max():item() > 1 or x:min():item() < 0 then
-    fail("load_idx_pair", "%s: pixels outside 0..255 (not u8 images)", images_path)
-  end
   local y
   if labels_path then
     if not exists(labels_path) then fail("load_idx_pair", "%s: no such file", labels_path) end
@@ -196,19 +199,24 @@ end
 
 ---- splits and binarisation ------------------------------------------------------
 
---- train, validation = data.split(set [, {validation = 10000, seed | gen}]):
--- holds out `validation` rows (SPEC §6.2: 10,000 training images). With
--- a seed or a generator the held-out rows are drawn at random (and both
--- parts are copies); without, they are the last rows, and both parts are
--- views of the set (Fashion-MNIST's train set then splits into its first
+--- train, validation [, test] = data.split(set [, opts]): holds out
+-- opts.validation rows (default 10,000: SPEC §6.2 holds out 10,000
+-- training images) and, when opts.test is given, that many more for a
+-- test set (the 10,000 MNIST digits come as one set). With opts.seed or
+-- opts.gen the held-out rows are drawn at random (and every part is a
+-- copy); without, they are the last rows, test last, and every part is a
+-- view of the set (Fashion-MNIST's train set then splits into its first
 -- 50,000 and last 10,000 images).
 function data.split(set, opts)
   opts = opts or {}
   local x, y = unpack_set("split", set)
   local n = #x
-  local nv = opts.validation or 10000
+  local nv, nt = opts.validation or 10000, opts.test or 0
   if math.type(nv) ~= "integer" or nv < 0 or nv > n then
     fail("split", "validation must be an integer from 0 to the %d rows of the set", n)
+  end
+  if math.type(nt) ~= "integer" or nt < 0 or nv + nt > n then
+    fail("split", "test must be an integer from 0 to the %d rows left after validation", n - nv)
   end
   local part
   if opts.seed ~= nil or opts.gen ~= nil then
@@ -224,7 +232,10 @@ function data.split(set, opts)
       return { x = x:narrow(1, first, len), y = y and y:narrow(1, first, len) }
     end
   end
-  return part(1, n - nv), part(n - nv + 1, n)
+  local nr = n - nv - nt
+  local train, valid = part(1, nr), part(nr + 1, nr + nv)
+  if opts.test == nil then return train, valid end
+  return train, valid, part(nr + nv + 1, n)
 end
 
 --- A static binarisation: each pixel ~ Bernoulli(intensity), drawn once
@@ -313,7 +324,7 @@ end
 -- to [1e-7, 1 - 1e-7] so that a blank image stays finite. A Lua number.
 function data.output_bias(set)
   local x = unpack_set("output_bias", set)
-  local m = x:view({ #x, -1 }):mean(2):to("f64"):clamp(1e-7, 1 - 1e-7)
+  local m = x:reshape({ #x, -1 }):mean(2):to("f64"):clamp(1e-7, 1 - 1e-7)
   return (m:log() - (1 - m):log()):mean():item()
 end
 
