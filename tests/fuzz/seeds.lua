@@ -25,6 +25,12 @@ put("ckpt", "\0" .. ckpt)
 put("payload", "\1" .. ckpt:sub(29))
 lv.save_npy(tmp, lv.randn({ 2, 3, 2 }, "f64"))
 put("npy", "\2" .. slurp(tmp))
+for _, ty in ipairs({ "u8", "i8", "i16", "i32", "f32", "f64" }) do
+  lv.save_idx(tmp, lv.tensor({ { 0, 1, 127 }, { 7, 8, 9 } }), ty)
+  put("idx-" .. ty, "\x80" .. slurp(tmp))
+end
+lv.save_idx(tmp, lv.randn({ 2, 2, 3 }), "f32", { gzip = true })
+put("idx-gz", "\x81" .. slurp(tmp))
 os.remove(tmp)
 local function npy(version, header, data)
   local size = version == 1 and string.pack("<I2", #header) or string.pack("<I4", #header)
