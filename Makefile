@@ -78,10 +78,11 @@ bench: setup
 	./lvae bench/autograd.lua
 	./lvae bench/nn.lua
 
-# make demo: install, build, and run the main job.
+# make demo: install, build, and run the main job (scripts/compare.lua
+# --demo: VAE, HVAE and qsl trained briefly on a Fashion-MNIST subset).
 demo: setup
 	$(MAKE) all
-	./lvae scripts/demo.lua
+	./lvae run scripts/compare.lua --demo
 
 sanitize: setup
 	$(MAKE) SANITIZE=1 all

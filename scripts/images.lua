@@ -61,8 +61,12 @@ local function make_flow(c)
   if c.model == "hvae" then
     return lv.integrators.leapfrog{ dim = d, K = K, tempering = c.tempering }
   end
-  if c.model == "qsl" or c.model == "qsl2" or c.model == "euler" then
-    return lv.integrators[c.model]{ dim = d, K = K, friction = 0.5 }
+  if c.model == "qsl" or c.model == "qsl2" then
+    local t0 = tonumber(c.init_temperature) or c.init_temperature
+    return lv.integrators[c.model]{ dim = d, K = K, friction = c.friction, init_temperature = t0 }
+  end
+  if c.model == "euler" then
+    return lv.integrators.euler{ dim = d, K = K, friction = c.friction }
   end
   error(string.format("unknown model '%s' (vae, iwae, planar, hvae, qsl, qsl2, euler)", c.model), 0)
 end
@@ -97,6 +101,8 @@ return {
     { "--model", "vae, iwae, planar, hvae, qsl, qsl2 or euler", "qsl" },
     { "--K", "flow steps", 5, tonumber },
     { "--tempering", "HVAE tempering: none, fixed or free", "fixed" },
+    { "--friction", "initial friction of qsl, qsl2 and euler", 0.5, tonumber },
+    { "--init-temperature", "qsl/qsl2 starting momentum: unit, matched or a number", "unit" },
     { "--d", "latent dimension", 64, tonumber },
     { "--batch", "batch size", 100, tonumber },
     { "--lr", "Adamax learning rate", 5e-4, tonumber },
@@ -192,7 +198,8 @@ return {
     }
     local ok, plot = pcall(require, "lvae.plot")
     if ok and plot.sample_grid then
-      local samples = lv.no_grad(function() return (model:sample(64)) end)
+      -- the decoder's means (Bernoulli draws would show mostly noise)
+      local samples = lv.no_grad(function() return select(2, model:sample(64)) end)
       plot.sample_grid(run:picture_path("samples.png"), samples, { shape = { 28, 28 }, nrow = 8 })
       local inputs = x:narrow(1, 1, 16)
       local recon = lv.no_grad(function() return (model:reconstruct(inputs)) end)

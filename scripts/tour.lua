@@ -1,10 +1,10 @@
---- make demo: a short tour of what the toolkit computes today.
+--- A short tour of the toolkit: `./lvae scripts/tour.lua`.
 --
 -- Fits a two-layer softplus network to a noisy tanh with plain gradient
 -- descent written in Lua over lv.grad, then shows the two things the
 -- integrator flows are built on: the gradient of a potential U(z) taken
 -- through the tape, and its Hessian (second order) for a batch of points.
--- The VAE experiments (SPEC §6) replace this tour when they land.
+-- The experiments themselves are scripts/images.lua and scripts/gaussian.lua.
 
 local lv = require "lvae"
 
