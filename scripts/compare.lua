@@ -1,7 +1,9 @@
 --- Runs a list of configurations of an experiment and gathers their
 -- results.json into one markdown table (also the `make demo` job).
 --
---   ./lvae run scripts/compare.lua --configs "--model vae; --model hvae --K 5; --model qsl --K 5"
+--   ./lvae run scripts/compare.lua --configs="--model vae; --model hvae --K 5; --model qsl --K 5" \
+--                                  --common="--epochs 20 --subset 10000"
+--   (values that begin with "--" follow an "=", as the argument parser wants)
 --   ./lvae run scripts/compare.lua --demo
 --
 -- Each configuration is one run of --experiment (scripts/images.lua by

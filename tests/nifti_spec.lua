@@ -683,6 +683,7 @@ describe("scripts/mri.lua", function()
 
   it("says what is missing when the image is not there", function()
     local run = fake_run({ file = dir .. "/none.nii.gz" })
+    os.execute("rm -rf " .. sh_quote(run.dir))
     assert.truthy(error_of(mri.setup, run):find("cannot open " .. dir .. "/none.nii.gz", 1, true))
   end)
 end)

@@ -1,0 +1,95 @@
+-- The experiment files of SPEC §6 run end to end through the runner, on
+-- tiny settings: every file they promise is written and the numbers they
+-- report are finite.
+local runner = require "lvae.run"
+local cjson = require "cjson"
+
+local function read_json(path)
+  local f = assert(io.open(path, "r"), "missing " .. path)
+  local value = cjson.decode(f:read("a"))
+  f:close()
+  return value
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
+local out
+setup(function()
+  local p = io.popen("mktemp -d")
+  out = p:read("l")
+  p:close()
+end)
+teardown(function() os.execute("rm -rf '" .. out .. "'") end)
+
+local function run(args)
+  local full = {}
+  for _, a in ipairs(args) do full[#full + 1] = a end
+  for _, a in ipairs({ "--out", out, "--quiet" }) do full[#full + 1] = a end
+  local status, r = runner.main(full)
+  assert.are.equal(0, status, type(r) == "string" and r or "status " .. tostring(status))
+  return r.dir
+end
+
+local have_fashion = exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+  or exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte")
+
+describe("experiments", function()
+  local tiny = { "--subset", "200", "--epochs", "1", "--test-subset", "20", "--nll-samples", "5",
+                 "--nll-runs", "2", "--d", "4", "--K", "1" }
+
+  for _, model in ipairs({ "vae", "iwae", "hvae", "qsl", "qsl2", "planar" }) do
+    it("images.lua trains and evaluates " .. model .. " (mlp)", function()
+      if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+      local args = { "scripts/images.lua", "--model", model }
+      for _, a in ipairs(tiny) do args[#args + 1] = a end
+      local dir = run(args)
+      local res = read_json(dir .. "/results.json")
+      assert.are.equal("completed", res.status)
+      assert.is_true(finite(res.test_nll) and finite(res.test_elbo) and finite(res.ess))
+      assert.is_true(res.test_nll > 0 and res.test_nll <= -res.test_elbo + 1e-6 + 50)
+      assert.is_true(exists(dir .. "/pictures/samples.png") and exists(dir .. "/pictures/reconstructions.png"))
+      assert.is_true(exists(dir .. "/config.json") and exists(dir .. "/log.csv"))
+      assert.is_true(exists(dir .. "/checkpoints/epoch-1.ckpt"))
+    end)
+  end
+
+  it("images.lua runs the conv architecture", function()
+    if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+    local args = { "scripts/images.lua", "--model", "qsl", "--arch", "conv" }
+    for _, a in ipairs(tiny) do args[#args + 1] = a end
+    local res = read_json(run(args) .. "/results.json")
+    assert.is_true(finite(res.test_nll))
+  end)
+
+  it("gaussian.lua recovers parameters and writes its table", function()
+    local dir = run({ "scripts/gaussian.lua", "--dims", "1,2", "--datasets", "1", "--iterations", "30",
+                      "--methods", "vb,qsl1,hvae1,planar1", "--n", "500" })
+    local res = read_json(dir .. "/results.json")
+    assert.are.equal("completed", res.status)
+    assert.is_true(#res.table >= 2 * 5)        -- ml + 4 methods per dimension
+    for _, row in ipairs(res.table) do
+      assert.is_true(finite(row.delta_error) and finite(row.sigma_error), row.method)
+    end
+    assert.is_true(exists(dir .. "/table.md"))
+  end)
+
+  it("compare.lua gathers the runs into one table", function()
+    if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+    -- values that begin with "--" go after "=", as argparse wants
+    local dir = run({ "scripts/compare.lua", "--configs=--model vae; --model qsl",
+                      "--common=" .. table.concat(tiny, " ") })
+    local f = assert(io.open(dir .. "/table.md"))
+    local text = f:read("a")
+    f:close()
+    assert.truthy(text:find("--model vae", 1, true))
+    assert.truthy(text:find("--model qsl", 1, true))
+    local res = read_json(dir .. "/results.json")
+    assert.are.equal(2, #res.runs)
+  end)
+end)
