@@ -15,33 +15,15 @@ local data = lv.data
 
 ---- files ------------------------------------------------------------------------
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local sh_quote = H.sh_quote
 
-local function make_dir()
-  local p = assert(io.popen("mktemp -d /tmp/lvae_data_spec.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
+local function make_dir() return H.make_dir("lvae_data_spec") end
 
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_bytes = H.read_bytes
 
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_bytes = H.write_bytes
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = H.exists
 
 --- s compressed by the system's gzip (an independent writer).
 local function gzip_bytes(dir, s)

@@ -2,6 +2,7 @@
 -- tiny settings: every file they promise is written and the numbers they
 -- report are finite.
 local runner = require "lvae.run"
+local H = require "helpers"
 local cjson = require "cjson"
 
 local function read_json(path)
@@ -11,11 +12,7 @@ local function read_json(path)
   return value
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = H.exists
 
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 

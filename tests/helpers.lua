@@ -420,4 +420,45 @@ function H.expect_error(fn, ...)
   return msg
 end
 
+---- files for the specs that write and read them ----------------------------------
+
+function H.sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- A fresh temporary folder (the caller removes it).
+function H.make_dir(prefix)
+  local p = assert(io.popen("mktemp -d /tmp/" .. (prefix or "lvae_spec") .. ".XXXXXX"))
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+--- The names in a folder, sorted (hidden ones too).
+function H.list_dir(dir)
+  local p = assert(io.popen("ls -A " .. H.sh_quote(dir)))
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+function H.read_bytes(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.write_bytes(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+function H.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
 return H

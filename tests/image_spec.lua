@@ -13,36 +13,15 @@ local plot = require "lvae.plot"
 
 ---- files and directories --------------------------------------------------
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local sh_quote = H.sh_quote
 
-local function make_dir()
-  local p = assert(io.popen("mktemp -d /tmp/lvae_image_spec.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
+local function make_dir() return H.make_dir("lvae_image_spec") end
 
-local function list_dir(dir)
-  local p = assert(io.popen("ls -A " .. sh_quote(dir) .. " 2>/dev/null"))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local list_dir = H.list_dir
 
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_bytes = H.read_bytes
 
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_bytes = H.write_bytes
 
 ---- PNG by hand ----------------------------------------------------------------
 

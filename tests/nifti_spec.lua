@@ -11,19 +11,15 @@
 -- is missing (scripts/setup.sh installs it).
 
 local lv = require "lvae"
+local H = require "helpers"
 
 local COLIN27 = "/usr/share/mricron/templates/ch2better.nii.gz"
 
 ---- files -----------------------------------------------------------------------
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local sh_quote = H.sh_quote
 
-local function make_dir()
-  local p = assert(io.popen("mktemp -d /tmp/lvae_nifti_spec.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
+local function make_dir() return H.make_dir("lvae_nifti_spec") end
 
 local dir = make_dir()
 local n_files = 0
@@ -45,11 +41,7 @@ local function gzip(path)
   return out
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = H.exists
 
 ---- NIfTI by hand -----------------------------------------------------------------
 
