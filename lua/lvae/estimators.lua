@@ -33,22 +33,8 @@ for k, v in pairs(require "lvae.autograd") do lv[k] = v end
 local C = core._estimators
 local M = {}
 
-local function fail(where, fmt, ...)
-  error(string.format("%s: " .. fmt, where, ...), 0)
-end
-
-local function typename(v)
-  if lv.is_tensor(v) then return "a tensor" end
-  return v == nil and "nil" or type(v)
-end
-
-local function check_count(where, what, v)
-  if math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
-  if math.type(v) ~= "integer" or v < 1 then
-    fail(where, "%s must be an integer >= 1 (got %s)", what, tostring(v))
-  end
-  return v
-end
+local check = require "lvae.check"
+local fail, typename, check_count = check.fail, check.typename, check.count
 
 local function check_number(where, what, v, positive)
   if math.type(v) == nil or v ~= v or (positive and v <= 0) then
@@ -57,20 +43,7 @@ local function check_number(where, what, v, positive)
   return v
 end
 
-local function check_options(where, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or lv.is_tensor(opts) then
-    fail(where, "options must be a table (got %s)", typename(opts))
-  end
-  local set = {}
-  for _, k in ipairs(known) do set[k] = true end
-  for k in pairs(opts) do
-    if not set[k] then
-      fail(where, "unknown option '%s' (known: %s)", tostring(k), table.concat(known, ", "))
-    end
-  end
-  return opts
-end
+local check_options = check.options
 
 --- The method `name` of model, or an error naming what is missing.
 local function check_model(where, model, name)

@@ -55,34 +55,16 @@ local HALF_LOG_2PIE = 0.5 * (LOG_2PI + 1)
 
 ---- argument checks ---------------------------------------------------------------
 
-local function fail(where, fmt, ...)
-  error(string.format("%s: " .. fmt, where, ...), 0)
-end
+local check = require "lvae.check"
+local fail = check.fail
 
 local function shape_string(shape) return "[" .. table.concat(shape, ",") .. "]" end
 
-local function typename(v)
-  if lv.is_tensor(v) then return "a tensor" end
-  return v == nil and "nil" or type(v)
-end
+local typename = check.typename
 
---- True when v can be called: a function, or an object with __call.
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local callable = check.callable
 
---- Refuses unknown keys of an argument table.
-local function check_keys(where, args, known)
-  local set = {}
-  for _, k in ipairs(known) do set[k] = true end
-  for k in pairs(args) do
-    if not set[k] then
-      fail(where, "unknown option '%s' (known: %s)", tostring(k), table.concat(known, ", "))
-    end
-  end
-end
+local function check_keys(where, args, known) check.options(where, args, known) end
 
 local function check_table(where, what, t)
   if t == nil then return {} end
@@ -92,13 +74,7 @@ local function check_table(where, what, t)
   return t
 end
 
-local function check_count(where, what, v)
-  if math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
-  if math.type(v) ~= "integer" or v < 1 then
-    fail(where, "%s must be an integer >= 1 (got %s)", what, tostring(v))
-  end
-  return v
-end
+local check_count = check.count
 
 --- The data x [B, ...]; returns x and B, D.
 local function check_data(where, x)
