@@ -20,6 +20,8 @@
 -- (friction 0.5), euler1 (small d only); each flow from the fixed
 -- q0 = N(0, I) as HVAE's code, and with --learned-q0 also from a learned
 -- q0 started at VB's values. Flow step sizes start at h = 0.005.
+-- Writes table.md and error_vs_dim_delta.png / error_vs_dim_sigma.png
+-- (with their gnuplot data and scripts) into the run folder.
 
 local lv = require "lvae"
 local optim = require "lvae.optim"
@@ -264,10 +266,25 @@ return {
     f:close()
     results.markdown = "table.md"
 
-    local ok, plot = pcall(require, "lvae.plot")
-    if ok and plot.error_vs_dim then
-      local plotted = pcall(plot.error_vs_dim, run.dir, rows)
-      results.plot = plotted and "error_vs_dim.png" or nil
+    -- One figure per error, ML floor included; a failure to plot (no
+    -- gnuplot) is reported, not fatal: the table is the result.
+    local plot = require "lvae.plot"
+    results.plots = {}
+    for _, which in ipairs({ { "delta_error", "error_vs_dim_delta", "‖Δ̂−Δ‖²" },
+                             { "sigma_error", "error_vs_dim_sigma", "‖σ̂−σ‖²" } }) do
+      local points = {}
+      for _, r in ipairs(rows) do
+        if r.runs > 0 and r[which[1]] > 0 then points[#points + 1] = r end
+      end
+      if #points > 0 then
+        local ok, err = pcall(plot.error_vs_dim, run.dir, points,
+          { y = which[1], name = which[2], ylabel = which[3], title = which[3] .. " against d" })
+        if ok then
+          results.plots[#results.plots + 1] = which[2] .. ".png"
+        else
+          run:print("no plot: " .. tostring(err))
+        end
+      end
     end
     return results
   end,

@@ -1,6 +1,7 @@
 -- The experiment files of SPEC §6 run end to end through the runner, on
 -- tiny settings: every file they promise is written and the numbers they
 -- report are finite.
+local lv = require "lvae"
 local runner = require "lvae.run"
 local H = require "helpers"
 local cjson = require "cjson"
@@ -74,6 +75,9 @@ describe("experiments", function()
       assert.is_true(finite(row.delta_error) and finite(row.sigma_error), row.method)
     end
     assert.is_true(exists(dir .. "/table.md"))
+    if require("lvae.plot").has_gnuplot() then
+      assert.is_true(exists(dir .. "/error_vs_dim_delta.png") and exists(dir .. "/error_vs_dim_sigma.png"))
+    end
   end)
 
   it("compare.lua gathers the runs into one table", function()
@@ -88,5 +92,17 @@ describe("experiments", function()
     assert.truthy(text:find("--model qsl", 1, true))
     local res = read_json(dir .. "/results.json")
     assert.are.equal(2, #res.runs)
+  end)
+
+  it("toy2d.lua draws the posterior flow of a 2-D toy, q0 and each step", function()
+    for _, flow in ipairs({ "qsl", "leapfrog", "planar" }) do
+      local dir = run({ "scripts/toy2d.lua", "--flow", flow, "--K", "2", "--iterations", "3",
+                        "--samples", "8" })
+      local res = read_json(dir .. "/results.json")
+      assert.is_true(finite(res.elbo_last), flow)
+      local img = lv.load_png(dir .. "/pictures/flow.png")
+      -- three panels side by side: q0 and the two steps
+      assert.is_true(img:size(2) > 2 * img:size(1), flow)
+    end
   end)
 end)
