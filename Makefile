@@ -77,6 +77,7 @@ bench: setup
 	./lvae bench/ops.lua
 	./lvae bench/autograd.lua
 	./lvae bench/nn.lua
+	./lvae bench/integrators.lua
 
 # make demo: install, build, and run the main job (scripts/compare.lua
 # --demo: VAE, HVAE and qsl trained briefly on a Fashion-MNIST subset).

@@ -480,8 +480,11 @@ int lv_vjp_shape(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
             at += q.length;
             if (!needs[i])
                 continue;
+            /* a scope per input: cat and stack take any number of them */
+            lv_scope T = {0};
             lv_op_id slice = node->op == LV_OP_CAT ? LV_OP_NARROW : LV_OP_SELECT;
-            din[i] = lv_share(ag_sum_to(&S, ag_opp(&S, slice, g, &q), xi));
+            din[i] = lv_share(ag_sum_to(&T, ag_opp(&T, slice, g, &q), xi));
+            lv_scope_end(&T);
             if (!din[i])
                 status = -1;
         }

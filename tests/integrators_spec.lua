@@ -310,4 +310,20 @@ describe("integrators", function()
       fails(function() per:flow(z, rho, U, 3) end, "parameters for 2 steps")
     end)
   end)
+
+  it("euler trains at d above the old 24-input limit of stack's backward", function()
+    local dd = 30
+    local e = lv.integrators.euler{ dim = dd, dtype = "f64", step = 0.05 }
+    local z = lv.param(lv.randn({ 2, dd }, "f64"))
+    local rho = lv.randn({ 2, dd }, "f64")
+    local zK, _, ld = e:flow(z, rho, function(q) return q:square():sum(2) * 0.5 + q:softplus():sum(2) end,
+                             1, { create_graph = true })
+    local g = lv.grad(ld:sum() + zK:sum(), { z })[1]
+    assert.are.same({ 2, dd }, g:size())
+    -- and a stack of 40 tensors differentiates
+    local ps = {}
+    for i = 1, 40 do ps[i] = lv.param(lv.full({ 3 }, i, "f64")) end
+    local grads = lv.grad(lv.stack(ps, 1):square():sum(), ps)
+    assert.are.equal(80, grads[40][1]:item())
+  end)
 end)
