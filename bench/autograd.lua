@@ -142,13 +142,7 @@ local function settle(fn, single_thread)
   if single_thread then lv.set_num_threads(threads_before) end
 end
 
-local function median(list)
-  local s = table.move(list, 1, #list, 1, {})
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return 0.5 * (s[n // 2] + s[n // 2 + 1])
-end
+local median = lib.median
 
 --- Calls measure() (which returns a result with .stall, the share of its
 -- time in which some task waited for a CPU) up to TRIES times while the
@@ -187,32 +181,7 @@ end
 -- samples = {...}}}, seconds per call.
 local function time_interleaved(fns)
   return quietest(function()
-    collectgarbage("collect")
-    local iters = {}
-    for i, fn in ipairs(fns) do
-      local calls, t0 = 0, clock()
-      repeat fn(); calls = calls + 1
-      until clock() - t0 >= step_opts.warmup and calls >= 2
-      iters[i] = math.max(1, math.ceil(step_opts.min_time / ((clock() - t0) / calls)))
-    end
-    local samples = {}
-    for i = 1, #fns do samples[i] = {} end
-    local t0, s0 = clock(), stall()
-    for r = 1, step_opts.repeats do
-      for i, fn in ipairs(fns) do
-        local n, ts = iters[i], clock()
-        for _ = 1, n do fn() end
-        samples[i][r] = (clock() - ts) / n
-      end
-    end
-    local s1 = stall()
-    local out = {stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil}
-    for i = 1, #fns do
-      local s = samples[i]
-      out[i] = {median = median(s), min = math.min(table.unpack(s)),
-                max = math.max(table.unpack(s)), iters = iters[i], samples = s}
-    end
-    return out
+    return lib.time_interleaved(fns, step_opts)
   end)
 end
 

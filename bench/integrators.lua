@@ -113,14 +113,7 @@ local machine = lib.machine()
 machine.omp_wait_policy = os.getenv("OMP_WAIT_POLICY")
 machine.gomp_spincount = os.getenv("GOMP_SPINCOUNT")
 
-local function median(list)
-  local s = table.move(list, 1, #list, 1, {})
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return 0.5 * (s[n // 2] + s[n // 2 + 1])
-end
+local median = lib.median
 
 -- ---- the model -------------------------------------------------------------
 
@@ -197,34 +190,7 @@ end
 --- Interleaved timing (bench/autograd.lua's pattern): sample r of each
 -- function in turn. Returns {stall =, [i] = {median, min, max, iters,
 -- samples}}, seconds per call.
-local function time_interleaved_once(fns)
-  collectgarbage("collect")
-  local iters = {}
-  for i, fn in ipairs(fns) do
-    local calls, t0 = 0, clock()
-    repeat fn(); calls = calls + 1
-    until clock() - t0 >= opts1.warmup and calls >= 2
-    iters[i] = math.max(1, math.ceil(opts1.min_time / ((clock() - t0) / calls)))
-  end
-  local samples = {}
-  for i = 1, #fns do samples[i] = {} end
-  local t0, s0 = clock(), stall()
-  for r = 1, opts1.repeats do
-    for i, fn in ipairs(fns) do
-      local n, ts = iters[i], clock()
-      for _ = 1, n do fn() end
-      samples[i][r] = (clock() - ts) / n
-    end
-  end
-  local s1 = stall()
-  local out = {stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil}
-  for i = 1, #fns do
-    local s = samples[i]
-    out[i] = {median = median(s), min = math.min(table.unpack(s)),
-              max = math.max(table.unpack(s)), iters = iters[i], samples = s}
-  end
-  return out
-end
+local function time_interleaved_once(fns) return lib.time_interleaved(fns, opts1) end
 
 --- time_interleaved_once up to TRIES times while some task kept a CPU
 -- waiting (with several threads the benchmark's own threads wait for each

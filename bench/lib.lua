@@ -261,4 +261,50 @@ function lib.write_json(name, data)
   return path
 end
 
+--- lib.median(list): the median of an unsorted list (nil when empty).
+function lib.median(list)
+  local s = table.move(list, 1, #list, 1, {})
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return 0.5 * (s[n // 2] + s[n // 2 + 1])
+end
+
+--- lib.time_interleaved(fns, opts): sample r of every function in turn, so
+-- that a burst of other work hits them all alike. opts: warmup, min_time,
+-- repeats. Returns {stall =, [i] = {median =, min =, max =, iters =,
+-- samples = {...}}}, seconds per call; stall is the share of the time some
+-- task waited for a CPU (nil where Linux does not say).
+function lib.time_interleaved(fns, opts)
+  local clock = lib.clock
+  local stall = lib.cpu_stall or function() return nil end
+  collectgarbage("collect")
+  local iters = {}
+  for i, fn in ipairs(fns) do
+    local calls, t0 = 0, clock()
+    repeat fn(); calls = calls + 1
+    until clock() - t0 >= opts.warmup and calls >= 2
+    iters[i] = math.max(1, math.ceil(opts.min_time / ((clock() - t0) / calls)))
+  end
+  local samples = {}
+  for i = 1, #fns do samples[i] = {} end
+  local t0, s0 = clock(), stall()
+  for r = 1, opts.repeats do
+    for i, fn in ipairs(fns) do
+      local n, ts = iters[i], clock()
+      for _ = 1, n do fn() end
+      samples[i][r] = (clock() - ts) / n
+    end
+  end
+  local s1 = stall()
+  local out = {stall = s0 and s1 and (s1 - s0) / (clock() - t0) or nil}
+  for i = 1, #fns do
+    local sm = samples[i]
+    out[i] = {median = lib.median(sm), min = math.min(table.unpack(sm)),
+              max = math.max(table.unpack(sm)), iters = iters[i], samples = sm}
+  end
+  return out
+end
+
 return lib
