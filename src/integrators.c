@@ -71,6 +71,8 @@ int lv_integrator_init_params(lv_integrator *it, double h0, double gamma0,
                               double t0, int learn_step)
 {
     int64_t d = it->dim, K = it->steps;
+    if (it->kind == LV_INTEGRATOR_PLANAR && it->amortized)
+        return 0;                 /* u, w, b come with each flow call */
     if (it->kind == LV_INTEGRATOR_PLANAR) {
         /* u, w ~ N(0, 0.1^2), b = 0 (SPEC §3.5) */
         int64_t shape[2] = {K, d};
@@ -458,12 +460,32 @@ static int carry(lv_tensor **slot, lv_tensor *v)
 
 int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                        int K, lv_potential_fn potential, void *ctx,
-                       int create_graph, lv_flow_result *res)
+                       int create_graph, lv_tensor *const *planar,
+                       lv_flow_result *res)
 {
     memset(res, 0, sizeof *res);
     char buf[128];
     if (K < 1)
         return lv_error_set(4, "K must be at least 1, got %d", K);
+    if (it->amortized) {
+        if (!planar)
+            return lv_error_set(5, "an amortized planar flow needs its "
+                                "parameters: {params = {u = [B, K, d], w = "
+                                "[B, K, d], b = [B, K]}}");
+        int64_t B = z0->ndim == 2 ? z0->shape[0] : -1;
+        const lv_tensor *u = planar[0], *w = planar[1], *b = planar[2];
+        if (u->ndim != 3 || w->ndim != 3 || b->ndim != 2 || u->shape[0] != B ||
+            w->shape[0] != B || b->shape[0] != B || u->shape[1] < K ||
+            w->shape[1] < K || b->shape[1] < K || u->shape[2] != it->dim ||
+            w->shape[2] != it->dim || u->dtype != it->dtype ||
+            w->dtype != it->dtype || b->dtype != it->dtype)
+            return lv_error_set(5, "amortized planar parameters must be u, w "
+                                "[B, K, %d] and b [B, K] of dtype %s, for B "
+                                "samples and at least K steps", it->dim,
+                                lv_dtype_name(it->dtype));
+    } else if (planar) {
+        return lv_error_set(5, "params are for an amortized planar flow only");
+    }
     if (z0->ndim != 2 || z0->shape[1] != it->dim)
         return lv_error_set(1, "z0 must be [B, %d], got %s", it->dim,
                             lv_shape_format(buf, sizeof buf, z0->ndim, z0->shape));
@@ -475,7 +497,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                             rho0 ? lv_shape_format(buf, sizeof buf, rho0->ndim,
                                                    rho0->shape) : "nil");
     if ((it->per_step || it->tempering == LV_TEMPERING_FREE ||
-         it->kind == LV_INTEGRATOR_PLANAR) && K > it->steps)
+         (it->kind == LV_INTEGRATOR_PLANAR && !it->amortized)) && K > it->steps)
         return lv_error_set(4, "this integrator has parameters for %d steps "
                             "(per-step sizes, free tempering or planar "
                             "layers); K = %d", it->steps, K);
@@ -627,23 +649,32 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
             /* SPEC §3.5: z' = z + û tanh(wᵀz + b), û = u + (m(wᵀu) - wᵀu)
              * w / |w|², m(a) = -1 + softplus(a);
              * log|det| = log|1 + (1 - tanh²(wᵀz + b)) ûᵀw| */
-            lv_op_params sel = {.dim = 0, .start = k - 1};
-            lv_tensor *u = ag_opp(&S, LV_OP_SELECT, it->planar_u, &sel);
-            lv_tensor *w = ag_opp(&S, LV_OP_SELECT, it->planar_w, &sel);
-            lv_tensor *b = ag_opp(&S, LV_OP_SELECT, it->planar_b, &sel);
-            lv_tensor *wu = ag_op2(&S, LV_OP_DOT, w, u);
+            /* Global: u, w [d], b []. Amortized: u, w [B, d], b [B], one
+             * set per sample. Inner products run over the last dim. */
+            int per_sample = it->amortized;
+            lv_op_params sel = {.dim = per_sample ? 1 : 0, .start = k - 1};
+            lv_tensor *u = ag_opp(&S, LV_OP_SELECT, per_sample ? planar[0] : it->planar_u, &sel);
+            lv_tensor *w = ag_opp(&S, LV_OP_SELECT, per_sample ? planar[1] : it->planar_w, &sel);
+            lv_tensor *b = ag_opp(&S, LV_OP_SELECT, per_sample ? planar[2] : it->planar_b, &sel);
+            lv_op_params last = {.dim_mask = per_sample ? 2u : 1u};
+            lv_op_params col1 = {.dim = per_sample ? 1 : 0};
+            lv_tensor *wu = ag_opp(&S, LV_OP_SUM, ag_mul(&S, w, u), &last);
             lv_tensor *m = ag_add_scalar(&S, ag_op(&S, LV_OP_SOFTPLUS, wu), -1.0);
-            lv_tensor *u_hat = ag_add(&S, u, ag_mul(&S, ag_div(&S, ag_sub(&S, m, wu),
-                                                         ag_op2(&S, LV_OP_DOT, w, w)), w));
+            lv_tensor *coef = ag_div(&S, ag_sub(&S, m, wu),
+                                     ag_opp(&S, LV_OP_SUM, ag_mul(&S, w, w), &last));
+            if (per_sample)
+                coef = ag_opp(&S, LV_OP_UNSQUEEZE, coef, &col1);
+            lv_tensor *u_hat = ag_add(&S, u, ag_mul(&S, coef, w));
+            lv_op_params rows = {.dim_mask = 2};
             lv_tensor *act = ag_op(&S, LV_OP_TANH,
-                                   ag_add(&S, ag_op2(&S, LV_OP_MATMUL, z, w), b));
-            lv_op_params col1 = {.dim = 1};
-            z_new = ag_add(&S, z, ag_mul(&S, ag_opp(&S, LV_OP_UNSQUEEZE, act, &col1),
+                                   ag_add(&S, ag_opp(&S, LV_OP_SUM, ag_mul(&S, z, w), &rows), b));
+            lv_op_params colB = {.dim = 1};
+            z_new = ag_add(&S, z, ag_mul(&S, ag_opp(&S, LV_OP_UNSQUEEZE, act, &colB),
                                          u_hat));
             lv_tensor *psi = ag_add_scalar(&S, ag_op(&S, LV_OP_NEG,
                                                      ag_op(&S, LV_OP_SQUARE, act)), 1.0);
-            lv_tensor *det = ag_add_scalar(&S, ag_mul(&S, psi, ag_op2(&S, LV_OP_DOT,
-                                                                      u_hat, w)), 1.0);
+            lv_tensor *det = ag_add_scalar(&S, ag_mul(&S, psi, ag_opp(&S, LV_OP_SUM,
+                                                      ag_mul(&S, u_hat, w), &last)), 1.0);
             ld_new = ag_add(&S, logdet, ag_op(&S, LV_OP_LOG, ag_op(&S, LV_OP_ABS, det)));
             break;
         }

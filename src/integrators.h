@@ -56,6 +56,7 @@ typedef struct lv_integrator {
     int noise;                  /* stochastic (qsl, qsl2, euler) */
     int cache;                  /* leapfrog: reuse g(z') of step k */
     int overdamped;             /* euler */
+    int amortized;              /* planar: u, w, b per sample, given to flow */
     double clip_force;          /* bound on |g| per sample; 0 = off */
     lv_tempering tempering;     /* leapfrog */
     lv_init_temperature init_temperature;   /* qsl, qsl2 */
@@ -106,11 +107,15 @@ lv_tensor *lv_integrator_temperature0(const lv_integrator *it, int K);
 /* Tempered leapfrog's alpha_k, k = 1..K: a 0-dim tensor (new reference). */
 lv_tensor *lv_integrator_alpha(const lv_integrator *it, int k, int K);
 
-/* Runs K steps from (z0, rho0). Returns 0 or -1 with lv_error; on success
- * the result holds new references (free with lv_flow_result_clear). */
+/* Runs K steps from (z0, rho0). An amortized planar flow takes its
+ * per-sample parameters in `planar` = {u [B, K', d], w [B, K', d],
+ * b [B, K']} (K' >= K); NULL otherwise. Returns 0 or -1 with lv_error; on
+ * success the result holds new references (free with
+ * lv_flow_result_clear). */
 int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0,
                        lv_tensor *rho0, int K, lv_potential_fn potential,
-                       void *ctx, int create_graph, lv_flow_result *res);
+                       void *ctx, int create_graph, lv_tensor *const *planar,
+                       lv_flow_result *res);
 void lv_flow_result_clear(lv_flow_result *res);
 
 #endif

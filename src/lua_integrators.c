@@ -166,10 +166,6 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
     lua_getfield(L, 1, "dtype");
     lv_dtype dtype = lv_lua_opt_dtype(L, -1, LV_DTYPE_F32);
     lua_pop(L, 1);
-    if (kind == LV_INTEGRATOR_PLANAR && opt_bool(L, 1, "amortized", 0))
-        return luaL_error(L, "planar: amortized = true (parameters from the "
-                          "encoder) is not available yet; use the global "
-                          "parameters (the default)");
 
     /* The box first, so that the integrator is owned before anything can
      * raise. */
@@ -181,6 +177,7 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
         return lv_lua_raise(L, name);
     *box = it;
 
+    it->amortized = kind == LV_INTEGRATOR_PLANAR && opt_bool(L, 1, "amortized", 0);
     int per_step = opt_bool(L, 1, "per_step", 0);
     int K = opt_positive_int(L, "K", 1);
     it->per_step = per_step;
@@ -400,9 +397,24 @@ static int integrator_flow(lua_State *L)
     lua_Integer K = luaL_checkinteger(L, 5);
     luaL_argcheck(L, K >= 1, 5, "K must be at least 1");
     int create_graph = 0;
+    lv_tensor *planar[3] = {NULL, NULL, NULL};
+    int have_planar = 0;
     if (!lua_isnoneornil(L, 6)) {
         luaL_checktype(L, 6, LUA_TTABLE);
         create_graph = opt_bool(L, 6, "create_graph", 0);
+        if (lua_getfield(L, 6, "params") != LUA_TNIL) {
+            static const char *const keys[3] = {"u", "w", "b"};
+            luaL_argcheck(L, lua_istable(L, -1), 6, "params must be {u = ..., w = ..., b = ...}");
+            for (int i = 0; i < 3; i++) {
+                lua_getfield(L, -1, keys[i]);
+                planar[i] = lv_lua_test_tensor(L, -1);
+                if (!planar[i])
+                    return luaL_error(L, "flow: params.%s must be a tensor", keys[i]);
+                lua_pop(L, 1);        /* the params table keeps it alive */
+            }
+            have_planar = 1;
+        }
+        lua_pop(L, 1);
     }
     /* Boxes for the results before the flow runs. */
     lv_tensor **boxes[3];
@@ -411,7 +423,7 @@ static int integrator_flow(lua_State *L)
     lua_potential ctx = {L, 4};
     lv_flow_result res;
     if (lv_integrator_flow(it, z0, rho0, (int)K, potential_bridge, &ctx,
-                           create_graph, &res) < 0)
+                           create_graph, have_planar ? planar : NULL, &res) < 0)
         return lv_lua_raise(L, "flow");
     *boxes[0] = res.z;
     *boxes[1] = res.rho;
@@ -577,6 +589,12 @@ static int integrator_dim(lua_State *L)
     return 1;
 }
 
+static int integrator_amortized(lua_State *L)
+{
+    lua_pushboolean(L, check_integrator(L, 1)->amortized);
+    return 1;
+}
+
 static int integrator_has_momentum(lua_State *L)
 {
     lua_pushboolean(L, has_momentum(check_integrator(L, 1)));
@@ -659,7 +677,8 @@ static int integrator_tostring(lua_State *L)
             lv_tensor_release(T0);
         }
     } else {
-        lua_pushfstring(L, "\n  %d planar layers", it->steps);
+        lua_pushfstring(L, it->amortized ? "\n  amortized planar layers (u, w, b "
+                        "from the encoder)" : "\n  %d planar layers", it->steps);
         luaL_addvalue(&b);
     }
     lv_grad_set_enabled(mode);
@@ -684,6 +703,7 @@ void lv_open_integrators(lua_State *L)
         {"kind", integrator_kind},
         {"dim", integrator_dim},
         {"has_momentum", integrator_has_momentum},
+        {"amortized", integrator_amortized},
         {NULL, NULL}
     };
     luaL_newlib(L, methods);

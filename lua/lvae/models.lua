@@ -214,7 +214,7 @@ function Latent:log_weight(x, S, opts)
   if create_graph == nil then create_graph = lv.is_grad_enabled() end
   local N, x2 = S * B, x:reshape({ B, D })
 
-  local z0, log_q0, h_q0 = self:_propose(x, S, opts.gen, where)
+  local z0, log_q0, h_q0, flow_params = self:_propose(x, S, opts.gen, where)
   local d = z0:size(2)
   local zK, rhoK, logdet, log_r0, h_r0 = z0, nil, nil, nil, nil
   local flow, K = self.flow, self.K
@@ -226,7 +226,8 @@ function Latent:log_weight(x, S, opts)
     end
     local potential = function(z) return self:_potential(x2, z, S, B, where) end
     local n_grad, stats
-    zK, rhoK, logdet, n_grad, stats = flow:flow(z0, rho0, potential, K, { create_graph = create_graph })
+    zK, rhoK, logdet, n_grad, stats = flow:flow(z0, rho0, potential, K, {
+      create_graph = create_graph, params = self:_flow_params(flow_params, S, where) })
     self.grad_evals, self.flow_stats = n_grad, stats
   end
 
@@ -256,7 +257,7 @@ end
 
 --- z0 = mu + sigma eps for an encoder's mu, sigma [B, d].
 function Latent:_propose_encoder(x, S, gen, where)
-  local mu, sigma = self.encoder(x)
+  local mu, sigma, flow_params = self.encoder(x)
   if not lv.is_tensor(mu) or not lv.is_tensor(sigma) then
     fail(where, "the encoder must return two tensors mu, sigma [B, d] (got %s, %s)",
          typename(mu), typename(sigma))
@@ -274,16 +275,39 @@ function Latent:_propose_encoder(x, S, gen, where)
   -- log N(z0; mu, sigma^2) with (z0 - mu) / sigma = eps exactly.
   local log_q0 = (-0.5 * eps:square() - log_sigma - HALF_LOG_2PI):sum(3):reshape({ S * B })
   local h_q0 = log_sigma:sum(2) + d * HALF_LOG_2PIE
-  return z0, log_q0, h_q0
+  return z0, log_q0, h_q0, flow_params
+end
+
+--- An amortized flow's parameters from the encoder's third result
+-- {u [B, K, d], w [B, K, d], b [B, K]}, repeated for S samples per
+-- datapoint (sample-major rows, like z0); nil for other flows.
+function Latent:_flow_params(params, S, where)
+  local flow = self.flow
+  if not (flow and flow.amortized and flow:amortized()) then return nil end
+  if type(params) ~= "table" or not lv.is_tensor(params.u) or not lv.is_tensor(params.w)
+      or not lv.is_tensor(params.b) then
+    fail(where, "an amortized planar flow needs the encoder to return a third result "
+         .. "{u = [B, K, d], w = [B, K, d], b = [B, K]} (got %s)", typename(params))
+  end
+  local function repeat_rows(t)
+    local size = t:size()
+    local wide = { S }
+    for i = 1, #size do wide[i + 1] = size[i] end
+    local rows = { S * size[1] }
+    for i = 2, #size do rows[i] = size[i] end
+    return t:unsqueeze(1):expand(wide):reshape(rows)
+  end
+  return { u = repeat_rows(params.u), w = repeat_rows(params.w), b = repeat_rows(params.b) }
 end
 
 --- The flow applied to z0 [B, d] (for sample/reconstruct): zK.
-function Latent:_flow_only(x2, z0, B, where)
+function Latent:_flow_only(x2, z0, B, where, flow_params)
   local flow, K = self.flow, self.K
   if not flow then return z0 end
   local rho0 = flow:has_momentum() and flow:init_momentum(B, K) or nil
   local potential = function(z) return self:_potential(x2, z, 1, B, where) end
-  local zK = flow:flow(z0, rho0, potential, K, { create_graph = false })
+  local zK = flow:flow(z0, rho0, potential, K, {
+    create_graph = false, params = self:_flow_params(flow_params, 1, where) })
   return zK
 end
 
@@ -450,11 +474,12 @@ function FlowVAE:reconstruct(x, opts)
   opts = check_table(where, "options", opts)
   check_keys(where, opts, { "sample" })
   return lv.no_grad(function()
-    local z0
+    local z0, flow_params, _
     if opts.sample then
-      z0 = self:_propose_encoder(x, 1, nil, where)
+      z0, _, _, flow_params = self:_propose_encoder(x, 1, nil, where)
     else
-      local mu = self.encoder(x)
+      local mu
+      mu, _, flow_params = self.encoder(x)
       if not lv.is_tensor(mu) or mu:dim() ~= 2 or mu:size(1) ~= B then
         fail(where, "the encoder must return mu [%d, d] (got %s)", B,
              lv.is_tensor(mu) and shape_string(mu:size()) or typename(mu))
@@ -462,7 +487,7 @@ function FlowVAE:reconstruct(x, opts)
       self:_check_dim(where, mu:size(2), "the encoder's mu")
       z0 = mu
     end
-    local zK = self:_flow_only(x:reshape({ B, D }), z0, B, where)
+    local zK = self:_flow_only(x:reshape({ B, D }), z0, B, where, flow_params)
     local out = self:_decode(zK, D, where)
     if self.likelihood == "bernoulli" then out = out:sigmoid() end
     return out, zK
