@@ -151,15 +151,8 @@ local median = lib.median
 -- much larger share counts as busy.
 local t_start = clock()
 local function quietest(measure)
-  local limit = lv.num_threads() == 1 and STALL_LIMIT or 0.5
-  local best
-  for try = 1, TRIES do
-    if try > 1 and clock() - t_start > RETRY_UNTIL then break end
-    local r = measure()
-    if not best or (r.stall or 0) < (best.stall or 0) then best = r end
-    if (best.stall or 0) <= limit then break end
-  end
-  return best
+  return lib.quietest(measure, { tries = TRIES, deadline = t_start + RETRY_UNTIL,
+                                 limit = lv.num_threads() == 1 and STALL_LIMIT or 0.5 })
 end
 
 --- A kernel's standalone time: lib.time, and the CPU-wait share.

@@ -197,16 +197,9 @@ local function time_interleaved_once(fns) return lib.time_interleaved(fns, opts1
 -- other's cores too, so only a larger share counts); keeps the least
 -- disturbed result.
 local function time_interleaved(fns)
-  local limit = lv.num_threads() == 1 and STALL_LIMIT or 0.3
-  local best
-  for try = 1, TRIES do
-    if try > 1 and clock() - t_start > RETRY_UNTIL then break end
-    local r = time_interleaved_once(fns)
-    r.tries = try
-    if not best or (r.stall or 0) < (best.stall or 0) then best = r end
-    if (best.stall or 0) <= limit then break end
-  end
-  return best
+  return lib.quietest(function() return time_interleaved_once(fns) end, {
+    tries = TRIES, deadline = t_start + RETRY_UNTIL,
+    limit = lv.num_threads() == 1 and STALL_LIMIT or 0.3 })
 end
 
 --- fn's time per call: one call first (the warm-up when calls are slow),

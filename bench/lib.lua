@@ -261,6 +261,23 @@ function lib.write_json(name, data)
   return path
 end
 
+--- lib.quietest(measure, opts): calls measure() -- whose result has
+-- .stall, the share of its time in which some task waited for a CPU -- up
+-- to opts.tries times while that share is above opts.limit, and keeps the
+-- least disturbed result (with .tries set). No retry once opts.deadline
+-- (a lib.clock() time) has passed.
+function lib.quietest(measure, opts)
+  local best
+  for try = 1, opts.tries do
+    if try > 1 and opts.deadline and lib.clock() > opts.deadline then break end
+    local r = measure()
+    r.tries = try
+    if not best or (r.stall or 0) < (best.stall or 0) then best = r end
+    if (best.stall or 0) <= opts.limit then break end
+  end
+  return best
+end
+
 --- lib.median(list): the median of an unsorted list (nil when empty).
 function lib.median(list)
   local s = table.move(list, 1, #list, 1, {})

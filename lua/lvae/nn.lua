@@ -384,19 +384,25 @@ function nn.Linear:extra_repr()
   return string.format("%d -> %d%s", self.n_in, self.n_out, self.bias and "" or ", no bias")
 end
 
-nn.Conv2d = class("Conv2d")
-function nn.Conv2d:init(c_in, c_out, kernel, opts)
-  opts = opts or {}
-  check_positive(c_in, "Conv2d: c_in", 4)
-  check_positive(c_out, "Conv2d: c_out", 4)
-  local kh, kw = pair(kernel, "Conv2d: kernel", true)
+--- What Conv2d and ConvTranspose2d share: checked sizes, stride and
+-- padding, and a weight of `weight_shape(kh, kw)` with a bias [c_out].
+local function init_conv(self, name, c_in, c_out, kernel, opts, weight_shape)
+  check_positive(c_in, name .. ": c_in", 5)
+  check_positive(c_out, name .. ": c_out", 5)
+  local kh, kw = pair(kernel, name .. ": kernel", true)
   self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
   self.stride, self.padding = opts.stride or 1, opts.padding or 0
-  pair(self.stride, "Conv2d: stride", true)
+  pair(self.stride, name .. ": stride", true)
   resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
   local dtype = opts.dtype or "f32"
-  initialise(self:register_parameter("weight", lv.zeros({ c_out, c_in, kh, kw }, dtype)), opts.init)
+  initialise(self:register_parameter("weight", lv.zeros(weight_shape(kh, kw), dtype)), opts.init)
   if opts.bias ~= false then self:register_parameter("bias", lv.zeros({ c_out }, dtype)) end
+end
+
+nn.Conv2d = class("Conv2d")
+function nn.Conv2d:init(c_in, c_out, kernel, opts)
+  init_conv(self, "Conv2d", c_in, c_out, kernel, opts or {},
+            function(kh, kw) return { c_out, c_in, kh, kw } end)
 end
 function nn.Conv2d:forward(x)
   return nn.F.conv2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding })
@@ -411,19 +417,10 @@ end
 nn.ConvTranspose2d = class("ConvTranspose2d")
 function nn.ConvTranspose2d:init(c_in, c_out, kernel, opts)
   opts = opts or {}
-  check_positive(c_in, "ConvTranspose2d: c_in", 4)
-  check_positive(c_out, "ConvTranspose2d: c_out", 4)
-  local kh, kw = pair(kernel, "ConvTranspose2d: kernel", true)
-  self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
-  self.stride, self.padding = opts.stride or 1, opts.padding or 0
   self.output_padding = opts.output_padding
-  pair(self.stride, "ConvTranspose2d: stride", true)
-  resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
-  local dtype = opts.dtype or "f32"
-  local w = lv.zeros({ c_in, c_out, kh, kw }, dtype)
-  -- Fans as the adjoint convolution sees them: out = c_in, in = c_out.
-  initialise(self:register_parameter("weight", w), opts.init)
-  if opts.bias ~= false then self:register_parameter("bias", lv.zeros({ c_out }, dtype)) end
+  -- [c_in, c_out, kh, kw]: fans as the adjoint convolution sees them
+  init_conv(self, "ConvTranspose2d", c_in, c_out, kernel, opts,
+            function(kh, kw) return { c_in, c_out, kh, kw } end)
 end
 function nn.ConvTranspose2d:forward(x, output_size)
   return nn.F.conv_transpose2d(x, self.weight, self.bias, {
