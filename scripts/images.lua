@@ -181,7 +181,7 @@ return {
     lv.memory_reset_peak()
     local t0 = lv.clock()
     local nll, se, ess, info = lv.estimators.nll(model, x, {
-      samples = c["nll-samples"], chunk = 100, runs = c["nll-runs"] })
+      samples = c["nll-samples"], chunk = 100, runs = c["nll-runs"], progress = run:task("test NLL") })
     local elbo = lv.no_grad(function()
       local total, n = 0, x:size(1)
       for i = 1, n, 500 do

@@ -427,7 +427,7 @@ function M.finish(run, state)
   local t0 = lv.clock()
   local nll, se, ess, info = lv.estimators.nll(model, x, {
     samples = c["nll-samples"], chunk = math.min(100, c["nll-samples"]), runs = c["nll-runs"],
-    batch = 50 })
+    batch = 50, progress = run:task("test NLL") })
   local elbo = mean_elbo(model, x)
   local results = {
     model = c.model, K = state.flow and c.K or 0, d = c.d, patch = c.patch,

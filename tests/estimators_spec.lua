@@ -161,6 +161,29 @@ describe("estimators", function()
       H.assert_close(info.per_datapoint, -(values:logsumexp(1) - math.log(50)), 1e-13, 0)
     end)
 
+    it("reports its progress after every chunk, counting weights drawn", function()
+      local values = lv.randn({ 30, 5 }, "f64")
+      local model = { log_weight = function(_, xb, n) return values:narrow(1, 1, n):narrow(2, 1, xb:size(1)) end }
+      local seen = {}
+      local plain = E.nll(model, lv.zeros({ 5, 1 }), { samples = 30, chunk = 7, runs = 2, batch = 3 })
+      local nll = E.nll(model, lv.zeros({ 5, 1 }), { samples = 30, chunk = 7, runs = 2, batch = 3,
+        progress = function(done, total) seen[#seen + 1] = { done, total } end })
+      assert.are.equal(plain, nll)
+      -- batch 1 (3 points) then batch 2 (2 points); 2 runs of chunks 7, 7, 7, 7, 2
+      local expected, done = {}, 0
+      for _, nb in ipairs({ 3, 2 }) do
+        for _ = 1, 2 do
+          for _, n in ipairs({ 7, 7, 7, 7, 2 }) do
+            done = done + n * nb
+            expected[#expected + 1] = { done, 300 }
+          end
+        end
+      end
+      assert.are.same(expected, seen)
+      H.expect_error(function() E.nll(model, lv.zeros({ 5, 1 }), { progress = 1 }) end,
+                     "estimators.nll", "progress must be a function(done, total) (got number)")
+    end)
+
     it("does not hold more tensor memory for S = 20,000 than for S = 2,000 (chunked)", function()
       local m = reference()
       local function peak(S)

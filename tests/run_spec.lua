@@ -385,6 +385,32 @@ describe("run", function()
     assert.is_false(exists(run.dir .. "/log.csv"))
   end)
 
+  it("shows a task's progress: a line every 10% elsewhere, a bar on a terminal", function()
+    local exp = {
+      name = "task",
+      finish = function(run)
+        local progress = run:task("test NLL")
+        for done = 1, 40 do progress(done * 25, 1000) end
+        return {}
+      end,
+    }
+    local status, _, out = main({ exp, "--out", tmp }, false)
+    assert.are.equal(0, status)
+    local tenths = {}
+    for pct in out:gmatch("test NLL: (%d+)%% ETA %d+:%d%d\n") do tenths[#tenths + 1] = tonumber(pct) end
+    assert.are.same({ 10, 20, 30, 40, 50, 60, 70, 80, 90 }, tenths)
+    assert.truthy(out:find("test NLL: done in 0:00\n", 1, true), out)
+    assert.is_nil(out:find("\r", 1, true))
+
+    local term = sink()
+    run_mod.main({ exp, "--out", tmp }, { stdout = term, stderr = sink(), tty = true })
+    local text = term:text()
+    assert.truthy(text:find("\r\27%[Ktest NLL %[#*%.*%] %d+%% ETA"), text)
+    assert.truthy(text:find("test NLL: done in", 1, true), text)
+    _, _, out = main({ exp, "--out", tmp, "--quiet" }, false)
+    assert.is_nil(out:find("test NLL", 1, true))
+  end)
+
   it("takes a list of batches and plain-number losses", function()
     local exp = {
       name = "list",

@@ -92,31 +92,45 @@ end
 
 ---- importance-sampled NLL --------------------------------------------------------------
 
---- nll(model, x, {samples = 1000, chunk = 100, runs = 3, batch}) ->
--- nll, se, ess, info. nll is the mean over runs of the mean over
+--- nll(model, x, {samples = 1000, chunk = 100, runs = 3, batch, progress})
+-- -> nll, se, ess, info. nll is the mean over runs of the mean over
 -- datapoints of -log (1/S Σ w); se = sd / sqrt(runs) (NaN for one run);
 -- ess the mean ESS over datapoints and runs. `batch` datapoints go to
 -- log_weight at a time (all of x by default); each call asks for at most
 -- `chunk` samples. info: sd, run_nll [R], per_datapoint [B] (mean over
 -- runs), ess_per_datapoint [B], nll_runs [R, B], ess_runs [R, B],
--- samples, chunk, runs. Runs off the tape.
+-- samples, chunk, runs. Runs off the tape. progress, a function, is called
+-- as progress(done, total) after every chunk, counting weights drawn (total
+-- = N samples runs): a long evaluation can show how far it is.
 function M.nll(model, x, opts)
   local where = "estimators.nll"
   check_model(where, model, "log_weight")
   x = check_data(where, x)
-  opts = check_options(where, opts, { "samples", "chunk", "runs", "batch" })
+  opts = check_options(where, opts, { "samples", "chunk", "runs", "batch", "progress" })
   local S = check_count(where, "samples", opts.samples or 1000)
   local chunk = check_count(where, "chunk", opts.chunk or math.min(S, 100))
   local R = check_count(where, "runs", opts.runs or 3)
   local N = x:size(1)
   local batch = check_count(where, "batch", opts.batch or N)
+  local progress = opts.progress
+  if progress ~= nil and type(progress) ~= "function" then
+    fail(where, "progress must be a function(done, total) (got %s)", typename(progress))
+  end
+  local done, total = 0, N * S * R
 
   local nll_parts, ess_parts = {}, {}
   lv.no_grad(function()
     for start = 1, N, batch do
       local nb = math.min(batch, N - start + 1)
       local xb = nb == N and x or x:narrow(1, start, nb)
-      local function log_weight(n) return model:log_weight(xb, n) end
+      local function log_weight(n)
+        local lw = model:log_weight(xb, n)
+        if progress then
+          done = done + n * nb
+          progress(done, total)
+        end
+        return lw
+      end
       local nll_b, ess_b = C.nll(log_weight, nb, S, chunk, R)
       nll_parts[#nll_parts + 1], ess_parts[#ess_parts + 1] = nll_b, ess_b
     end

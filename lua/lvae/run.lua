@@ -64,7 +64,10 @@
 -- step being taken, from 1), run.batch, run.n_batches, run.resumed,
 -- run:print(...), run:log(fmt, ...) (both also append to messages.log),
 -- run:picture_path(name) (pictures/name, ".png" added when there is no
--- extension), run:path(name) and run:generator([k]).
+-- extension), run:path(name), run:generator([k]) and run:task(label), a
+-- progress(done, total) function for a long step outside training (such
+-- as lv.estimators.nll's progress option): a bar with an ETA on a
+-- terminal, a line every 10% elsewhere, a closing line with the time.
 --
 -- The runner adds --seed, --epochs, --out, --name, --resume RUN_DIR,
 -- --patience, --finish-with, --keep-checkpoints, --log-every, --max-steps,
@@ -592,6 +595,36 @@ function Progress:update(batch, items, loss)
   end
 end
 
+--- A task outside the epochs (an evaluation): done of total units since t0.
+function Progress:task(label, done, total, t0)
+  if self.quiet then return end
+  local now = lv.clock()
+  local fraction = total > 0 and math.min(1, done / total) or 1
+  local elapsed = now - t0
+  if fraction >= 1 then
+    self:line(string.format("%s: done in %s", label, duration(elapsed)))
+    return
+  end
+  local eta = fraction > 0 and duration(elapsed * (1 - fraction) / fraction) or "?"
+  if self.tty then
+    if now - self.last_draw < 0.1 then return end
+    self.last_draw = now
+    local width = 20
+    local filled = math.floor(width * fraction)
+    self.out:write("\r\27[K", string.format("%s [%s%s] %d%% ETA %s", label, string.rep("#", filled),
+      string.rep(".", width - filled), math.floor(100 * fraction), eta))
+    self.out:flush()
+    self.shown = true
+  else
+    local tenth = math.floor(10 * fraction)
+    if self.task_t0 ~= t0 then self.task_t0, self.task_tenth = t0, 0 end
+    if tenth > self.task_tenth then
+      self.task_tenth = tenth
+      self:line(string.format("%s: %d%% ETA %s", label, 10 * tenth, eta))
+    end
+  end
+end
+
 function Progress:end_epoch(extra)
   local items_rate = self:rate()
   local mean = self.batches > 0 and self.loss_sum / self.batches or 0 / 0
@@ -637,6 +670,12 @@ function Run:print(...)
 end
 
 function Run:log(fmt, ...) self:_message(string.format(fmt, ...)) end
+
+--- progress(done, total) for a long task outside training, shown as `label`.
+function Run:task(label)
+  local t0, progress = lv.clock(), self.progress
+  return function(done, total) progress:task(label, done, total, t0) end
+end
 
 function Run:_warn(text)
   self.progress:clear()
@@ -1183,7 +1222,7 @@ end
 
 --- Runs an experiment: args are the command line after `lvae run`
 -- ({"FILE.lua", "--K", "5", ...}); streams (optional) = {stdout = f,
--- stderr = f}. Returns the exit status and the run (or the error message).
+-- stderr = f, tty = bool (default: whether stdout is a terminal)}. Returns the exit status and the run (or the error message).
 function M.main(args, streams)
   local out = streams and streams.stdout or io.stdout
   local err = streams and streams.stderr or io.stderr
@@ -1198,7 +1237,8 @@ function M.main(args, streams)
   end
 
   local c = run.config
-  local tty = out == io.stdout and os.execute("[ -t 1 ]") == true
+  local tty = streams and streams.tty
+  if tty == nil then tty = out == io.stdout and os.execute("[ -t 1 ]") == true end
   run.progress = new_progress(out, tty, c.quiet, c.log_every or 0)
 
   local traceback
