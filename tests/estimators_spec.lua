@@ -161,6 +161,19 @@ describe("estimators", function()
       H.assert_close(info.per_datapoint, -(values:logsumexp(1) - math.log(50)), 1e-13, 0)
     end)
 
+    it("by default gives log_weight at most 2^14 rows (batch x chunk) at a time", function()
+      local sizes = {}
+      local model = { log_weight = function(_, xb, n)
+        sizes[#sizes + 1] = { xb:size(1), n }
+        return lv.zeros({ n, xb:size(1) }, "f64")
+      end }
+      E.nll(model, lv.zeros({ 200, 1 }), { samples = 100, chunk = 100, runs = 1 })
+      assert.are.same({ { 163, 100 }, { 37, 100 } }, sizes)      -- 163 = 16384 // 100
+      sizes = {}
+      E.nll(model, lv.zeros({ 3, 1 }), { samples = 20000, chunk = 20000, runs = 1 })
+      assert.are.same({ { 1, 20000 }, { 1, 20000 }, { 1, 20000 } }, sizes)
+    end)
+
     it("reports its progress after every chunk, counting weights drawn", function()
       local values = lv.randn({ 30, 5 }, "f64")
       local model = { log_weight = function(_, xb, n) return values:narrow(1, 1, n):narrow(2, 1, xb:size(1)) end }

@@ -92,16 +92,19 @@ end
 
 ---- importance-sampled NLL --------------------------------------------------------------
 
+local NLL_ROWS = 1 << 14
+
 --- nll(model, x, {samples = 1000, chunk = 100, runs = 3, batch, progress})
 -- -> nll, se, ess, info. nll is the mean over runs of the mean over
 -- datapoints of -log (1/S Σ w); se = sd / sqrt(runs) (NaN for one run);
 -- ess the mean ESS over datapoints and runs. `batch` datapoints go to
--- log_weight at a time (all of x by default); each call asks for at most
--- `chunk` samples. info: sd, run_nll [R], per_datapoint [B] (mean over
--- runs), ess_per_datapoint [B], nll_runs [R, B], ess_runs [R, B],
--- samples, chunk, runs. Runs off the tape. progress, a function, is called
--- as progress(done, total) after every chunk, counting weights drawn (total
--- = N samples runs): a long evaluation can show how far it is.
+-- log_weight at a time (by default as many as keep batch x chunk within
+-- 2^14 rows); each call asks for at most `chunk` samples. info: sd,
+-- run_nll [R], per_datapoint [B] (mean over runs), ess_per_datapoint [B],
+-- nll_runs [R, B], ess_runs [R, B], samples, chunk, runs. Runs off the
+-- tape. progress, a function, is called as progress(done, total) after
+-- every chunk, counting weights drawn (total = N samples runs): a long
+-- evaluation can show how far it is.
 function M.nll(model, x, opts)
   local where = "estimators.nll"
   check_model(where, model, "log_weight")
@@ -111,7 +114,10 @@ function M.nll(model, x, opts)
   local chunk = check_count(where, "chunk", opts.chunk or math.min(S, 100))
   local R = check_count(where, "runs", opts.runs or 3)
   local N = x:size(1)
-  local batch = check_count(where, "batch", opts.batch or N)
+  -- by default at most NLL_ROWS rows (batch x chunk) per log_weight call:
+  -- activations stay tens of MB, reused by the allocator's cache, rather
+  -- than hundreds fetched from the system and faulted in on every call
+  local batch = check_count(where, "batch", opts.batch or math.min(N, math.max(1, NLL_ROWS // chunk)))
   local progress = opts.progress
   if progress ~= nil and type(progress) ~= "function" then
     fail(where, "progress must be a function(done, total) (got %s)", typename(progress))
