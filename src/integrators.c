@@ -244,6 +244,7 @@ typedef struct force_ctx {
     int keep_graph;               /* euler: the force must be differentiable */
     lv_tensor *last_U;            /* owned */
     lv_tensor *z_used;            /* owned: the tensor g was taken at */
+    lv_tensor *z_arg;             /* owned: the state force() was given */
 } force_ctx;
 
 /* Row norms of g [B]: |g_b|. */
@@ -279,6 +280,9 @@ static lv_tensor *force(force_ctx *f, lv_tensor *z)
     f->last_U = U;
     lv_tensor_release(f->z_used);
     f->z_used = zin;
+    lv_tensor_retain(z);
+    lv_tensor_release(f->z_arg);
+    f->z_arg = z;
 
     const lv_integrator *it = f->it;
     lv_scope S = {0};
@@ -444,6 +448,7 @@ void lv_flow_result_clear(lv_flow_result *res)
     lv_tensor_release(res->z);
     lv_tensor_release(res->rho);
     lv_tensor_release(res->logdet);
+    lv_tensor_release(res->U_end);
     free(res->stats.max_grad);
     memset(res, 0, sizeof *res);
 }
@@ -514,7 +519,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
 
     int mode = lv_grad_set_enabled(create_graph);
     force_ctx f = {it, potential, ctx, create_graph, 0, &res->stats, 0,
-                   it->kind == LV_INTEGRATOR_EULER, NULL, NULL};
+                   it->kind == LV_INTEGRATOR_EULER, NULL, NULL, NULL};
     int64_t B = z0->shape[0];
     lv_dtype dt = it->dtype;
     /* The state, each an owned reference carried from step to step. */
@@ -704,6 +709,12 @@ step_done:
         res->rho = momentum ? lv_share(rho) : NULL;
         res->logdet = lv_share(logdet);
         res->n_grad_evals = f.n_evals;
+        /* -U(z_K) is the log-joint the ELBO needs at the end: handing it
+         * back saves the caller a decoder pass. Without create_graph the
+         * potential's graph is gone, so only its values are usable, and
+         * only when the caller records nothing. */
+        if (f.z_arg == z && f.last_U && (create_graph || !mode))
+            res->U_end = create_graph ? lv_share(f.last_U) : lv_tensor_detach(f.last_U);
     }
     lv_tensor_release(z);
     lv_tensor_release(rho);
@@ -712,6 +723,7 @@ step_done:
     lv_tensor_release(gamma);
     lv_tensor_release(f.last_U);
     lv_tensor_release(f.z_used);
+    lv_tensor_release(f.z_arg);
     lv_grad_set_enabled(mode);
     if (status < 0) {
         lv_flow_result_clear(res);

@@ -83,6 +83,11 @@ typedef struct lv_flow_stats {
 typedef struct lv_flow_result {
     lv_tensor *z, *rho;         /* [B, d]; rho NULL for planar / overdamped */
     lv_tensor *logdet;          /* [B] */
+    lv_tensor *U_end;           /* U(z) [B] when the last force was taken at
+                                   the returned z (leapfrog, qsl, qsl2) and
+                                   is usable: on the tape with create_graph,
+                                   or plain values when the caller's grad
+                                   mode is off; else NULL */
     int n_grad_evals;
     lv_flow_stats stats;
 } lv_flow_result;

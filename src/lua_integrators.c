@@ -5,6 +5,7 @@
  *   lv.flows.planar{...}
  *   it:flow(z0, rho0, potential, K [, {create_graph}])
  *       -> zK, rhoK (nil without momentum), logdet [B], n_grad_evals, stats
+ *       (stats.potential = U(zK) [B] when the flow has it: integrators.h)
  *   it:init_momentum(B [, K] [, gen])   it:temperature0([K])
  *   it:step_size([k])   it:friction()   it:parameters()
  *   it:state_dict()     it:load_state_dict(t)   it:kind()   it:dim()
@@ -435,6 +436,11 @@ static int integrator_flow(lua_State *L)
     }
     lua_pushinteger(L, res.n_grad_evals);
     push_stats(L, &res.stats, res.n_grad_evals);
+    if (res.U_end) {
+        lv_lua_push_tensor(L, res.U_end, "flow");
+        res.U_end = NULL;
+        lua_setfield(L, -2, "potential");
+    }
     lv_flow_result_clear(&res);
     return 5;
 }

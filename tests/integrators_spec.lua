@@ -145,6 +145,56 @@ describe("integrators", function()
     end
   end)
 
+  describe("U(zK) handed back as stats.potential", function()
+    local z = lv.randn({ 2, d }, "f64")
+    local rho = lv.randn({ 2, d }, "f64")
+    it("where the last force was taken at zK: on the tape with create_graph, values under no_grad", function()
+      for _, name in ipairs({ "leapfrog", "leapfrog fixed", "qsl", "qsl2" }) do
+        local integ = makers[name]({ dim = d, dtype = "f64" })
+        local zK, _, _, _, stats = integ:flow(z, rho, U, 3, { create_graph = true })
+        assert.is_true(lv.is_tensor(stats.potential), name)
+        assert(max_abs(stats.potential, U(zK:detach())) < 1e-14, name)
+        assert.is_true(stats.potential.needs_grad, name .. ": on the tape")
+        -- d U(zK) / d h through the tape equals finite differences in h
+        local h = integ:parameters()[1]
+        local base = h:detach():clone()
+        local function at(delta)
+          lv.no_grad(function() h:copy_(base + delta) end)
+          lv.manual_seed(5)
+          local _, _, _, _, st = lv.no_grad(function() return integ:flow(z, rho, U, 3) end)
+          return st.potential:sum():item()
+        end
+        local e = 1e-6
+        local fd = 0
+        for j = 1, d do
+          local dv = lv.zeros({ d }, "f64")
+          dv[j] = e
+          fd = fd + (at(dv) - at(-dv)) / (2 * e)
+        end
+        lv.no_grad(function() h:copy_(base) end)
+        lv.manual_seed(5)
+        local _, _, _, _, st = integ:flow(z, rho, U, 3, { create_graph = true })
+        local gh = lv.grad(st.potential:sum(), { h })[1]:sum():item()
+        assert(math.abs(gh - fd) < 1e-6 * (1 + math.abs(fd)),
+               string.format("%s: tape %.10g, finite differences %.10g", name, gh, fd))
+        local zN, _, _, _, plain = lv.no_grad(function() return integ:flow(z, rho, U, 3) end)
+        assert(max_abs(plain.potential, U(zN)) < 1e-14, name)
+        assert.is_false(plain.potential.needs_grad, name)
+      end
+    end)
+    it("absent where the flow ends elsewhere or the graph is gone", function()
+      for _, name in ipairs({ "euler", "euler overdamped", "planar" }) do
+        local integ = makers[name]({ dim = d, dtype = "f64" })
+        local momentum = integ:has_momentum() and rho or nil
+        local stats = select(5, integ:flow(z, momentum, U, 2, { create_graph = true }))
+        assert.is_nil(stats.potential, name)
+      end
+      -- grad mode on without create_graph: the potential's graph was freed
+      local stats = select(5, lv.integrators.qsl{ dim = d, dtype = "f64" }:flow(z, rho, U, 2))
+      assert.is_nil(stats.potential)
+    end)
+  end)
+
   describe("identities", function()
     it("without friction and noise, qsl2 is leapfrog and qsl preserves volume", function()
       lv.manual_seed(3)

@@ -231,7 +231,10 @@ function Latent:log_weight(x, S, opts)
     self.grad_evals, self.flow_stats = n_grad, stats
   end
 
-  local lw = self:_decode_log_lik(x2, zK, S, B, where) + std_normal_log_prob(zK)
+  -- -U(zK) = log p(x|zK) + log N(zK): the flow's last force evaluation
+  -- already computed it when it ended at zK (flow stats.potential)
+  local U_end = flow and self.flow_stats and self.flow_stats.potential
+  local lw = U_end and -U_end or self:_decode_log_lik(x2, zK, S, B, where) + std_normal_log_prob(zK)
   if rhoK then lw = lw + std_normal_log_prob(rhoK) end
   if logdet then lw = lw + logdet end
   if opts.analytic_entropy then
