@@ -92,6 +92,30 @@ describe("experiments", function()
     assert.truthy(text:find("--model qsl", 1, true))
     local res = read_json(dir .. "/results.json")
     assert.are.equal(2, #res.runs)
+
+    -- --gather tabulates finished run folders, each named by its own options
+    local table_text = text
+    local gathered = run({ "scripts/compare.lua", "--gather=" .. res.runs[2].dir .. "; " .. res.runs[1].dir .. "/" })
+    f = assert(io.open(gathered .. "/table.md"))
+    text = f:read("a")
+    f:close()
+    local rows = {}
+    for line in text:gmatch("[^\n]+") do rows[#rows + 1] = line end
+    assert.are.equal(4, #rows, text)
+    assert.truthy(rows[3]:find("^| %-%-model qsl |"), rows[3])
+    assert.truthy(rows[4]:find("^| %-%-model vae |"), rows[4])
+    -- the same numbers as the table made while running
+    local function cells(line) return line:match("^| [^|]+ (|.*)$") end
+    local made = {}
+    for line in table_text:gmatch("[^\n]+") do made[#made + 1] = line end
+    assert.are.equal(cells(made[3]), cells(rows[4]))
+    assert.are.equal(cells(made[4]), cells(rows[3]))
+    local status, failed = runner.main({ "scripts/compare.lua", "--gather=" .. out .. "/nothing-here",
+                                         "--out", out, "--quiet" }, { stdout = io.open("/dev/null", "w"),
+                                                                      stderr = io.open("/dev/null", "w") })
+    assert.are_not.equal(0, status)
+    local why = read_json(failed.dir .. "/results.json").error
+    assert.truthy(why:find("nothing-here/config.json is missing", 1, true), why)
   end)
 
   it("toy2d.lua draws the posterior flow of a 2-D toy, q0 and each step", function()
