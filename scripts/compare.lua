@@ -117,8 +117,8 @@ return {
     local c = run.config
     local rows = c.gather ~= "" and gather(run, c.gather) or run_configs(run, c)
     local lines = {
-      "| configuration | test NLL | ± s.e. | ESS | test ELBO | s / epoch | grad evals / step | peak MiB |",
-      "|---|---|---|---|---|---|---|---|",
+      "| configuration | test NLL | ± s.e. | ESS | test ELBO | s / epoch | grad evals / step | train peak MiB | eval peak MiB |",
+      "|---|---|---|---|---|---|---|---|---|",
     }
     local summary = {}
     for _, r in ipairs(rows) do
@@ -126,10 +126,11 @@ return {
       -- training time per epoch: the run's seconds less the final evaluation
       local per_epoch = (res.seconds and res.epochs and res.epochs > 0)
         and (res.seconds - (res.evaluation_seconds or 0)) / res.epochs or nil
-      lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s |",
+      lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s |",
         r.config:gsub("^%s+", ""):gsub("%s+$", ""),
         fmt(res.test_nll), fmt(res.test_nll_se), fmt(res.ess, "%.1f"), fmt(res.test_elbo),
         fmt(per_epoch, "%.1f"), fmt(res.grad_evals_per_step, "%d"),
+        fmt(res.peak_train_bytes and res.peak_train_bytes / 2 ^ 20, "%.0f"),
         fmt(res.peak_tensor_bytes and res.peak_tensor_bytes / 2 ^ 20, "%.0f"))
       summary[#summary + 1] = { config = r.config, status = r.status, dir = r.dir, results = res }
     end

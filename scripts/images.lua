@@ -178,6 +178,8 @@ return {
   finish = function(run, state)
     local c, model = run.config, state.model
     local x = state.test.x
+    -- the peak so far is training's (data, the tape of a step, validation)
+    local train_peak = lv.memory_stats().peak_bytes
     lv.memory_reset_peak()
     local t0 = lv.clock()
     local nll, se, ess, info = lv.estimators.nll(model, x, {
@@ -195,6 +197,7 @@ return {
       test_elbo = elbo, grad_evals_per_step = state.grad_evals,
       evaluation_seconds = lv.clock() - t0,
       peak_tensor_bytes = lv.memory_stats().peak_bytes,
+      peak_train_bytes = train_peak,
     }
     local ok, plot = pcall(require, "lvae.plot")
     if ok and plot.sample_grid then

@@ -423,6 +423,8 @@ end
 function M.finish(run, state)
   local c, model, x = run.config, state.model, state.test
   local D = x:size(2)
+  -- the peak so far is training's (data, the tape of a step, validation)
+  local train_peak = lv.memory_stats().peak_bytes
   lv.memory_reset_peak()
   local t0 = lv.clock()
   local nll, se, ess, info = lv.estimators.nll(model, x, {
@@ -436,6 +438,7 @@ function M.finish(run, state)
     nll_samples = c["nll-samples"], test_elbo = elbo,
     grad_evals_per_step = state.grad_evals, evaluation_seconds = lv.clock() - t0,
     peak_tensor_bytes = lv.memory_stats().peak_bytes,
+    peak_train_bytes = train_peak,
     sigma_x_mean = lv.no_grad(function() return model.log_sigma_x:exp():mean():item() end),
   }
   if state.levels then

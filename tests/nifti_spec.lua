@@ -636,6 +636,9 @@ describe("scripts/mri.lua", function()
       print = function(self, s) self.printed[#self.printed + 1] = s end,
       picture_path = function(_, name) return run_dir .. "/" .. name end,
       generator = function() return lv.Generator(11) end,
+      task = function(self, label)
+        return function(done, total) self.progress = { label = label, done = done, total = total } end
+      end,
     }
   end
 
@@ -666,6 +669,8 @@ describe("scripts/mri.lua", function()
       assert.truthy(results.test_nll == results.test_nll, model)
       assert.equal(10, results.test_patches)
       assert.truthy(results.test_nll_discrete > results.test_nll)
+      assert.same({ label = "test NLL", done = 10 * 4 * 2, total = 10 * 4 * 2 }, run.progress)
+      assert.truthy(results.peak_train_bytes > 0 and results.peak_tensor_bytes > 0)
       if results.pictures then
         for _, name in ipairs(results.pictures) do assert.truthy(exists(run.dir .. "/" .. name), name) end
       end
