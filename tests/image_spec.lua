@@ -563,13 +563,13 @@ describe("image", function()
           s % 10 == 0 and tostring(-100 / s - 5) or "")
       end
       write_bytes(run .. "/log.csv", table.concat(lines, "\n") .. "\n")
-      local png = plot.training_curves(run, "log.csv", { size = { 400, 300 } })
+      local png = plot.training_curves(run, "log.csv", { size = { 400, 300 }, points = { "test_elbo" } })
       assert.are.equal(run .. "/training_curves.png", png)
       assert.are.same({ 300, 400, 3 }, lv.load_png(png):size())
       local gp = read_bytes(run .. "/training_curves.gp")
       assert.is_truthy(gp:find("datafile = 'log.csv'", 1, true))
       assert.is_truthy(gp:find("using 1:3 with lines lw 1.5 title 'loss'", 1, true), gp)
-      assert.is_truthy(gp:find("using 1:4 with lines lw 1.5 title 'test_elbo'", 1, true), gp)
+      assert.is_truthy(gp:find("using 1:4 with linespoints lw 2 pt 7 ps 0.8 title 'test_elbo'", 1, true), gp)
       assert.is_falsy(gp:find("title 'epoch'", 1, true))
       -- rows keyed by column name
       local rows = {}

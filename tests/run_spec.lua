@@ -190,6 +190,13 @@ describe("run", function()
     local ok, plot = pcall(require, "lvae.plot")
     if ok and type(plot) == "table" and plot.training_curves then
       assert.is_true(exists(dir .. "/pictures/training_curves.png"), "no pictures/training_curves.png")
+      -- the ELBO and the per-epoch validation ELBO as points; not the
+      -- loss (its mirror) nor grad_norm
+      local gp = read(dir .. "/pictures/training_curves.gp")
+      assert.truthy(gp:find("with lines lw 1.5 title 'elbo'", 1, true), gp)
+      assert.truthy(gp:find("with linespoints lw 2 pt 7 ps 0.8 title 'val_elbo'", 1, true), gp)
+      assert.is_nil(gp:find("title 'loss'", 1, true), gp)
+      assert.is_nil(gp:find("title 'grad_norm'", 1, true), gp)
     end
     assert.truthy(read(dir .. "/messages.log"):find("test mse", 1, true))
   end)

@@ -400,12 +400,13 @@ local NOT_CURVES = {epoch = true, lr = true, time = true, seconds = true, elapse
 -- "log.csv"; the script reads it in place), or a list of rows keyed by
 -- column name (written to training_curves.dat). Options: x ("step"), y
 -- (a column or a list; default every column but x, epoch, lr, time,
--- seconds, elapsed), columns (the order of a rows log; default x, then
--- the first row's other keys sorted), name, title, xlabel, ylabel, logy,
--- size. Empty CSV fields and NaN are gaps the lines step over.
+-- seconds, elapsed), points (columns drawn as points joined by lines:
+-- sparse ones such as a per-epoch validation value), columns (the order of
+-- a rows log; default x, then the first row's other keys sorted), name,
+-- title, xlabel, ylabel, logy, size. Empty CSV fields and NaN are gaps.
 function plot.training_curves(run_dir, log, opts)
   local where = "training_curves"
-  opts = check_options(where, opts, {"x", "y", "columns", "name", "title", "xlabel",
+  opts = check_options(where, opts, {"x", "y", "points", "columns", "name", "title", "xlabel",
                                      "ylabel", "logy", "size"})
   local x = opts.x or "step"
   local columns, data, csv
@@ -448,13 +449,17 @@ function plot.training_curves(run_dir, log, opts)
     end
   end
   if #ys == 0 then fail(where, "no columns to plot") end
+  local as_points = {}
+  for _, c in ipairs(opts.points or {}) do as_points[c] = true end
   local plots = {}
   for i, y in ipairs(ys) do
     if not index[y] then
       fail(where, "the log has no column '%s' (columns: %s)", tostring(y), table.concat(columns, ", "))
     end
-    plots[i] = string.format("datafile using %d:%d with lines lw 1.5 title %s",
-                             index[x], index[y], gp_string(y))
+    -- a sparse column's points have gaps between them: lines alone would not show
+    plots[i] = string.format("datafile using %d:%d with %s title %s", index[x], index[y],
+                             as_points[y] and "linespoints lw 2 pt 7 ps 0.8" or "lines lw 1.5",
+                             gp_string(y))
   end
 
   local script = {}

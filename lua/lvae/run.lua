@@ -828,7 +828,18 @@ function Run:_plot()
   if not ok or type(plot) ~= "table" or type(plot.training_curves) ~= "function" then return end
   local rows, columns = M.read_log(self.dir .. "/log.csv")
   if not rows or #rows == 0 then return end     -- no loop, or no step yet
-  local done, err = pcall(plot.training_curves, self.dir .. "/pictures", rows, { columns = columns })
+  -- the training ELBO (else the loss) and the validation values on one
+  -- scale: the loss mirrors the ELBO, and counts such as grad_evals are
+  -- not curves
+  local ys, points = {}, {}
+  local has = {}
+  for _, c in ipairs(columns) do has[c] = true end
+  ys[1] = has.elbo and "elbo" or "loss"
+  for _, c in ipairs(columns) do
+    if c:match("^val_") then ys[#ys + 1], points[#points + 1] = c, c end
+  end
+  local done, err = pcall(plot.training_curves, self.dir .. "/pictures", rows,
+                          { columns = columns, y = ys, points = points })
   if not done then self:_warn("training curves not drawn: " .. tostring(err)) end
 end
 
