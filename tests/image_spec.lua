@@ -603,6 +603,7 @@ describe("image", function()
       assert.is_truthy(dat:find("\n\n\n# euler's\n2\t", 1, true), dat)
       local gp = read_bytes(run .. "/error_vs_dim.gp")
       assert.is_truthy(gp:find("set logscale xy", 1, true))
+      assert.is_truthy(gp:find("set format xy '%g'", 1, true), gp)     -- 1e-05, not 0.0000100
       assert.is_truthy(gp:find("index 2 using 1:2:3 with yerrorlines", 1, true), gp)
       assert.is_truthy(gp:find("title 'euler''s'", 1, true), gp)
       H.expect_error(function() plot.error_vs_dim(run, { { d = 2 } }) end,

@@ -470,7 +470,10 @@ function plot.training_curves(run_dir, log, opts)
   script[#script + 1] = "set title " .. gp_string(opts.title or "training curves")
   script[#script + 1] = "set xlabel " .. gp_string(opts.xlabel or x)
   if opts.ylabel then script[#script + 1] = "set ylabel " .. gp_string(opts.ylabel) end
-  if opts.logy then script[#script + 1] = "set logscale y" end
+  if opts.logy then
+    script[#script + 1] = "set logscale y"
+    script[#script + 1] = "set format y '%g'"
+  end
   script[#script + 1] = "set grid"
   script[#script + 1] = "set key outside right top"
   script[#script + 1] = "plot " .. table.concat(plots, ", \\\n     ")
@@ -524,6 +527,7 @@ function plot.error_vs_dim(run_dir, rows, opts)
     "set xlabel " .. gp_string(opts.xlabel or x),
     "set ylabel " .. gp_string(opts.ylabel or y),
     "set logscale xy",
+    "set format xy '%g'",              -- 1e-05, not 0.0000100
     "set grid",
     "set key outside right top",
     "plot " .. table.concat(plots, ", \\\n     "),
