@@ -418,6 +418,23 @@ describe("run", function()
     assert.is_nil(out:find("test NLL", 1, true))
   end)
 
+  it("counts each run's peak tensor memory from its own start", function()
+    local function exp(big)
+      return { name = "peak", finish = function()
+        if big then
+          local t = lv.zeros({ 1 << 22 }, "f32")        -- 16 MiB, garbage once finish returns
+          assert(t:size(1) > 0)
+        end
+        return { peak = lv.memory_stats().peak_bytes }
+      end }
+    end
+    local _, first = main({ exp(true), "--out", tmp, "--quiet" }, false)
+    local _, second = main({ exp(false), "--out", tmp, "--quiet" }, false)
+    local p1, p2 = json(first.dir .. "/results.json").peak, json(second.dir .. "/results.json").peak
+    assert(p1 >= 16 * 2 ^ 20, "the first run's peak holds its tensor: " .. p1)
+    assert(p2 < p1 - 8 * 2 ^ 20, string.format("the second run's peak %d still holds the first's (%d)", p2, p1))
+  end)
+
   it("takes a list of batches and plain-number losses", function()
     local exp = {
       name = "list",

@@ -1156,6 +1156,11 @@ end
 function Run:_go()
   local exp, c = self.experiment, self.config
   if c.threads > 0 then lv.set_num_threads(c.threads) end
+  -- lv.memory_stats().peak_bytes counts from here: runs made one after
+  -- another in one process (compare.lua) each report their own peak
+  collectgarbage()
+  collectgarbage()
+  lv.memory_reset_peak()
   mkdir_p(self.dir .. "/pictures")
   self:_write_config()
   local ck = self.resume_from
