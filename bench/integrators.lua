@@ -36,13 +36,10 @@
 -- settling), three samples of one call when a call takes 0.25 s or more,
 -- a single call (after one warm call) when it takes a second or more.
 -- Both the full step and the forward alone (model:elbo(x) with
--- create_graph, which already builds the Hessian) are timed. At this
--- writing euler's step fails from d = 25 on ("grad: internal: a VJP scope
--- is full": the backward of the STACK that assembles the Hessian's d rows
--- keeps two temporaries per row in one 48-slot lv_scope,
--- src/ops_shape.c); the benchmark reports the failure and times the
--- forward, a lower bound of the step, there. d = 24 is the largest d that
--- runs.
+-- create_graph, which already builds the Hessian) are timed. Should a
+-- step fail (once, euler's did from d = 25 on, before the STACK backward
+-- took a scope per input), the benchmark reports the failure and times
+-- the forward, a lower bound of the step, there.
 --
 -- Memory: lv.memory_stats() counts tensor bytes. "peak" is
 -- lv.memory_reset_peak() after a full collection, one step, then
