@@ -109,8 +109,8 @@ return {
     { "--iwae-samples", "importance samples per datapoint when training the IWAE", 5, tonumber },
     { "--subset", "train on the first N training images only (0: all)", 0, tonumber },
     { "--test-subset", "evaluate on the first N test images only (0: all)", 0, tonumber },
-    { "--nll-samples", "importance samples for the test NLL", 1000, tonumber },
-    { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, tonumber },
+    { "--nll-samples", "importance samples for the test NLL", 1000, tonumber, resume = "keep" },
+    { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, tonumber, resume = "keep" },
   },
 
   setup = function(run)
@@ -151,7 +151,7 @@ return {
       objective = model:elbo(x)
     end
     local loss = state.opt:step(-objective:mean())
-    state.grad_evals = model.grad_evals or 0
+    state.grad_evals, state.trained = model.grad_evals or 0, true
     return loss, { elbo = -loss:item(), grad_evals = state.grad_evals }
   end,
 
@@ -178,8 +178,9 @@ return {
   finish = function(run, state)
     local c, model = run.config, state.model
     local x = state.test.x
-    -- the peak so far is training's (data, the tape of a step, validation)
-    local train_peak = lv.memory_stats().peak_bytes
+    -- the peak so far is training's (data, the tape of a step, validation),
+    -- unless this process took no step (--resume of a finished run)
+    local train_peak = state.trained and lv.memory_stats().peak_bytes or nil
     lv.memory_reset_peak()
     local t0 = lv.clock()
     local nll, se, ess, info = lv.estimators.nll(model, x, {
@@ -191,10 +192,12 @@ return {
       end
       return total / n
     end)
+    -- a step is one ELBO, so one ELBO's count is a step's, trained here or not
+    state.grad_evals = model.grad_evals or state.grad_evals
     local results = {
       model = c.model, data = c.data, arch = c.arch, K = state.flow and c.K or 0, d = c.d,
       test_nll = nll, test_nll_se = se, test_nll_sd = info and info.sd or nil, ess = ess,
-      test_elbo = elbo, grad_evals_per_step = state.grad_evals,
+      nll_samples = c["nll-samples"], test_elbo = elbo, grad_evals_per_step = state.grad_evals,
       evaluation_seconds = lv.clock() - t0,
       peak_tensor_bytes = lv.memory_stats().peak_bytes,
       peak_train_bytes = train_peak,

@@ -330,8 +330,8 @@ M.options = {
   { "--dequantize", "uniform dequantisation of integer intensities", true },
   { "--subset", "train on N training patches spread over the slices (0: all)", 0, tonumber },
   { "--test-subset", "evaluate on N test patches spread over the slices (0: all)", 500, tonumber },
-  { "--nll-samples", "importance samples for the test NLL", 1000, tonumber },
-  { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, tonumber },
+  { "--nll-samples", "importance samples for the test NLL", 1000, tonumber, resume = "keep" },
+  { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, tonumber, resume = "keep" },
 }
 
 function M.setup(run)
@@ -388,7 +388,7 @@ end
 
 function M.step(run, state, batch)
   local loss = state.opt:step(-state.model:elbo(batch):mean())
-  state.grad_evals = state.model.grad_evals or 0
+  state.grad_evals, state.trained = state.model.grad_evals or 0, true
   return loss, { elbo = -loss:item() }
 end
 
@@ -423,14 +423,17 @@ end
 function M.finish(run, state)
   local c, model, x = run.config, state.model, state.test
   local D = x:size(2)
-  -- the peak so far is training's (data, the tape of a step, validation)
-  local train_peak = lv.memory_stats().peak_bytes
+  -- the peak so far is training's (data, the tape of a step, validation),
+  -- unless this process took no step (--resume of a finished run)
+  local train_peak = state.trained and lv.memory_stats().peak_bytes or nil
   lv.memory_reset_peak()
   local t0 = lv.clock()
   local nll, se, ess, info = lv.estimators.nll(model, x, {
     samples = c["nll-samples"], chunk = math.min(100, c["nll-samples"]), runs = c["nll-runs"],
     batch = 50, progress = run:task("test NLL") })
   local elbo = mean_elbo(model, x)
+  -- a step is one ELBO, so one ELBO's count is a step's, trained here or not
+  state.grad_evals = model.grad_evals or state.grad_evals
   local results = {
     model = c.model, K = state.flow and c.K or 0, d = c.d, patch = c.patch,
     test_patches = x:size(1), train_patches = state.train:size(1),

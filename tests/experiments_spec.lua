@@ -59,6 +59,25 @@ describe("experiments", function()
     end)
   end
 
+  it("images.lua re-evaluates a finished run on --resume with the counts training had", function()
+    if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+    local args = { "scripts/images.lua", "--model", "hvae" }
+    for _, a in ipairs(tiny) do args[#args + 1] = a end
+    local dir = run(args)
+    local trained = read_json(dir .. "/results.json")
+    assert.are.equal(2, trained.grad_evals_per_step)         -- K + 1 with the force cached
+    -- the evaluation's options may change on resume
+    local status, r = runner.main({ "scripts/images.lua", "--resume", dir, "--nll-samples", "7", "--quiet" })
+    assert.are.equal(0, status, type(r) == "string" and r or "status " .. tostring(status))
+    local again = read_json(dir .. "/results.json")
+    assert.are.equal(5, trained.nll_samples)
+    assert.are.equal(7, again.nll_samples)
+    assert.are.equal(trained.grad_evals_per_step, again.grad_evals_per_step)
+    assert.is_true(finite(again.test_nll) and finite(again.test_elbo))
+    -- no step was taken in the resumed process: no training peak to report
+    assert.is_nil(again.peak_train_bytes)
+  end)
+
   it("images.lua runs the conv architecture", function()
     if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
     local args = { "scripts/images.lua", "--model", "qsl", "--arch", "conv" }
