@@ -1238,7 +1238,8 @@ end
 
 --- Runs an experiment: args are the command line after `lvae run`
 -- ({"FILE.lua", "--K", "5", ...}); streams (optional) = {stdout = f,
--- stderr = f, tty = bool (default: whether stdout is a terminal)}. Returns the exit status and the run (or the error message).
+-- stderr = f, tty = bool (default: whether stdout is a terminal)}.
+-- Returns the exit status and the run (or the error message).
 function M.main(args, streams)
   local out = streams and streams.stdout or io.stdout
   local err = streams and streams.stderr or io.stderr
