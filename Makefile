@@ -73,11 +73,13 @@ $(BENCH_REF): bench/blas_ref.c
 	  $(shell pkg-config --libs openblas) -lmvec -lm
 
 bench: setup
+	./scripts/setup.sh bench
 	$(MAKE) all $(BENCH_REF)
 	./lvae bench/ops.lua
 	./lvae bench/autograd.lua
 	./lvae bench/nn.lua
 	./lvae bench/integrators.lua
+	./lvae bench/pytorch.lua
 
 # make demo: install, build, and run the main job (scripts/compare.lua
 # --demo: VAE, HVAE and qsl trained briefly on a Fashion-MNIST subset).

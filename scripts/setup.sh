@@ -27,6 +27,11 @@ PACKAGES="
 if [ "${1:-}" = "fuzz" ]; then
   PACKAGES="clang libclang-rt-14-dev"
 fi
+# `setup.sh bench` adds the reference bench/pytorch.lua compares with
+# (Debian's PyTorch and NumPy; large, so `make test` does not install it).
+if [ "${1:-}" = "bench" ]; then
+  PACKAGES="python3-torch python3-numpy"
+fi
 
 missing=""
 for pkg in $PACKAGES; do
