@@ -181,15 +181,15 @@ return {
   name = "gaussian",
   options = {
     { "--quick", "a reduced run of a few minutes (d 1,3,11; 1 data set; 3000 iterations at lr 1e-2)", false },
-    { "--lr", "RMSProp learning rate", 1e-3, tonumber },
+    { "--lr", "RMSProp learning rate", 1e-3, min = 0 },
     { "--dims", "dimensions, comma-separated", "1,2,3,5,11,25,51,101,201,301" },
-    { "--datasets", "data sets per dimension", 10, tonumber },
-    { "--iterations", "RMSProp iterations per fit", 30000, tonumber },
+    { "--datasets", "data sets per dimension", 10, min = 1 },
+    { "--iterations", "RMSProp iterations per fit", 30000, min = 1 },
     { "--methods", "methods, comma-separated", ALL_METHODS },
-    { "--samples", "samples per ELBO estimate", 10, tonumber },
-    { "--n", "data points per data set", 10000, tonumber },
+    { "--samples", "samples per ELBO estimate", 10, min = 1 },
+    { "--n", "data points per data set", 10000, min = 2 },
     { "--learned-q0", "start the flows from a learned q0 (VB's initial values)", false },
-    { "--euler-max-dim", "largest d for the Euler flow (its cost grows with d)", 11, tonumber },
+    { "--euler-max-dim", "largest d for the Euler flow (its cost grows with d)", 11, min = 0 },
   },
 
   finish = function(run)

@@ -96,21 +96,22 @@ end
 return {
   name = "images",
   options = {
-    { "--data", "fashion or mnist", "fashion" },
-    { "--arch", "mlp or conv", "mlp" },
-    { "--model", "vae, iwae, planar, hvae, qsl, qsl2 or euler", "qsl" },
-    { "--K", "flow steps", 5, tonumber },
-    { "--tempering", "HVAE tempering: none, fixed or free", "fixed" },
-    { "--friction", "initial friction of qsl, qsl2 and euler", 0.5, tonumber },
+    { "--data", "fashion or mnist", "fashion", choices = { "fashion", "mnist" } },
+    { "--arch", "mlp or conv", "mlp", choices = { "mlp", "conv" } },
+    { "--model", "vae, iwae, planar, hvae, qsl, qsl2 or euler", "qsl",
+      choices = { "vae", "iwae", "planar", "hvae", "qsl", "qsl2", "euler" } },
+    { "--K", "flow steps", 5, min = 1 },
+    { "--tempering", "HVAE tempering: none, fixed or free", "fixed", choices = { "none", "fixed", "free" } },
+    { "--friction", "initial friction of qsl, qsl2 and euler", 0.5, min = 0 },
     { "--init-temperature", "qsl/qsl2 starting momentum: unit, matched or a number", "unit" },
-    { "--d", "latent dimension", 64, tonumber },
-    { "--batch", "batch size", 100, tonumber },
-    { "--lr", "Adamax learning rate", 5e-4, tonumber },
-    { "--iwae-samples", "importance samples per datapoint when training the IWAE", 5, tonumber },
-    { "--subset", "train on the first N training images only (0: all)", 0, tonumber },
-    { "--test-subset", "evaluate on the first N test images only (0: all)", 0, tonumber },
-    { "--nll-samples", "importance samples for the test NLL", 1000, tonumber, resume = "keep" },
-    { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, tonumber, resume = "keep" },
+    { "--d", "latent dimension", 64, min = 1 },
+    { "--batch", "batch size", 100, min = 1 },
+    { "--lr", "Adamax learning rate", 5e-4, min = 0 },
+    { "--iwae-samples", "importance samples per datapoint when training the IWAE", 5, min = 1 },
+    { "--subset", "train on the first N training images only (0: all)", 0, min = 0 },
+    { "--test-subset", "evaluate on the first N test images only (0: all)", 0, min = 0 },
+    { "--nll-samples", "importance samples for the test NLL", 1000, min = 1, resume = "keep" },
+    { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, min = 1, resume = "keep" },
   },
 
   setup = function(run)
@@ -207,7 +208,7 @@ return {
       -- the decoder's means (Bernoulli draws would show mostly noise)
       local samples = lv.no_grad(function() return select(2, model:sample(64)) end)
       plot.sample_grid(run:picture_path("samples.png"), samples, { shape = { 28, 28 }, nrow = 8 })
-      local inputs = x:narrow(1, 1, 16)
+      local inputs = x:narrow(1, 1, math.min(16, x:size(1)))
       local recon = lv.no_grad(function() return (model:reconstruct(inputs)) end)
       plot.reconstructions(run:picture_path("reconstructions.png"), inputs, recon, { shape = { 28, 28 } })
       results.pictures = { "samples.png", "reconstructions.png" }

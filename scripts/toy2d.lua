@@ -65,11 +65,12 @@ end
 return {
   name = "toy2d",
   options = {
-    { "--flow", "qsl, qsl2, leapfrog or planar", "qsl" },
-    { "--K", "flow steps", 5, tonumber },
-    { "--iterations", "Adam iterations", 400, tonumber },
-    { "--samples", "samples per ELBO estimate", 64, tonumber },
-    { "--lr", "Adam learning rate", 0.02, tonumber },
+    { "--flow", "qsl, qsl2, leapfrog or planar", "qsl",
+      choices = { "qsl", "qsl2", "leapfrog", "planar" } },
+    { "--K", "flow steps", 5, min = 1 },
+    { "--iterations", "Adam iterations", 400, min = 0 },
+    { "--samples", "samples per ELBO estimate", 64, min = 1 },
+    { "--lr", "Adam learning rate", 0.02, min = 0 },
   },
 
   finish = function(run)

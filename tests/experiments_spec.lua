@@ -78,6 +78,18 @@ describe("experiments", function()
     assert.is_nil(again.peak_train_bytes)
   end)
 
+  it("images.lua evaluates the starting parameters with --epochs 0, on fewer than 16 test images", function()
+    if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+    local args = { "scripts/images.lua", "--model", "qsl" }
+    for _, a in ipairs(tiny) do args[#args + 1] = a end
+    for _, a in ipairs({ "--epochs", "0", "--test-subset", "5" }) do args[#args + 1] = a end
+    local dir = run(args)
+    local res = read_json(dir .. "/results.json")
+    assert.are.equal("completed", res.status)
+    assert.is_true(finite(res.test_nll) and finite(res.test_elbo))
+    assert.is_true(exists(dir .. "/pictures/reconstructions.png"))
+  end)
+
   it("images.lua runs the conv architecture", function()
     if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
     local args = { "scripts/images.lua", "--model", "qsl", "--arch", "conv" }

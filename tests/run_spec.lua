@@ -4,8 +4,9 @@
 --   * a run writes config.json (options, commit, seed), log.csv (a row per
 --     step, val_elbo on each epoch's last), checkpoints/epoch-<n>.ckpt for
 --     every epoch with checkpoints/latest, results.json and pictures/;
---   * --help lists every option with its default; an unknown option or a
---     bad value fails with argparse's message;
+--   * --help lists every option with its default; an unknown option, a
+--     bad value or a number below the option's min fails with argparse's
+--     message, before a run folder is made;
 --   * --resume after --stop-after-epoch ends with the same parameters, bit
 --     for bit, as an uninterrupted run (with the experiment's checkpoint
 --     functions and with the runner's default ones), and so does extending
@@ -229,6 +230,27 @@ describe("run", function()
     status, msg = main({}, false)
     assert.are.equal(1, status)
     assert.are.equal("no experiment file given", msg)
+  end)
+
+  it("refuses a number below an option's min before any run folder is made", function()
+    local out = tmp .. "/below-min"
+    local status, msg = main({ "--out", out, "--hidden", "0" })
+    assert.are.equal(1, status)
+    assert.are.equal("option '--hidden' must be at least 1 (got '0')", msg)
+    -- the fixture declares --epochs again; the runner's min (0) still holds
+    status, msg = main({ "--out", out, "--epochs=-2" })
+    assert.are.equal(1, status)
+    assert.are.equal("option '--epochs' must be at least 0 (got '-2')", msg)
+    status, msg = main({ "--out", out, "--threads=-1" })
+    assert.are.equal(1, status)
+    assert.are.equal("option '--threads' must be at least 0 (got '-1')", msg)
+    assert.is_false(exists(out))
+    -- a declared min must be a number, on an option that takes a value
+    local exp = dofile(FILE)
+    exp.options[#exp.options + 1] = { "--flag", "a flag", false, min = 1 }
+    status, msg = run_mod.main({ exp, "--out", out }, { stdout = sink(), stderr = sink() })
+    assert.are.equal(1, status)
+    assert.truthy(tostring(msg):find("min must be a number, on an option that takes one", 1, true), msg)
   end)
 
   for _, variant in ipairs({ "the experiment's checkpoint functions", "the runner's default checkpoint" }) do

@@ -11,9 +11,9 @@
 --   return {
 --     name = "fashion",                     -- default run name (else the file's base name)
 --     description = "...",                  -- optional, heads --help
---     options = {                           -- {flag, help, default [, converter]} [, choices = {...}]
+--     options = {                           -- {flag, help, default [, converter]}
 --       { "--flow", "integrator", "qsl", choices = { "qsl", "leapfrog" } },
---       { "--K", "flow steps", 5, tonumber },
+--       { "--K", "flow steps", 5, min = 1 },  -- an integer, at least 1
 --       { "--epochs", "training epochs", 100 },   -- overrides a runner option's default
 --       { "--quick", "a short run", false },      -- default false: a flag
 --     },
@@ -31,7 +31,10 @@
 --   `run.config.nll_samples`; `run.config["nll-samples"]` reads the same).
 --   A number default without a converter converts with tonumber (an
 --   integer default accepts integers only); `false` makes a flag; `true`
---   takes true/false. --help shows every option with its default.
+--   takes true/false. `choices = {...}` lists the values allowed, `min =
+--   m` rejects a number below m; either is an error naming the option
+--   before any run folder is made. --help shows every option with its
+--   default.
 -- * setup runs after lv.manual_seed(seed); whatever it draws from the
 --   default generator is drawn again, identically, on --resume (before the
 --   checkpoint overwrites it). Without setup the state is {}.
@@ -266,24 +269,26 @@ end
 -- for an experiment without step.
 local RUNNER_OPTIONS = {
   { "--seed", "random seed (every random stream derives from it)", 1 },
-  { "--epochs", "training epochs", 10, resume = "keep", training = true },
+  { "--epochs", "training epochs (0: evaluate the starting parameters)", 10, min = 0,
+    resume = "keep", training = true },
   { "--out", "folder the run folders are made in", "runs" },
   { "--name", "run name (the folder is <out>/<name>-<timestamp>)" },
   { "--resume", "continue the run in RUN_DIR from its last checkpoint", argname = "RUN_DIR",
     resume = "process", training = true },
   { "--patience", "stop when the validation ELBO has not improved for N epochs (0: never)", 0,
-    resume = "keep", training = true },
+    min = 0, resume = "keep", training = true },
   { "--finish-with", "parameters finish evaluates: best (validation) or last", "best",
     choices = { "best", "last" }, resume = "keep", training = true },
   { "--keep-checkpoints", "keep the last N epoch checkpoints, and the best (0: all)", 3,
-    resume = "keep", training = true },
+    min = 0, resume = "keep", training = true },
   { "--log-every", "a log line every N batches when not on a terminal (0: per epoch)", 100,
-    resume = "process", training = true },
+    min = 0, resume = "process", training = true },
   { "--max-steps", "stop after N steps in all (0: no limit; for smoke runs and tests)", 0,
-    resume = "process", training = true },
+    min = 0, resume = "process", training = true },
   { "--stop-after-epoch", "stop after epoch N's checkpoint, as an interruption would (0: no)", 0,
-    resume = "process", training = true },
-  { "--threads", "threads for OpenMP and BLAS (0: leave as they are)", 0, resume = "process" },
+    min = 0, resume = "process", training = true },
+  { "--threads", "threads for OpenMP and BLAS (0: leave as they are)", 0, min = 0,
+    resume = "process" },
   { "--quiet", "nothing on the terminal but errors (messages.log keeps the messages)", false, resume = "process" },
 }
 
@@ -306,6 +311,18 @@ local function number_converter(flag)
   return function(s)
     local v = tonumber(s)
     if v == nil then return nil, string.format("option '%s' takes a number (got '%s')", flag, s) end
+    return v
+  end
+end
+
+--- convert, then a check that the value is at least `min`.
+local function at_least(flag, convert, min)
+  return function(s)
+    local v, err = convert(s)
+    if v == nil then return nil, err end
+    if type(v) ~= "number" or v < min then
+      return nil, string.format("option '%s' must be at least %s (got '%s')", flag, tostring(min), s)
+    end
     return v
   end
 end
@@ -338,9 +355,15 @@ local function normal_option(o, where)
   elseif type(default) == "number" and convert == nil then
     convert = math.type(default) == "integer" and integer_converter(flag) or number_converter(flag)
   end
+  if o.min ~= nil then
+    if type(o.min) ~= "number" or kind == "flag" then
+      error(string.format("%s (%s): min must be a number, on an option that takes one", where, flag), 0)
+    end
+    convert = at_least(flag, convert or number_converter(flag), o.min)
+  end
   return { flag = flag, help = o[2] or "", default = default, convert = convert, kind = kind,
            target = target, choices = o.choices, argname = o.argname, resume = o.resume,
-           training = o.training }
+           training = o.training, min = o.min }
 end
 
 --- The declared options, runner's and experiment's, in help order.
@@ -359,6 +382,10 @@ local function declared_options(exp, exp_name)
       -- an experiment without a loop has nothing to resume, stop or keep
     elseif mine then
       mine.resume = n.resume     -- the runner still gives it its meaning
+      if n.min ~= nil and mine.min == nil and mine.kind ~= "flag" then
+        mine.min = n.min
+        mine.convert = at_least(mine.flag, mine.convert or number_converter(mine.flag), n.min)
+      end
     else
       runner[#runner + 1] = n
       by_target[n.target] = n
