@@ -64,6 +64,33 @@ describe("the REPL", function()
     assert.truthy(lv.help(lv):find("randn", 1, true))
     assert.truthy(lv.help(lv.Generator(1)):find("lvae.Generator", 1, true))
   end)
+
+  it("help shows a Lua function's comment and where it is defined", function()
+    local h = lv.help(lv.estimators.nll)
+    assert.truthy(h:find("^lv%.estimators%.nll %(.*lua/lvae/estimators%.lua:%d+%)\n"), h)
+    assert.truthy(h:find("nll(model, x, {samples = 1000", 1, true), h)
+    -- a module: the comment its file opens with, and its functions
+    h = lv.help(lv.estimators)
+    assert.truthy(h:find("lvae.estimators: SPEC", 1, true), h)
+    assert.truthy(h:find("methods: ais elbo ess iwae nll", 1, true), h)
+    -- a C function says so; an object lists inherited methods too
+    assert.truthy(lv.help(lv.randn):find("lv.randn: a function of the C core", 1, true))
+    h = lv.help(require("lvae.nn").Linear(2, 3))
+    assert.truthy(h:find("forward", 1, true) and h:find("parameters", 1, true), h)
+    local f = load("return function() end", "=nowhere")()
+    assert.are.equal("a Lua function, defined in nowhere (no source file to read its comment from)",
+                     lv.help(f))
+    assert.are.equal("a C function", lv.help(string.format))
+  end)
+
+  it("shows an error with the traceback of the user's code, not the REPL's", function()
+    _G.lv = lv
+    local out = capture(function() repl.eval("lv.ones({2}) + lv.ones({3})") end)
+    assert.truthy(out:find("cannot be broadcast", 1, true), out)
+    assert.truthy(out:find("stack traceback:", 1, true), out)
+    assert.falsy(out:find("repl.lua", 1, true), out)
+    assert.falsy(out:find("xpcall", 1, true), out)
+  end)
 end)
 
 describe("the launcher", function()

@@ -34,48 +34,9 @@ for name, fn in pairs(autograd) do lv[name] = fn end
 lv.testing = require "lvae.testing"
 lv.print_options = print_tensor.options
 
---- help(obj): what an object is, and the methods it offers.
-function lv.help(obj)
-  local lines = {}
-  local function sorted_names(t)
-    local names = {}
-    for k, v in pairs(t) do
-      if type(k) == "string" and k:sub(1, 1) ~= "_" and type(v) == "function" then
-        names[#names + 1] = k
-      end
-    end
-    table.sort(names)
-    return names
-  end
-  if lv.is_tensor(obj) then
-    local shape = table.concat(obj:size(), ",")
-    lines[#lines + 1] = string.format("lvae.Tensor: %s, shape [%s], %d elements%s",
-      obj:dtype(), shape, obj:numel(), obj:is_contiguous() and "" or ", a strided view")
-    lines[#lines + 1] = "methods: " .. table.concat(sorted_names(methods), " ")
-  elseif obj == lv or obj == nil then
-    lines[#lines + 1] = "lvae: the toolkit table. Functions:"
-    lines[#lines + 1] = table.concat(sorted_names(lv), " ")
-  elseif type(obj) == "table" or type(obj) == "userdata" then
-    local mt = getmetatable(obj)
-    local name = (mt and mt.__name) or type(obj)
-    lines[#lines + 1] = string.format("%s", name)
-    local index = mt and type(mt.__index) == "table" and mt.__index or obj
-    if type(index) == "table" then
-      lines[#lines + 1] = "methods: " .. table.concat(sorted_names(index), " ")
-    end
-  elseif type(obj) == "function" then
-    for name, fn in pairs(lv) do
-      if fn == obj then
-        lines[#lines + 1] = string.format("lv.%s: a function of the toolkit%s", name,
-          methods[name] and string.format(" (also the method x:%s())", name) or "")
-      end
-    end
-    if #lines == 0 then lines[1] = "a Lua function" end
-  else
-    lines[1] = string.format("a %s: %s", type(obj), tostring(obj))
-  end
-  return table.concat(lines, "\n")
-end
+--- help(obj): what an object is, its documentation, what it offers
+-- (lvae.help).
+function lv.help(obj) return require("lvae.help").describe(lv, methods, obj) end
 
 lv.models = require "lvae.models"
 lv.estimators = require "lvae.estimators"

@@ -64,6 +64,14 @@ local function show(...)
   end
 end
 
+--- The error with the traceback of the user's code: the REPL's own frames
+-- (from its xpcall down) say nothing about what went wrong.
+local function user_traceback(err)
+  local tb = debug.traceback(tostring(err), 2)
+  local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
+  return cut and tb:sub(1, cut - 1) or tb
+end
+
 --- Evaluates one complete chunk: prints its values or its error. Returns
 -- false when the chunk is unfinished (more lines are needed).
 function M.eval(chunk)
@@ -73,7 +81,7 @@ function M.eval(chunk)
     print(err)
     return true
   end
-  local results = table.pack(xpcall(fn, debug.traceback))
+  local results = table.pack(xpcall(fn, user_traceback))
   if results[1] then
     show(table.unpack(results, 2, results.n))
   else

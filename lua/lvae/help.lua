@@ -1,0 +1,154 @@
+--- lvae.help: `help(obj)` in the REPL -- what an object is, its
+-- documentation and what it offers.
+--
+--   help(x)                    -- a tensor: dtype, shape, and its methods
+--   help(lv.estimators.nll)    -- a Lua function: its `---` comment and where it is defined
+--   help(lv.estimators)        -- a module: its heading comment and its functions
+--   help(lv.exp)               -- a C function of the core: its name, and the method
+--
+-- The documentation is the comment block written above a Lua function (or
+-- at the top of a module's file), read from the source when asked: what
+-- the code says is what help says. C functions carry no comments at run
+-- time; README.md documents them.
+
+local M = {}
+
+local function sorted_names(t)
+  local names = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" and type(v) == "function" then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+--- The functions obj offers: its own, then those its metatables' __index
+-- tables give it (a class and the classes it inherits from).
+local function method_names(obj)
+  local seen, names = {}, {}
+  local t, depth = obj, 0
+  while type(t) == "table" or (type(t) == "userdata" and depth == 0) do
+    if type(t) == "table" then
+      for _, name in ipairs(sorted_names(t)) do
+        if not seen[name] then seen[name], names[#names + 1] = true, name end
+      end
+    end
+    local mt = getmetatable(t)
+    t, depth = mt and mt.__index, depth + 1
+    if depth > 16 then break end
+  end
+  table.sort(names)
+  return names
+end
+
+local function read_lines(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local lines = {}
+  for line in f:lines() do lines[#lines + 1] = line end
+  f:close()
+  return lines
+end
+
+--- The comment block ending just above line `before` (exclusive), with its
+-- dashes taken off; nil when there is none.
+local function comment_above(lines, before)
+  local first = before
+  while first > 1 and lines[first - 1]:match("^%s*%-%-") do first = first - 1 end
+  if first == before then return nil end
+  local out = {}
+  for i = first, before - 1 do out[#out + 1] = (lines[i]:gsub("^%s*%-%-%-? ?", "")) end
+  return table.concat(out, "\n")
+end
+
+--- The comment block a file opens with.
+local function heading_comment(lines)
+  local out = {}
+  for _, line in ipairs(lines) do
+    if not line:match("^%-%-") then break end
+    out[#out + 1] = (line:gsub("^%-%-%-? ?", ""))
+  end
+  return #out > 0 and table.concat(out, "\n") or nil
+end
+
+--- Where a Lua function is defined: the file, the line, or nil for C.
+local function lua_source(fn)
+  local info = debug.getinfo(fn, "S")
+  if info.what ~= "Lua" or info.source:sub(1, 1) ~= "@" then return nil end
+  return info.source:sub(2), info.linedefined
+end
+
+--- The name `lv.<...>` under which fn is found (modules one level down).
+local function name_in(lv, obj)
+  for name, v in pairs(lv) do
+    if v == obj then return "lv." .. name end
+  end
+  for modname, mod in pairs(lv) do
+    if type(mod) == "table" and mod ~= lv and type(modname) == "string" then
+      for name, v in pairs(mod) do
+        if v == obj then return string.format("lv.%s.%s", modname, name) end
+      end
+    end
+  end
+  return nil
+end
+
+--- The file a module table's functions are defined in, if they share one.
+local function module_file(mod)
+  for _, name in ipairs(sorted_names(mod)) do
+    local path = lua_source(mod[name])
+    if path then return path end
+  end
+  return nil
+end
+
+--- help(lv, methods, obj) -> text.
+function M.describe(lv, methods, obj)
+  local lines = {}
+  if lv.is_tensor(obj) then
+    local shape = table.concat(obj:size(), ",")
+    lines[#lines + 1] = string.format("lvae.Tensor: %s, shape [%s], %d elements%s",
+      obj:dtype(), shape, obj:numel(), obj:is_contiguous() and "" or ", a strided view")
+    lines[#lines + 1] = "methods: " .. table.concat(sorted_names(methods), " ")
+  elseif obj == lv or obj == nil then
+    lines[#lines + 1] = "lvae: the toolkit table. Functions:"
+    lines[#lines + 1] = table.concat(sorted_names(lv), " ")
+    lines[#lines + 1] = "modules: lv.models, lv.estimators, lv.integrators, lv.flows, lv.data, "
+      .. "lv.plot, require 'lvae.nn', require 'lvae.optim'; help(f) shows a function's documentation"
+  elseif type(obj) == "function" then
+    local name = name_in(lv, obj)
+    local path, line = lua_source(obj)
+    if path then
+      lines[#lines + 1] = string.format("%s (%s:%d)", name or "a Lua function", path, line)
+      local source = read_lines(path)
+      local doc = source and comment_above(source, line)
+      lines[#lines + 1] = doc or "(no comment above its definition)"
+    elseif debug.getinfo(obj, "S").what ~= "C" then
+      lines[#lines + 1] = string.format("%s, defined in %s (no source file to read its comment from)",
+        name or "a Lua function", debug.getinfo(obj, "S").short_src)
+    elseif name then
+      local short = name:match("^lv%.([%w_]+)$")
+      lines[#lines + 1] = string.format("%s: a function of the C core%s; README.md documents it", name,
+        short and methods[short] and string.format(" (also the method x:%s())", short) or "")
+    else
+      lines[#lines + 1] = "a C function"
+    end
+  elseif type(obj) == "table" or type(obj) == "userdata" then
+    local mt = getmetatable(obj)
+    local name = name_in(lv, obj) or (mt and mt.__name) or type(obj)
+    lines[#lines + 1] = name
+    local path = type(obj) == "table" and module_file(obj)
+    local source = path and read_lines(path)
+    local doc = source and heading_comment(source)
+    if doc then lines[#lines + 1] = doc end
+    local names = method_names(obj)
+    if #names > 0 then lines[#lines + 1] = "methods: " .. table.concat(names, " ") end
+  else
+    lines[1] = string.format("a %s: %s", type(obj), tostring(obj))
+  end
+  return table.concat(lines, "\n")
+end
+
+return M
