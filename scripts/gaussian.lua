@@ -10,7 +10,9 @@
 -- samples per estimate. The potential and its gradient are closed-form
 -- sums over the data through the sufficient statistics Σx_i and Σx_i², so
 -- each step is O(d). Reported: ||Δ̂ − Δ||² and ||σ̂ − σ||² against d,
--- averaged over datasets, with the maximum-likelihood floor (Δ̂ = x̄, σ̂
+-- averaged over datasets (± the standard error over them when there are
+-- two or more; results.json keeps each data set's errors), with the
+-- maximum-likelihood floor (Δ̂ = x̄, σ̂
 -- the sample standard deviation): one shared z means ||Δ̂ − Δ||² cannot
 -- fall much below ||z||² ≈ d.
 --
@@ -59,6 +61,20 @@ local function log_likelihood(data, z, delta, log_sigma)
   local var = (log_sigma * 2):exp()
   local quad = (data.s2 - shift * data.s1 * 2 + shift:square() * n) / var
   return -(quad:sum(2) * 0.5) - log_sigma:sum() * n - n * data.d * 0.5 * LOG_2PI
+end
+
+--- The mean of a list and its standard error (sd / sqrt(n), NaN below
+-- two values): the spread over repeated data sets.
+local function mean_and_se(values)
+  local n = #values
+  if n == 0 then return 0 / 0, 0 / 0 end
+  local sum = 0
+  for _, v in ipairs(values) do sum = sum + v end
+  local mean = sum / n
+  if n < 2 then return mean, 0 / 0 end
+  local ss = 0
+  for _, v in ipairs(values) do ss = ss + (v - mean) ^ 2 end
+  return mean, math.sqrt(ss / (n - 1) / n)
 end
 
 local function log_normal(z, mean, log_std)           -- per row, summed
@@ -208,37 +224,42 @@ return {
                    initial_log_sigma = 3, learned_q0 = c["learned-q0"] or c.learned_q0 }
     local rows, results = {}, { dims = dims, methods = methods, table = {} }
     for _, d in ipairs(dims) do
-      local sums = { ml = { 0, 0, 0 } }
+      -- per method: the errors of each data set, and the diverged fits
+      local sets = { ml = { delta = {}, sigma = {}, diverged = 0 } }
+      local function record(name, delta_error, sigma_error)
+        sets[name] = sets[name] or { delta = {}, sigma = {}, diverged = 0 }
+        local e = sets[name]
+        e.delta[#e.delta + 1], e.sigma[#e.sigma + 1] = delta_error, sigma_error
+      end
       for set = 1, datasets do
         local gen = lv.Generator(c.seed * 7919 + d * 101 + set)
         local data = dataset(d, c.n, gen)
-        sums.ml[1] = sums.ml[1] + (data.ml_delta - data.delta):square():sum():item()
-        sums.ml[2] = sums.ml[2] + (data.ml_sigma - data.sigma):square():sum():item()
-        sums.ml[3] = sums.ml[3] + 1
+        record("ml", (data.ml_delta - data.delta):square():sum():item(),
+               (data.ml_sigma - data.sigma):square():sum():item())
         for _, name in ipairs(methods) do
           if not (name:match("^euler") and d > c["euler-max-dim"]) then
             lv.manual_seed(c.seed * 104729 + d * 31 + set)
             local t0 = lv.clock()
             local r = fit(name, data, opts)
-            sums[name] = sums[name] or { 0, 0, 0, 0 }
             if r.diverged then
               run:print(string.format("d=%d set %d %s: diverged at iteration %d", d, set, name, r.diverged))
-              sums[name][4] = sums[name][4] + 1
+              sets[name] = sets[name] or { delta = {}, sigma = {}, diverged = 0 }
+              sets[name].diverged = sets[name].diverged + 1
             else
-              sums[name][1] = sums[name][1] + r.delta_error
-              sums[name][2] = sums[name][2] + r.sigma_error
-              sums[name][3] = sums[name][3] + 1
+              record(name, r.delta_error, r.sigma_error)
             end
             run:print(string.format("d=%d set %d %-18s |Δ̂-Δ|² %.4g  |σ̂-σ|² %.4g  (%.1f s)", d, set, name,
               r.delta_error or 0 / 0, r.sigma_error or 0 / 0, lv.clock() - t0))
           end
         end
       end
-      for name, s in pairs(sums) do
-        local row = { d = d, method = name, runs = s[3],
-                      delta_error = s[3] > 0 and s[1] / s[3] or 0 / 0,
-                      sigma_error = s[3] > 0 and s[2] / s[3] or 0 / 0,
-                      diverged = s[4] or 0 }
+      for name, e in pairs(sets) do
+        local delta_mean, delta_se = mean_and_se(e.delta)
+        local sigma_mean, sigma_se = mean_and_se(e.sigma)
+        local row = { d = d, method = name, runs = #e.delta,
+                      delta_error = delta_mean, delta_error_se = delta_se, delta_errors = e.delta,
+                      sigma_error = sigma_mean, sigma_error_se = sigma_se, sigma_errors = e.sigma,
+                      diverged = e.diverged }
         rows[#rows + 1] = row
         results.table[#results.table + 1] = row
       end
@@ -257,7 +278,11 @@ return {
         for i, d in ipairs(dims) do
           cells[i] = "–"
           for _, r in ipairs(rows) do
-            if r.method == name and r.d == d and r.runs > 0 then cells[i] = string.format("%.3g", r[which]) end
+            if r.method == name and r.d == d and r.runs > 0 then
+              local se = r[which .. "_se"]
+              cells[i] = se == se and string.format("%.3g ± %.2g", r[which], se)
+                or string.format("%.3g", r[which])
+            end
           end
         end
         lines[#lines + 1] = "| " .. name .. " | " .. table.concat(cells, " | ") .. " |"

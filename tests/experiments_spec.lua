@@ -99,14 +99,22 @@ describe("experiments", function()
   end)
 
   it("gaussian.lua recovers parameters and writes its table", function()
-    local dir = run({ "scripts/gaussian.lua", "--dims", "1,2", "--datasets", "1", "--iterations", "30",
+    local dir = run({ "scripts/gaussian.lua", "--dims", "1,2", "--datasets", "2", "--iterations", "30",
                       "--methods", "vb,qsl1,hvae1,planar1", "--n", "500" })
     local res = read_json(dir .. "/results.json")
     assert.are.equal("completed", res.status)
     assert.is_true(#res.table >= 2 * 5)        -- ml + 4 methods per dimension
     for _, row in ipairs(res.table) do
       assert.is_true(finite(row.delta_error) and finite(row.sigma_error), row.method)
+      -- each data set's errors, their mean and its standard error
+      assert.are.equal(2, #row.delta_errors)
+      local a, b = row.sigma_errors[1], row.sigma_errors[2]
+      assert.is_true(math.abs(row.sigma_error - (a + b) / 2) <= 1e-12 * math.abs(a + b))
+      assert.is_true(math.abs(row.sigma_error_se - math.abs(a - b) / 2) <= 1e-9 * math.abs(a - b) + 1e-300)
     end
+    local f = assert(io.open(dir .. "/table.md"))
+    assert.truthy(f:read("a"):find(" ± ", 1, true))
+    f:close()
     assert.is_true(exists(dir .. "/table.md"))
     if require("lvae.plot").has_gnuplot() then
       assert.is_true(exists(dir .. "/error_vs_dim_delta.png") and exists(dir .. "/error_vs_dim_sigma.png"))
