@@ -209,6 +209,7 @@ describe("run", function()
                          "--lr <lr>", "Adam learning rate (default: 0.05)", "(default: 16)",
                          "--val {real,worsening}", "(default: real)", "training epochs (default: 3)",
                          "--seed <seed>", "(default: 1)", "--out <out>", "(default: runs)",
+                         "hidden units; at least 1 (default: 8)",
                          "--resume <RUN_DIR>", "--patience", "--max-steps", "--stop-after-epoch",
                          "--quiet", "--help" }) do
       assert.truthy(out:find(s, 1, true), "help lacks " .. s .. "\n" .. out)

@@ -405,7 +405,8 @@ local function build_parser(file, exp, own, runner)
       if o.kind == "flag" then
         e = parser:flag(o.flag):description(o.help):target(o.target)
       else
-        e = parser:option(o.flag):description(o.help):target(o.target)
+        local help = (o.min and o.min ~= 0) and string.format("%s; at least %s", o.help, tostring(o.min)) or o.help
+        e = parser:option(o.flag):description(help):target(o.target)
         if o.argname then e:argname("<" .. o.argname .. ">") end
         if o.default ~= nil then e:default(tostring(o.default)) end
         if o.convert then e:convert(o.convert) end
