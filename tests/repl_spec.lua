@@ -75,6 +75,8 @@ describe("the REPL", function()
     assert.truthy(h:find("methods: ais elbo ess iwae nll", 1, true), h)
     -- a C function says so; an object lists inherited methods too
     assert.truthy(lv.help(lv.randn):find("lv.randn: a function of the C core", 1, true))
+    h = lv.help(require("lvae.optim"))
+    assert.truthy(h:find("^a module %(.*lua/lvae/optim%.lua%)\n"), h)
     h = lv.help(require("lvae.nn").Linear(2, 3))
     assert.truthy(h:find("forward", 1, true) and h:find("parameters", 1, true), h)
     local f = load("return function() end", "=nowhere")()

@@ -137,11 +137,11 @@ function M.describe(lv, methods, obj)
     end
   elseif type(obj) == "table" or type(obj) == "userdata" then
     local mt = getmetatable(obj)
-    local name = name_in(lv, obj) or (mt and mt.__name) or type(obj)
-    lines[#lines + 1] = name
     local path = type(obj) == "table" and module_file(obj)
     local source = path and read_lines(path)
     local doc = source and heading_comment(source)
+    lines[#lines + 1] = name_in(lv, obj) or (mt and mt.__name)
+      or (path and string.format("a module (%s)", path)) or type(obj)
     if doc then lines[#lines + 1] = doc end
     local names = method_names(obj)
     if #names > 0 then lines[#lines + 1] = "methods: " .. table.concat(names, " ") end
