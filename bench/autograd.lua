@@ -75,24 +75,9 @@ package.path = bench_dir .. "/../?.lua;" .. package.path
 local lv = require "lvae"
 local lib = require "bench.lib"
 
-local quick, list_kernels, threads, f32_only = false, false, nil, false
-do
-  local i = 1
-  while arg and arg[i] do
-    local a = arg[i]
-    if a == "--quick" then quick = true
-    elseif a == "--list-kernels" then list_kernels = true
-    elseif a == "--f32-only" then f32_only = true
-    elseif a == "--threads" and tonumber(arg[i + 1]) then
-      threads = math.tointeger(tonumber(arg[i + 1])); i = i + 1
-    else
-      io.stderr:write("usage: ./lvae bench/autograd.lua [--quick] [--threads N] "
-        .. "[--f32-only] [--list-kernels]\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
+local options = lib.options("bench/autograd.lua", {"--f32-only", "--list-kernels"})
+local quick, threads = options.quick, options.threads
+local list_kernels, f32_only = options["--list-kernels"] or false, options["--f32-only"] or false
 
 -- What is measured: each dtype at the toolkit's thread count (or
 -- --threads N), and f32 once more on one thread -- on a machine with few

@@ -64,22 +64,7 @@ local lv = require "lvae"
 local nn = require "lvae.nn"
 local lib = require "bench.lib"
 
-local quick, threads = false, nil
-do
-  local i = 1
-  while arg and arg[i] do
-    local a = arg[i]
-    if a == "--quick" then quick = true
-    elseif a == "--threads" and tonumber(arg[i + 1]) then
-      threads = math.tointeger(tonumber(arg[i + 1])); i = i + 1
-    else
-      io.stderr:write("usage: ./lvae bench/integrators.lua [--quick] [--threads N]\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
-if threads then lv.set_num_threads(threads) end
+local quick = lib.options("bench/integrators.lua").quick
 
 local B, D, DTYPE = 100, 784, "f32"
 local D_MAIN = 64

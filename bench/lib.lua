@@ -20,6 +20,34 @@ local lib = {}
 
 local lv_ok, lv = pcall(require, "lvae")
 
+--- lib.options(script [, flags]): the command line of a benchmark:
+-- `--quick`, `--threads N` (applied here through lv.set_num_threads) and
+-- the extra boolean flags listed (e.g. {"--f32-only"}). Anything else
+-- prints the usage and exits with status 2. Returns {quick =, threads =
+-- (nil when not given), [flag] = true for each flag given}.
+function lib.options(script, flags)
+  local known, usage = {}, {"[--quick]", "[--threads N]"}
+  for _, f in ipairs(flags or {}) do known[f] = true; usage[#usage + 1] = "[" .. f .. "]" end
+  local o, args, i = {quick = false}, arg or {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--quick" then
+      o.quick = true
+    elseif a == "--threads" and math.tointeger(tonumber(args[i + 1])) then
+      o.threads = math.tointeger(tonumber(args[i + 1]))
+      i = i + 1
+    elseif known[a] then
+      o[a] = true
+    else
+      io.stderr:write("usage: ./lvae " .. script .. " " .. table.concat(usage, " ") .. "\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+  if o.threads and lv_ok then lv.set_num_threads(o.threads) end
+  return o
+end
+
 --- lib.clock(): seconds on a monotonic clock, as a float.
 -- lv.clock when the toolkit has it; otherwise os.clock, which counts the
 -- CPU time of every thread of the process -- wrong for threaded kernels,

@@ -60,21 +60,7 @@ local lv = require "lvae"
 local nn = require "lvae.nn"
 local lib = require "bench.lib"
 
-local quick = false
-local args = arg or {}
-local i = 1
-while i <= #args do
-  local a = args[i]
-  if a == "--quick" then quick = true
-  elseif a == "--threads" and math.tointeger(tonumber(args[i + 1])) then
-    lv.set_num_threads(math.tointeger(tonumber(args[i + 1])))
-    i = i + 1
-  else
-    io.stderr:write("usage: ./lvae bench/nn.lua [--quick] [--threads N]\n")
-    os.exit(2)
-  end
-  i = i + 1
-end
+local quick = lib.options("bench/nn.lua").quick
 
 local step_opts = quick and { warmup = 0.02, min_time = 0.02, repeats = 3 }
                          or { warmup = 0.2, warmup_calls = 3, min_time = 0.05, repeats = 5 }

@@ -29,27 +29,15 @@
 -- keeps PyTorch's fastest median, and says which. lvae runs at its own
 -- thread count. Writes bench/results/pytorch.json; prints a markdown table.
 
+local script_path = arg and arg[0] or "bench/pytorch.lua"
+local bench_dir = script_path:match("^(.*)/[^/]*$") or "."
+package.path = bench_dir .. "/../?.lua;" .. package.path
+
 local lv = require "lvae"
 local nn = require "lvae.nn"
-local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "bench/") .. "lib.lua")
+local lib = require "bench.lib"
 
-local quick, threads = false, 0
-do
-  local i = 1
-  while i <= #arg do
-    if arg[i] == "--quick" then
-      quick = true
-    elseif arg[i] == "--threads" then
-      threads = tonumber(arg[i + 1]) or error("--threads needs a number")
-      i = i + 1
-    else
-      io.stderr:write("usage: ./lvae bench/pytorch.lua [--quick] [--threads N]\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
-end
-if threads > 0 then lv.set_num_threads(threads) end
+local quick = lib.options("bench/pytorch.lua").quick
 
 local D, B, d = 784, 100, 64
 local Ks = quick and { 1 } or { 1, 5 }
