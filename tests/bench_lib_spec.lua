@@ -1,0 +1,39 @@
+-- bench/lib.lua's command line (lib.options) and its median, which every
+-- benchmark suite relies on; the error path (usage, exit 2) is checked
+-- through the launcher.
+package.path = "./?.lua;" .. package.path
+local lv = require "lvae"
+local lib = require "bench.lib"
+
+describe("bench.lib", function()
+  it("parses --quick, --threads N and the suite's own flags", function()
+    local saved_arg, saved_threads = _G.arg, lv.num_threads()
+    _G.arg = { "--quick", "--threads", "1", "--f32-only" }
+    local o = lib.options("bench/x.lua", { "--f32-only", "--list-kernels" })
+    assert.is_true(o.quick)
+    assert.are.equal(1, o.threads)
+    assert.are.equal(1, lv.num_threads())
+    assert.is_true(o["--f32-only"])
+    assert.is_nil(o["--list-kernels"])
+    _G.arg = {}
+    o = lib.options("bench/x.lua")
+    assert.is_false(o.quick)
+    assert.is_nil(o.threads)
+    _G.arg = saved_arg
+    lv.set_num_threads(saved_threads)
+  end)
+
+  it("prints the usage and exits 2 on anything else", function()
+    local p = io.popen("./lvae bench/nn.lua --threads two 2>&1; echo status $?")
+    local out = p:read("a")
+    p:close()
+    assert.truthy(out:find("usage: ./lvae bench/nn.lua [--quick] [--threads N]", 1, true), out)
+    assert.truthy(out:find("status 2", 1, true), out)
+  end)
+
+  it("takes the median of an odd or even list", function()
+    assert.are.equal(2, lib.median({ 3, 1, 2 }))
+    assert.are.equal(2.5, lib.median({ 4, 1, 3, 2 }))
+    assert.is_nil(lib.median({}))
+  end)
+end)
