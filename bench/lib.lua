@@ -48,6 +48,9 @@ function lib.options(script, flags)
   return o
 end
 
+--- lib.shell_quote(s): s as one word of a POSIX shell command.
+function lib.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
 --- lib.clock(): seconds on a monotonic clock, as a float.
 -- lv.clock when the toolkit has it; otherwise os.clock, which counts the
 -- CPU time of every thread of the process -- wrong for threaded kernels,
@@ -268,7 +271,7 @@ function lib.results_dir()
   local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "bench"
   dir = tidy_path(dir)
   local results = dir .. "/results"
-  os.execute("mkdir -p '" .. results:gsub("'", "'\\''") .. "'")
+  os.execute("mkdir -p " .. lib.shell_quote(results))
   return results
 end
 

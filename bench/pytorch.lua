@@ -42,10 +42,8 @@ local quick = lib.options("bench/pytorch.lua").quick
 local D, B, d = 784, 100, 64
 local Ks = quick and { 1 } or { 1, 5 }
 local PYTHON = "/usr/bin/python3"     -- Debian's, where python3-torch is installed
-local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "bench/"
-local script = here .. "pytorch_flows.py"
-
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local script = bench_dir .. "/pytorch_flows.py"
+local quote = lib.shell_quote
 
 local machine = lib.machine()
 lib.print_machine(machine)

@@ -225,10 +225,13 @@ return {
     local rows, results = {}, { dims = dims, methods = methods, table = {} }
     for _, d in ipairs(dims) do
       -- per method: the errors of each data set, and the diverged fits
-      local sets = { ml = { delta = {}, sigma = {}, diverged = 0 } }
-      local function record(name, delta_error, sigma_error)
+      local sets = {}
+      local function entry(name)
         sets[name] = sets[name] or { delta = {}, sigma = {}, diverged = 0 }
-        local e = sets[name]
+        return sets[name]
+      end
+      local function record(name, delta_error, sigma_error)
+        local e = entry(name)
         e.delta[#e.delta + 1], e.sigma[#e.sigma + 1] = delta_error, sigma_error
       end
       for set = 1, datasets do
@@ -243,8 +246,7 @@ return {
             local r = fit(name, data, opts)
             if r.diverged then
               run:print(string.format("d=%d set %d %s: diverged at iteration %d", d, set, name, r.diverged))
-              sets[name] = sets[name] or { delta = {}, sigma = {}, diverged = 0 }
-              sets[name].diverged = sets[name].diverged + 1
+              entry(name).diverged = entry(name).diverged + 1
             else
               record(name, r.delta_error, r.sigma_error)
             end

@@ -327,6 +327,12 @@ local function at_least(flag, convert, min)
   end
 end
 
+--- Gives a normal option its min: values below it are refused when parsed.
+local function set_min(o, min)
+  o.min = min
+  o.convert = at_least(o.flag, o.convert or number_converter(o.flag), min)
+end
+
 local function boolean_converter(flag)
   local values = { ["true"] = true, yes = true, ["1"] = true, ["false"] = false, no = false, ["0"] = false }
   return function(s)
@@ -355,15 +361,14 @@ local function normal_option(o, where)
   elseif type(default) == "number" and convert == nil then
     convert = math.type(default) == "integer" and integer_converter(flag) or number_converter(flag)
   end
-  if o.min ~= nil then
-    if type(o.min) ~= "number" or kind == "flag" then
-      error(string.format("%s (%s): min must be a number, on an option that takes one", where, flag), 0)
-    end
-    convert = at_least(flag, convert or number_converter(flag), o.min)
+  if o.min ~= nil and (type(o.min) ~= "number" or kind == "flag") then
+    error(string.format("%s (%s): min must be a number, on an option that takes one", where, flag), 0)
   end
-  return { flag = flag, help = o[2] or "", default = default, convert = convert, kind = kind,
-           target = target, choices = o.choices, argname = o.argname, resume = o.resume,
-           training = o.training, min = o.min }
+  local n = { flag = flag, help = o[2] or "", default = default, convert = convert, kind = kind,
+              target = target, choices = o.choices, argname = o.argname, resume = o.resume,
+              training = o.training }
+  if o.min ~= nil then set_min(n, o.min) end
+  return n
 end
 
 --- The declared options, runner's and experiment's, in help order.
@@ -382,10 +387,7 @@ local function declared_options(exp, exp_name)
       -- an experiment without a loop has nothing to resume, stop or keep
     elseif mine then
       mine.resume = n.resume     -- the runner still gives it its meaning
-      if n.min ~= nil and mine.min == nil and mine.kind ~= "flag" then
-        mine.min = n.min
-        mine.convert = at_least(mine.flag, mine.convert or number_converter(mine.flag), n.min)
-      end
+      if n.min ~= nil and mine.min == nil and mine.kind ~= "flag" then set_min(mine, n.min) end
     else
       runner[#runner + 1] = n
       by_target[n.target] = n
