@@ -311,11 +311,12 @@ static lv_tensor *force(force_ctx *f, lv_tensor *z)
 
 /* ---- steps ----------------------------------------------------------------- */
 
-static lv_tensor *noise_like(const lv_tensor *x)
+/* Fresh N(0, I) noise shaped like x, from the caller's generator. */
+static lv_tensor *noise_like(lv_generator *gen, const lv_tensor *x)
 {
     lv_tensor *xi = lv_tensor_empty(x->dtype, x->ndim, x->shape);
     if (xi)
-        lv_rng_normal(lv_generator_default(), x->dtype, lv_tensor_data(xi),
+        lv_rng_normal(gen, x->dtype, lv_tensor_data(xi),
                       lv_tensor_numel(xi), 0.0, 1.0);
     return xi;
 }
@@ -466,9 +467,11 @@ static int carry(lv_tensor **slot, lv_tensor *v)
 int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                        int K, lv_potential_fn potential, void *ctx,
                        int create_graph, lv_tensor *const *planar,
-                       lv_flow_result *res)
+                       lv_generator *gen, lv_flow_result *res)
 {
     memset(res, 0, sizeof *res);
+    if (!gen)
+        gen = lv_generator_default();
     char buf[128];
     if (K < 1)
         return lv_error_set(4, "K must be at least 1, got %d", K);
@@ -579,7 +582,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
             if (it->noise) {
                 lv_tensor *s = ag_op(&S, LV_OP_SQRT, ag_op(&S, LV_OP_NEG,
                                       ag_op(&S, LV_OP_EXPM1, ag_scale(&S, gh, -2.0))));
-                lv_tensor *xi = lv_keep(&S, noise_like(rho));
+                lv_tensor *xi = lv_keep(&S, noise_like(gen, rho));
                 rho_new = lincomb(&S, decay, rho, minus_h, g_new, s, xi);
             } else {
                 rho_new = lincomb(&S, decay, rho, minus_h, g_new, NULL, NULL);
@@ -603,7 +606,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
             if (it->noise) {
                 lv_tensor *s = ag_op(&S, LV_OP_SQRT, ag_op(&S, LV_OP_NEG,
                                       ag_op(&S, LV_OP_EXPM1, ag_scale(&S, gh, -2.0))));
-                lv_tensor *xi = lv_keep(&S, noise_like(rho));
+                lv_tensor *xi = lv_keep(&S, noise_like(gen, rho));
                 r = lincomb(&S, decay, r, s, xi, NULL, NULL);
             } else {
                 r = ag_mul(&S, decay, r);
@@ -633,7 +636,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                 z_new = it->noise
                     ? lincomb(&S, one(&S, dt), z, minus_h, g_here,
                               ag_op(&S, LV_OP_SQRT, ag_scale(&S, h, 2.0)),
-                              lv_keep(&S, noise_like(z)))
+                              lv_keep(&S, noise_like(gen, z)))
                     : lincomb(&S, one(&S, dt), z, minus_h, g_here, NULL, NULL);
             } else {
                 lv_tensor *hh = ag_mul(&S, h_row, ag_opp(&S, LV_OP_UNSQUEEZE, h, &col));
@@ -645,7 +648,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                 rho_new = it->noise
                     ? lincomb(&S, damp, rho, minus_h, g_here,
                               ag_op(&S, LV_OP_SQRT, ag_scale(&S, gh, 2.0)),
-                              lv_keep(&S, noise_like(rho)))
+                              lv_keep(&S, noise_like(gen, rho)))
                     : lincomb(&S, damp, rho, minus_h, g_here, NULL, NULL);
             }
             break;

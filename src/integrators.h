@@ -17,6 +17,7 @@
 #define LV_INTEGRATORS_H
 
 #include "op.h"
+#include "rng.h"
 
 typedef enum lv_integrator_kind {
     LV_INTEGRATOR_LEAPFROG,
@@ -114,13 +115,14 @@ lv_tensor *lv_integrator_alpha(const lv_integrator *it, int k, int K);
 
 /* Runs K steps from (z0, rho0). An amortized planar flow takes its
  * per-sample parameters in `planar` = {u [B, K', d], w [B, K', d],
- * b [B, K']} (K' >= K); NULL otherwise. Returns 0 or -1 with lv_error; on
+ * b [B, K']} (K' >= K); NULL otherwise. The noise xi comes from gen (NULL:
+ * the default generator). Returns 0 or -1 with lv_error; on
  * success the result holds new references (free with
  * lv_flow_result_clear). */
 int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0,
                        lv_tensor *rho0, int K, lv_potential_fn potential,
                        void *ctx, int create_graph, lv_tensor *const *planar,
-                       lv_flow_result *res);
+                       lv_generator *gen, lv_flow_result *res);
 void lv_flow_result_clear(lv_flow_result *res);
 
 #endif

@@ -11,6 +11,8 @@
 #include <cblas.h>
 
 #include "lua_common.h"
+#include "op.h"
+#include "profile.h"
 
 int luaopen_lvae_core(lua_State *L);
 
@@ -46,7 +48,41 @@ static int util_set_num_threads(lua_State *L)
     return 0;
 }
 
+/* lv._profile_start(): counts every op from zero (profile.h).
+ * lv._profile_stop() -> {op name = {calls, seconds, self_seconds,
+ * elements}} for the ops that ran. */
+static int util_profile_start(lua_State *L)
+{
+    (void)L;
+    lv_profile_enable(1);
+    return 0;
+}
+
+static int util_profile_stop(lua_State *L)
+{
+    lv_profile_enable(0);
+    lua_newtable(L);
+    for (int op = 0; op < LV_OP_COUNT; op++) {
+        lv_profile_row r = lv_profile_get((lv_op_id)op);
+        if (r.calls == 0)
+            continue;
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, r.calls);
+        lua_setfield(L, -2, "calls");
+        lua_pushnumber(L, r.seconds);
+        lua_setfield(L, -2, "seconds");
+        lua_pushnumber(L, r.self_seconds);
+        lua_setfield(L, -2, "self_seconds");
+        lua_pushinteger(L, r.elements);
+        lua_setfield(L, -2, "elements");
+        lua_setfield(L, -2, lv_op_get((lv_op_id)op)->name);
+    }
+    return 1;
+}
+
 static const luaL_Reg util_functions[] = {
+    {"_profile_start", util_profile_start},
+    {"_profile_stop", util_profile_stop},
     {"clock", util_clock},
     {"num_threads", util_num_threads},
     {"set_num_threads", util_set_num_threads},
@@ -68,6 +104,7 @@ int luaopen_lvae_core(lua_State *L)
     lv_open_estimators(L);
     lv_open_nifti(L);
     lv_open_image(L);
+    lv_open_optim(L);
     lua_setfield(L, -2, "_methods");
     luaL_getmetatable(L, LV_TENSOR_MT);
     lua_setfield(L, -2, "_Tensor");

@@ -388,7 +388,7 @@ static void push_stats(lua_State *L, const lv_flow_stats *st, int n_evals)
     lua_setfield(L, -2, "grad_evals");
 }
 
-/* it:flow(z0, rho0, potential, K [, {create_graph}]) */
+/* it:flow(z0, rho0, potential, K [, {create_graph, params, gen}]) */
 static int integrator_flow(lua_State *L)
 {
     lv_integrator *it = check_integrator(L, 1);
@@ -400,9 +400,17 @@ static int integrator_flow(lua_State *L)
     int create_graph = 0;
     lv_tensor *planar[3] = {NULL, NULL, NULL};
     int have_planar = 0;
+    lv_generator *gen = NULL;
     if (!lua_isnoneornil(L, 6)) {
         luaL_checktype(L, 6, LUA_TTABLE);
         create_graph = opt_bool(L, 6, "create_graph", 0);
+        if (lua_getfield(L, 6, "gen") != LUA_TNIL) {
+            gen = luaL_testudata(L, -1, LV_GENERATOR_MT);
+            if (!gen)
+                return luaL_error(L, "flow: option 'gen' must be a generator "
+                                  "(lv.Generator(seed)), got %s", luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);          /* argument 6 keeps the generator alive */
         if (lua_getfield(L, 6, "params") != LUA_TNIL) {
             static const char *const keys[3] = {"u", "w", "b"};
             luaL_argcheck(L, lua_istable(L, -1), 6, "params must be {u = ..., w = ..., b = ...}");
@@ -424,7 +432,8 @@ static int integrator_flow(lua_State *L)
     lua_potential ctx = {L, 4};
     lv_flow_result res;
     if (lv_integrator_flow(it, z0, rho0, (int)K, potential_bridge, &ctx,
-                           create_graph, have_planar ? planar : NULL, &res) < 0)
+                           create_graph, have_planar ? planar : NULL, gen,
+                           &res) < 0)
         return lv_lua_raise(L, "flow");
     *boxes[0] = res.z;
     *boxes[1] = res.rho;

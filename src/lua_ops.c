@@ -365,8 +365,9 @@ static int opt_ints(lua_State *L, int idx, const char *name, int64_t *v,
     return n;
 }
 
-/* {kernel, stride = 1, padding = 0, size = {H, W}}: padding is one number,
- * {vertical, horizontal}, or {top, bottom, left, right}. */
+/* {kernel, stride = 1, padding = 0, size = {H, W}, layout = "image"}:
+ * padding is one number, {vertical, horizontal}, or {top, bottom, left,
+ * right}; layout "batch" puts the batch inside the columns. */
 static lv_conv_geometry check_geometry_opts(lua_State *L, int idx)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -395,6 +396,13 @@ static lv_conv_geometry check_geometry_opts(lua_State *L, int idx)
     n = opt_ints(L, idx, "size", v, 2, 0);
     g.height = v[0];
     g.width = n == 2 ? v[1] : v[0];
+    lua_getfield(L, idx, "layout");
+    const char *layout = lua_isnil(L, -1) ? "image" : lua_tostring(L, -1);
+    if (!layout || (strcmp(layout, "image") != 0 && strcmp(layout, "batch") != 0))
+        luaL_error(L, "option 'layout' must be \"image\" (columns [N, C*kh*kw, P]) "
+                   "or \"batch\" ([C*kh*kw, N, P])");
+    g.batch_inner = strcmp(layout, "batch") == 0;
+    lua_pop(L, 1);
     return g;
 }
 

@@ -7,6 +7,7 @@
 
 #include "autograd.h"
 #include "op.h"
+#include "profile.h"
 
 #define UNARY(name)    {name, 1, lv_forward_unary, lv_vjp_unary}
 #define BINARY(name)   {name, 2, lv_forward_binary, lv_vjp_binary}
@@ -114,7 +115,10 @@ int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
     /* A forward may apply other ops inside (a dtype widening, say); only
      * the op itself goes on the tape. */
     int recording = lv_grad_set_enabled(0);
+    double started = lv_profile_on ? lv_profile_begin() : 0.0;
     int n = def->forward(out, op, in, n_in, p);
+    if (lv_profile_on)
+        lv_profile_end(op, started, n > 0 ? lv_tensor_numel(out[0]) : 0);
     lv_grad_set_enabled(recording);
     if (n > 0 && recording && lv_autograd_record(op, n_in, in, p, n, out) < 0) {
         for (int i = 0; i < n; i++)

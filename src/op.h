@@ -58,7 +58,8 @@ typedef enum lv_op_id {
     LV_OP_INVERSE,
     LV_OP_EIGH,                     /* outputs: eigenvalues, eigenvectors */
     /* convolution as unfold + GEMM (ops_conv.c); params: conv */
-    LV_OP_IM2COL,                   /* [N,C,H,W] -> [N, C*kh*kw, Ho*Wo] */
+    LV_OP_IM2COL,                   /* [N,C,H,W] -> [N, C*kh*kw, Ho*Wo]
+                                       (or [C*kh*kw, N, Ho*Wo]) */
     LV_OP_COL2IM,                   /* its adjoint: sums patches back */
     LV_OP_COUNT
 } lv_op_id;
@@ -72,6 +73,10 @@ typedef struct lv_conv_geometry {
     int64_t kh, kw, sh, sw;
     int64_t pad_top, pad_bottom, pad_left, pad_right;
     int64_t height, width;
+    /* Columns as [C*kh*kw, N, Ho*Wo] instead of [N, C*kh*kw, Ho*Wo]: the
+     * whole batch's windows side by side, so that a convolution is one
+     * GEMM over the batch rather than one small GEMM per image. */
+    int batch_inner;
 } lv_conv_geometry;
 
 typedef struct lv_op_params {

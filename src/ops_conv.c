@@ -5,10 +5,12 @@
  *
  * Shape legend: N batch, C channels, H x W image, kh x kw kernel,
  * Ho x Wo windows, K = C kh kw, P = Ho Wo.
- *     im2col: x [N, C, H, W]  ->  cols [N, K, P]
- *     col2im: cols [N, K, P]  ->  x [N, C, H, W]
+ *     im2col: x [N, C, H, W]  ->  cols [N, K, P]   (layout "image")
+ *                                    or  [K, N, P]   (layout "batch")
+ *     col2im: cols (either layout)  ->  x [N, C, H, W]
  * A convolution is then W[O, K] @ cols (lua/lvae/nn.lua), a transposed
- * convolution col2im(Wᵀ @ x). Since each map's VJP is the other, both
+ * convolution col2im(Wᵀ @ x); in the batch layout either is one GEMM over
+ * the whole batch, [O, K] x [K, N P]. Since each map's VJP is the other, both
  * are differentiable to any order, and so are the convolutions built on
  * them. Padding is given per side (TensorFlow's SAME pads 1 before and 2
  * after for 28 -> 14 at kernel 5, stride 2).
@@ -27,18 +29,40 @@ static int64_t out_size(int64_t size, int64_t k, int64_t s, int64_t before,
     return span < 0 ? 0 : span / s + 1;
 }
 
-/* Row (c, i, j) of cols, column (oy, ox), reads image pixel
- * (c, oy*sh - pad_top + i, ox*sw - pad_left + j), zero outside. */
+/* The window columns ox whose pixel ox*s - pad + j lies inside [0, size):
+ * [*lo, *hi). Computing the range once per kernel offset keeps the inner
+ * loops free of bounds tests. */
+static void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad,
+                        int64_t j, int64_t *lo, int64_t *hi)
+{
+    int64_t first = pad - j;            /* ox*s >= pad - j */
+    int64_t a = first <= 0 ? 0 : (first + s - 1) / s;
+    int64_t last = size - 1 + pad - j;  /* ox*s <= size - 1 + pad - j */
+    int64_t b = last < 0 ? 0 : last / s + 1;
+    *lo = a < out ? a : out;
+    *hi = b < out ? b : out;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* One image's columns. Row (c, i, j), column (oy, ox) holds image pixel
+ * (c, oy*sh - pad_top + i, ox*sw - pad_left + j), zero outside; row r
+ * starts at cols + r * row_stride (P for the image layout, N P for the
+ * batch layout), so one kernel serves both. col2im adds each column back
+ * into its window: the exact adjoint. */
 #define CONV_KERNELS(T, SUFFIX)                                               \
-    static void im2col_##SUFFIX(T *cols, const T *x, int64_t C, int64_t H,    \
-                                int64_t W, const lv_conv_geometry *g,         \
-                                int64_t Ho, int64_t Wo)                       \
+    static void im2col_##SUFFIX(T *cols, int64_t row_stride, const T *x,      \
+                                int64_t C, int64_t H, int64_t W,              \
+                                const lv_conv_geometry *g, int64_t Ho,        \
+                                int64_t Wo)                                   \
     {                                                                         \
-        int64_t P = Ho * Wo;                                                  \
         for (int64_t c = 0; c < C; c++)                                       \
             for (int64_t i = 0; i < g->kh; i++)                               \
                 for (int64_t j = 0; j < g->kw; j++) {                         \
-                    T *row = cols + ((c * g->kh + i) * g->kw + j) * P;        \
+                    T *row = cols + ((c * g->kh + i) * g->kw + j) * row_stride; \
+                    int64_t lo, hi;                                           \
+                    valid_range(W, Wo, g->sw, g->pad_left, j, &lo, &hi);      \
+                    int64_t x0 = lo * g->sw - g->pad_left + j;                \
                     for (int64_t oy = 0; oy < Ho; oy++) {                     \
                         int64_t y = oy * g->sh - g->pad_top + i;              \
                         T *dst = row + oy * Wo;                               \
@@ -46,36 +70,39 @@ static int64_t out_size(int64_t size, int64_t k, int64_t s, int64_t before,
                             memset(dst, 0, sizeof(T) * (size_t)Wo);           \
                             continue;                                         \
                         }                                                     \
-                        const T *src = x + (c * H + y) * W;                   \
-                        for (int64_t ox = 0; ox < Wo; ox++) {                 \
-                            int64_t xx = ox * g->sw - g->pad_left + j;        \
-                            dst[ox] = (xx >= 0 && xx < W) ? src[xx] : (T)0;   \
-                        }                                                     \
+                        const T *src = x + (c * H + y) * W + x0;              \
+                        for (int64_t ox = 0; ox < lo; ox++)                   \
+                            dst[ox] = 0;                                      \
+                        for (int64_t ox = lo; ox < hi; ox++)                  \
+                            dst[ox] = src[(ox - lo) * g->sw];                 \
+                        for (int64_t ox = hi; ox < Wo; ox++)                  \
+                            dst[ox] = 0;                                      \
                     }                                                         \
                 }                                                             \
     }                                                                         \
                                                                               \
-    static void col2im_##SUFFIX(T *x, const T *cols, int64_t C, int64_t H,    \
-                                int64_t W, const lv_conv_geometry *g,         \
-                                int64_t Ho, int64_t Wo)                       \
+    static void col2im_##SUFFIX(T *x, const T *cols, int64_t row_stride,      \
+                                int64_t C, int64_t H, int64_t W,              \
+                                const lv_conv_geometry *g, int64_t Ho,        \
+                                int64_t Wo)                                   \
     {                                                                         \
-        int64_t P = Ho * Wo;                                                  \
         memset(x, 0, sizeof(T) * (size_t)(C * H * W));                        \
         for (int64_t c = 0; c < C; c++)                                       \
             for (int64_t i = 0; i < g->kh; i++)                               \
                 for (int64_t j = 0; j < g->kw; j++) {                         \
-                    const T *row = cols + ((c * g->kh + i) * g->kw + j) * P;  \
+                    const T *row =                                            \
+                        cols + ((c * g->kh + i) * g->kw + j) * row_stride;    \
+                    int64_t lo, hi;                                           \
+                    valid_range(W, Wo, g->sw, g->pad_left, j, &lo, &hi);      \
+                    int64_t x0 = lo * g->sw - g->pad_left + j;                \
                     for (int64_t oy = 0; oy < Ho; oy++) {                     \
                         int64_t y = oy * g->sh - g->pad_top + i;              \
                         if (y < 0 || y >= H)                                  \
                             continue;                                         \
                         const T *src = row + oy * Wo;                         \
-                        T *dst = x + (c * H + y) * W;                         \
-                        for (int64_t ox = 0; ox < Wo; ox++) {                 \
-                            int64_t xx = ox * g->sw - g->pad_left + j;        \
-                            if (xx >= 0 && xx < W)                            \
-                                dst[xx] += src[ox];                           \
-                        }                                                     \
+                        T *dst = x + (c * H + y) * W + x0;                    \
+                        for (int64_t ox = lo; ox < hi; ox++)                  \
+                            dst[(ox - lo) * g->sw] += src[ox];                \
                     }                                                         \
                 }                                                             \
     }
@@ -123,8 +150,14 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                                 (long long)(W + g->pad_left + g->pad_right),
                                 (long long)g->kh, (long long)g->kw);
         src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
-        int64_t shape[3] = {N, C * g->kh * g->kw, Ho * Wo};
-        y = src ? lv_tensor_empty(x->dtype, 3, shape) : NULL;
+        int64_t K = C * g->kh * g->kw, P = Ho * Wo;
+        int64_t shape[3] = {N, K, P};
+        if (g->batch_inner) {
+            shape[0] = K;
+            shape[1] = N;
+        }
+        y = src && lv_shape_check("im2col", 3, shape) == 0
+                ? lv_tensor_empty(x->dtype, 3, shape) : NULL;
         if (!y) {
             lv_tensor_release(src);
             return -1;
@@ -132,14 +165,18 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         size_t el = lv_dtype_size(x->dtype);
         const char *xs = lv_tensor_data(src);
         char *ys = lv_tensor_data(y);
-        #pragma omp parallel for if (N > 1 && C * H * W * N >= (1 << 18))
+        int64_t row_stride = g->batch_inner ? N * P : P;
+        int64_t image_offset = g->batch_inner ? P : K * P;
+        #pragma omp parallel for if (N > 1 && K * P * N >= (1 << 18))
         for (int64_t n = 0; n < N; n++) {
             const char *xn = xs + n * C * H * W * (int64_t)el;
-            char *yn = ys + n * shape[1] * shape[2] * (int64_t)el;
+            char *yn = ys + n * image_offset * (int64_t)el;
             if (x->dtype == LV_DTYPE_F64)
-                im2col_f64((double *)yn, (const double *)xn, C, H, W, g, Ho, Wo);
+                im2col_f64((double *)yn, row_stride, (const double *)xn, C, H,
+                           W, g, Ho, Wo);
             else
-                im2col_f32((float *)yn, (const float *)xn, C, H, W, g, Ho, Wo);
+                im2col_f32((float *)yn, row_stride, (const float *)xn, C, H,
+                           W, g, Ho, Wo);
         }
     } else {
         int64_t H = g->height, W = g->width;
@@ -149,15 +186,20 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         if (H < 1 || W < 1)
             return lv_error_set(2, "image size must be given (height and "
                                 "width at least 1)");
-        if (x->ndim != 3 || x->shape[1] % khw != 0 || x->shape[2] != Ho * Wo ||
-            Ho == 0 || Wo == 0)
-            return lv_error_set(1, "expected columns [N, C*%lld, %lld] for a "
-                                "%lldx%lld image, got shape %s",
+        int kdim = g->batch_inner ? 0 : 1;
+        if (x->ndim != 3 || x->shape[kdim] % khw != 0 ||
+            x->shape[2] != Ho * Wo || Ho == 0 || Wo == 0)
+            return lv_error_set(1, g->batch_inner
+                                ? "expected columns [C*%lld, N, %lld] for a "
+                                  "%lldx%lld image, got shape %s"
+                                : "expected columns [N, C*%lld, %lld] for a "
+                                  "%lldx%lld image, got shape %s",
                                 (long long)khw, (long long)(Ho * Wo),
                                 (long long)H, (long long)W,
                                 lv_shape_format(buf, sizeof buf, x->ndim,
                                                 x->shape));
-        int64_t N = x->shape[0], C = x->shape[1] / khw;
+        int64_t N = x->shape[1 - kdim], C = x->shape[kdim] / khw;
+        int64_t P = Ho * Wo;
         src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
         int64_t shape[4] = {N, C, H, W};
         y = src ? lv_tensor_empty(x->dtype, 4, shape) : NULL;
@@ -168,14 +210,18 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         size_t el = lv_dtype_size(x->dtype);
         const char *cs = lv_tensor_data(src);
         char *ys = lv_tensor_data(y);
-        #pragma omp parallel for if (N > 1 && C * H * W * N >= (1 << 18))
+        int64_t row_stride = g->batch_inner ? N * P : P;
+        int64_t image_offset = g->batch_inner ? P : C * khw * P;
+        #pragma omp parallel for if (N > 1 && C * khw * P * N >= (1 << 18))
         for (int64_t n = 0; n < N; n++) {
-            const char *cn = cs + n * x->shape[1] * x->shape[2] * (int64_t)el;
+            const char *cn = cs + n * image_offset * (int64_t)el;
             char *yn = ys + n * C * H * W * (int64_t)el;
             if (x->dtype == LV_DTYPE_F64)
-                col2im_f64((double *)yn, (const double *)cn, C, H, W, g, Ho, Wo);
+                col2im_f64((double *)yn, (const double *)cn, row_stride, C, H,
+                           W, g, Ho, Wo);
             else
-                col2im_f32((float *)yn, (const float *)cn, C, H, W, g, Ho, Wo);
+                col2im_f32((float *)yn, (const float *)cn, row_stride, C, H,
+                           W, g, Ho, Wo);
         }
     }
     lv_tensor_release(src);

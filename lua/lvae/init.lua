@@ -33,6 +33,7 @@ lv.Tensor = methods
 for name, fn in pairs(autograd) do lv[name] = fn end
 lv.testing = require "lvae.testing"
 lv.print_options = print_tensor.options
+lv.profile = require("lvae.profile").profile
 
 --- help(obj): what an object is, its documentation, what it offers
 -- (lvae.help).

@@ -202,7 +202,8 @@ end
 --- log w [S, B] of S samples per datapoint (SPEC §2).
 -- opts: analytic_entropy (false), create_graph (default: whether grad
 -- mode is on: the flow keeps its gradients on the tape so that the
--- bound can be trained through them), gen (a generator for eps_z, eps_rho).
+-- bound can be trained through them), gen (a generator for eps_z, eps_rho
+-- and the flow's noise: the same generator state gives the same bound).
 function Latent:log_weight(x, S, opts)
   local where = self._name .. ":log_weight"
   local B, D
@@ -227,7 +228,7 @@ function Latent:log_weight(x, S, opts)
     local potential = function(z) return self:_potential(x2, z, S, B, where) end
     local n_grad, stats
     zK, rhoK, logdet, n_grad, stats = flow:flow(z0, rho0, potential, K, {
-      create_graph = create_graph, params = self:_flow_params(flow_params, S, where) })
+      create_graph = create_graph, params = self:_flow_params(flow_params, S, where), gen = opts.gen })
     self.grad_evals, self.flow_stats = n_grad, stats
   end
 

@@ -296,12 +296,15 @@ function nn.F.conv2d(x, weight, bias, opts)
     error(string.format("conv2d: input has %d channels, the weight expects %d", xs[2], size[2]), 2)
   end
   local pad = resolve_padding(opts.padding, xs[3], xs[4], kh, kw, sh, sw)
-  local cols = lv.im2col(x, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad })
+  -- The batch's windows side by side ([K, N, P]): the convolution is one
+  -- GEMM [O, K] x [K, N P], and the weight's gradient one GEMM too.
+  local N, K = xs[1], size[2] * kh * kw
+  local cols = lv.im2col(x, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad, layout = "batch" })
   local Ho = (xs[3] + pad[1] + pad[2] - kh) // sh + 1
   local Wo = (xs[4] + pad[3] + pad[4] - kw) // sw + 1
-  local y = weight:reshape(O, size[2] * kh * kw):matmul(cols):view(xs[1], O, Ho, Wo)
-  if bias then y = y + bias:view(1, O, 1, 1) end
-  return y
+  local y = weight:reshape(O, K):matmul(cols:view(K, N * Ho * Wo)):view(O, N, Ho, Wo):transpose(1, 2)
+  if bias then return y + bias:view(1, O, 1, 1) end
+  return y:contiguous()
 end
 
 --- conv_transpose2d(x [N, C, H, W], weight [C, O, kh, kw], bias, opts
@@ -352,9 +355,13 @@ function nn.F.conv_transpose2d(x, weight, bias, opts)
     error(string.format("conv_transpose2d: a %dx%d output does not give back %dx%d windows "
       .. "with this padding", Hout, Wout, H, W), 2)
   end
-  local cols = weight:reshape(C, O * kh * kw):t():matmul(x:reshape(xs[1], C, H * W))
+  -- One GEMM over the batch, [O kh kw, C] x [C, N H W], into the windows
+  -- of col2im's batch layout.
+  local N = xs[1]
+  local x_cn = x:reshape(N, C, H * W):transpose(1, 2):contiguous():view(C, N * H * W)
+  local cols = weight:reshape(C, O * kh * kw):t():matmul(x_cn):view(O * kh * kw, N, H * W)
   local y = lv.col2im(cols, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad,
-                              size = { Hout, Wout } })
+                              size = { Hout, Wout }, layout = "batch" })
   if bias then y = y + bias:view(1, O, 1, 1) end
   return y
 end

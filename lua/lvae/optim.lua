@@ -14,9 +14,12 @@
 -- list of tensors or a list of groups {params = {...}, lr = ..., ...}
 -- whose fields override the options for that group.
 --
--- Updates run under lv.no_grad and write each parameter in place with
--- p:copy_(...). State tensors (moments, buffers) are made fresh at every
--- step, never written in place, and follow their parameter's dtype. A
+-- An update is one C call per parameter group (src/optim.c, bound in
+-- src/lua_optim.c): each parameter and its state tensors (moments,
+-- buffers, in the parameter's dtype) are updated in place in one pass,
+-- every element computed in double, with no temporaries; clipping enters
+-- as a scale on the gradient. state_dict() copies the state, so a saved
+-- state is a snapshot that later steps do not change. A
 -- parameter whose gradient is nil (unused by the loss) is left alone and
 -- its step count does not advance, as in PyTorch. A non-finite gradient is
 -- not caught here (PyTorch's behaviour): step returns the loss so that the
@@ -25,6 +28,7 @@
 -- Not here: second-order methods, line searches, sparse gradients.
 
 local lv = require "lvae"
+local core = require "lvae.core"
 
 local M = {}
 
@@ -90,10 +94,9 @@ end
 
 ---- the optimizers' formulas --------------------------------------------------
 --
--- Each kind: the option names, a function filling the defaults of a group,
--- one checking it, and update(p, g, st, h) run under no_grad, with g the
--- gradient, st the parameter's state (st.step already counts this step)
--- and h the group's options.
+-- Each kind: the option names, a function filling the defaults of a group
+-- and one checking it. The formula above each is what src/optim.c's
+-- kernel of that name computes, element by element.
 
 local kinds = {}
 
@@ -119,22 +122,6 @@ kinds.SGD = {
       fail(where, "nesterov needs momentum > 0 and dampening = 0")
     end
   end,
-  update = function(p, g, st, h)
-    if h.weight_decay ~= 0 then g = g + h.weight_decay * p end
-    if h.momentum ~= 0 then
-      if st.momentum_buffer == nil then
-        st.momentum_buffer = g:clone()
-      else
-        st.momentum_buffer = h.momentum * st.momentum_buffer + (1 - h.dampening) * g
-      end
-      if h.nesterov then
-        g = g + h.momentum * st.momentum_buffer
-      else
-        g = st.momentum_buffer
-      end
-    end
-    p:copy_(p - h.lr * g)
-  end,
 }
 
 -- Adam (Kingma & Ba, PyTorch's arrangement): g += wd p;
@@ -156,21 +143,6 @@ kinds.Adam = {
     check_number(where, h, "weight_decay", nonneg, "a non-negative number")
     check_boolean(where, h, "amsgrad")
   end,
-  update = function(p, g, st, h)
-    local b1, b2 = h.betas[1], h.betas[2]
-    if h.weight_decay ~= 0 then g = g + h.weight_decay * p end
-    st.exp_avg = b1 * (st.exp_avg or lv.zeros_like(p)) + (1 - b1) * g
-    st.exp_avg_sq = b2 * (st.exp_avg_sq or lv.zeros_like(p)) + (1 - b2) * g:square()
-    local v = st.exp_avg_sq
-    if h.amsgrad then
-      st.max_exp_avg_sq = lv.maximum(st.max_exp_avg_sq or lv.zeros_like(p), v)
-      v = st.max_exp_avg_sq
-    end
-    local bc1 = 1 - b1 ^ st.step
-    local bc2 = 1 - b2 ^ st.step
-    local denom = v:sqrt() / math.sqrt(bc2) + h.eps
-    p:copy_(p - (h.lr / bc1) * st.exp_avg / denom)
-  end,
 }
 
 -- Adamax, SPEC §6.2 (TensorFlow's form): m = b1 m + (1 - b1) g;
@@ -189,14 +161,6 @@ kinds.Adamax = {
     check_betas(where, h)
     check_number(where, h, "eps", nonneg, "a non-negative number")
     check_number(where, h, "weight_decay", nonneg, "a non-negative number")
-  end,
-  update = function(p, g, st, h)
-    local b1, b2 = h.betas[1], h.betas[2]
-    if h.weight_decay ~= 0 then g = g + h.weight_decay * p end
-    st.exp_avg = b1 * (st.exp_avg or lv.zeros_like(p)) + (1 - b1) * g
-    st.exp_inf = lv.maximum(b2 * (st.exp_inf or lv.zeros_like(p)), g:abs())
-    local step_size = h.lr / (1 - b1 ^ st.step)
-    p:copy_(p - step_size * st.exp_avg / (st.exp_inf + h.eps))
   end,
 }
 
@@ -227,32 +191,6 @@ kinds.RMSProp = {
     check_number(where, h, "momentum", nonneg, "a non-negative number")
     check_boolean(where, h, "centered")
     check_boolean(where, h, "tf_style")
-  end,
-  update = function(p, g, st, h)
-    local a = h.alpha
-    if h.weight_decay ~= 0 then g = g + h.weight_decay * p end
-    local v0 = st.square_avg or (h.tf_style and lv.ones_like(p) or lv.zeros_like(p))
-    st.square_avg = a * v0 + (1 - a) * g:square()
-    local v = st.square_avg
-    if h.centered then
-      st.grad_avg = a * (st.grad_avg or lv.zeros_like(p)) + (1 - a) * g
-      v = v - st.grad_avg:square()
-    end
-    if h.tf_style then
-      local step = h.lr * g / (v + h.eps):sqrt()
-      if h.momentum ~= 0 then
-        st.momentum_buffer = h.momentum * (st.momentum_buffer or lv.zeros_like(p)) + step
-        step = st.momentum_buffer
-      end
-      p:copy_(p - step)
-    else
-      local step = g / (v:sqrt() + h.eps)
-      if h.momentum ~= 0 then
-        st.momentum_buffer = h.momentum * (st.momentum_buffer or lv.zeros_like(p)) + step
-        step = st.momentum_buffer
-      end
-      p:copy_(p - h.lr * step)
-    end
   end,
 }
 
@@ -426,31 +364,17 @@ end
 
 --- Applies one update from grads[i] (the gradient of params[i], or nil).
 function Optimizer:_apply(grads)
-  local kind = kinds[self.kind]
   local _ <close> = lv.no_grad()
-  local n = #self.params
+  local scale
   if self.clip_norm then
-    self.grad_norm = global_norm(grads, n)
-    local coef = clip_coefficient(self.grad_norm, self.clip_norm)
-    if coef then
-      for i = 1, n do
-        if grads[i] then grads[i] = grads[i] * coef end
-      end
-    end
+    self.grad_norm = global_norm(grads, #self.params)
+    scale = clip_coefficient(self.grad_norm, self.clip_norm)
   end
   self.steps = self.steps + 1
-  local i = 0
+  local offset = 0
   for _, h in ipairs(self.groups) do
-    for _, p in ipairs(h.params) do
-      i = i + 1
-      local g = grads[i]
-      if g then
-        if g:dtype() ~= p:dtype() then g = g:to(p:dtype()) end
-        local st = self.state[i]
-        st.step = st.step + 1
-        kind.update(p, g, st, h)
-      end
-    end
+    core._optim_update(self.kind, h, grads, self.state, offset, scale)
+    offset = offset + #h.params
   end
 end
 
@@ -492,8 +416,8 @@ function Optimizer:zero_grad()
 end
 
 --- opt:state_dict(): a plain table (strings, numbers, booleans, tensors,
--- tables of these) that lv.save can write. Tensors are the optimizer's
--- own (never written in place afterwards, so the table is a snapshot).
+-- tables of these) that lv.save can write. Tensors are copies of the
+-- optimizer's (which later steps update in place): a snapshot.
 function Optimizer:state_dict()
   local kind = kinds[self.kind]
   local groups = {}
@@ -505,11 +429,13 @@ function Optimizer:state_dict()
     groups[gi] = g
   end
   local state = {}
-  for i, st in ipairs(self.state) do
-    local s = {}
-    for k, v in pairs(st) do s[k] = v end
-    state[i] = s
-  end
+  lv.no_grad(function()
+    for i, st in ipairs(self.state) do
+      local s = {}
+      for k, v in pairs(st) do s[k] = lv.is_tensor(v) and v:clone() or v end
+      state[i] = s
+    end
+  end)
   return { format = "lvae.optim", version = 1, kind = self.kind, steps = self.steps,
            groups = groups, state = state }
 end
