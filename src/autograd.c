@@ -102,6 +102,35 @@ lv_tensor *lv_tensor_detach(const lv_tensor *x)
     return lv_tensor_view_of(x, x->ndim, x->shape, x->stride, x->offset);
 }
 
+/* Which inputs and outputs a node keeps with their values (op.h's
+ * lv_saves); the others it keeps as shape-only headers. Inputs beyond
+ * LV_OP_MAX_INPUTS_SAVED (cat and stack take any number) are kept whole,
+ * which is always safe. */
+static void saved_values(lv_saves saves, int n_in, lv_tensor *const *in,
+                         int *keep_in, int *keep_out)
+{
+    int n = n_in < LV_OP_MAX_INPUTS_SAVED ? n_in : LV_OP_MAX_INPUTS_SAVED;
+    for (int i = 0; i < n; i++) {
+        switch (saves) {
+        case LV_SAVES_NOTHING:
+        case LV_SAVES_OUTPUTS:
+            keep_in[i] = 0;
+            break;
+        case LV_SAVES_PARTNERS:
+            keep_in[i] = (i ^ 1) < n_in && in[i ^ 1]->requires_grad;
+            break;
+        case LV_SAVES_DIVISOR:
+            keep_in[i] = i == 1;        /* both gradients divide by b */
+            break;
+        default:
+            keep_in[i] = 1;
+        }
+    }
+    for (int k = 0; k < LV_OP_MAX_OUTPUTS; k++)
+        keep_out[k] = saves == LV_SAVES_ALL || saves == LV_SAVES_OUTPUTS ||
+                      (saves == LV_SAVES_DIVISOR && n_in == 2 && in[1]->requires_grad);
+}
+
 int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
                        const lv_op_params *p, int n_out, lv_tensor **out)
 {
@@ -127,8 +156,11 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
     node->edge_fn = calloc((size_t)n_in, sizeof *node->edge_fn);
     node->edge_index = calloc((size_t)n_in, sizeof *node->edge_index);
     node->edge_leaf = calloc((size_t)n_in, sizeof *node->edge_leaf);
+    int keep_in[LV_OP_MAX_INPUTS_SAVED], keep_out[LV_OP_MAX_OUTPUTS];
+    saved_values(def->saves, n_in, in, keep_in, keep_out);
     for (int k = 0; k < n_out; k++)
-        node->outputs[k] = lv_tensor_detach(out[k]);
+        node->outputs[k] = keep_out[k] ? lv_tensor_detach(out[k])
+                                       : lv_tensor_shape_only(out[k]);
     int ok = node->inputs && node->input_versions && node->edge_fn &&
              node->edge_index && node->edge_leaf;
     for (int k = 0; k < n_out; k++)
@@ -138,10 +170,15 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
         lv_node_release(node);
         return lv_error_set(0, "out of memory recording %s", def->name);
     }
-    for (int i = 0; i < n_in; i++) {
+    for (int i = 0; i < n_in && ok; i++) {
         lv_tensor *x = in[i];
-        lv_tensor_retain(x);
-        node->inputs[i] = x;
+        if (i >= LV_OP_MAX_INPUTS_SAVED || keep_in[i]) {
+            lv_tensor_retain(x);
+            node->inputs[i] = x;
+        } else {
+            node->inputs[i] = lv_tensor_shape_only(x);
+            ok = node->inputs[i] != NULL;
+        }
         node->input_versions[i] = x->storage->version;
         if (x->grad_fn) {
             node->edge_fn[i] = x->grad_fn;
@@ -151,6 +188,11 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
             node->edge_leaf[i] = x;
             lv_tensor_retain(x);
         }
+    }
+    if (!ok) {
+        node->refcount = 1;
+        lv_node_release(node);
+        return lv_error_set(0, "out of memory recording %s", def->name);
     }
     for (int k = 0; k < n_out; k++) {
         node->output_versions[k] = out[k]->storage->version;
@@ -581,14 +623,16 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
             /* In-place writes since the record make the saved values
              * stale: refuse rather than return a wrong gradient. */
             for (int i = 0; i < node->n_inputs && status == 0; i++)
-                if (node->inputs[i]->storage->version != node->input_versions[i])
+                if (node->inputs[i]->storage &&
+                    node->inputs[i]->storage->version != node->input_versions[i])
                     status = lv_error_set(0, "an input of %s (input %d) was "
                                           "modified in place after it was "
                                           "used; its gradient would be wrong "
                                           "(clone it before modifying it)",
                                           def->name, i + 1);
             for (int k = 0; k < node->n_outputs && status == 0; k++)
-                if (node->outputs[k]->storage->version != node->output_versions[k])
+                if (node->outputs[k]->storage &&
+                    node->outputs[k]->storage->version != node->output_versions[k])
                     status = lv_error_set(0, "the result of %s was modified "
                                           "in place after it was computed; "
                                           "its gradient would be wrong (clone "

@@ -9,38 +9,45 @@
 #include "op.h"
 #include "profile.h"
 
-#define UNARY(name)    {name, 1, lv_forward_unary, lv_vjp_unary}
-#define BINARY(name)   {name, 2, lv_forward_binary, lv_vjp_binary}
-#define COMPARE(name)  {name, 2, lv_forward_binary, NULL}
-#define REDUCE(name)   {name, 1, lv_forward_reduce, lv_vjp_reduce}
-#define ARGREDUCE(name) {name, 1, lv_forward_reduce, NULL}
-#define SHAPE(name)    {name, 1, lv_forward_shape, lv_vjp_shape}
-#define MATMUL(name)   {name, 2, lv_forward_matmul, lv_vjp_matmul}
+/* The last field says what the VJP reads (op.h's lv_saves); each must
+ * agree with the VJP beside the op's forward. */
+#define UNARY(name, saves)  {name, 1, lv_forward_unary, lv_vjp_unary, saves}
+#define BINARY(name, saves) {name, 2, lv_forward_binary, lv_vjp_binary, saves}
+#define COMPARE(name)  {name, 2, lv_forward_binary, NULL, LV_SAVES_NOTHING}
+#define REDUCE(name, saves) {name, 1, lv_forward_reduce, lv_vjp_reduce, saves}
+#define ARGREDUCE(name) {name, 1, lv_forward_reduce, NULL, LV_SAVES_NOTHING}
+#define SHAPE(name)    {name, 1, lv_forward_shape, lv_vjp_shape, LV_SAVES_NOTHING}
+#define MATMUL(name)   {name, 2, lv_forward_matmul, lv_vjp_matmul, LV_SAVES_PARTNERS}
+
+#define IN LV_SAVES_INPUTS
+#define OUT LV_SAVES_OUTPUTS
+#define NONE LV_SAVES_NOTHING
+#define ALL LV_SAVES_ALL
 
 static const lv_op_def op_table[] = {
-    [LV_OP_NEG] = UNARY("neg"),
-    [LV_OP_EXP] = UNARY("exp"),
-    [LV_OP_LOG] = UNARY("log"),
-    [LV_OP_LOG1P] = UNARY("log1p"),
-    [LV_OP_EXPM1] = UNARY("expm1"),
-    [LV_OP_SQRT] = UNARY("sqrt"),
-    [LV_OP_SQUARE] = UNARY("square"),
-    [LV_OP_TANH] = UNARY("tanh"),
-    [LV_OP_SIGMOID] = UNARY("sigmoid"),
-    [LV_OP_SOFTPLUS] = UNARY("softplus"),
-    [LV_OP_LOGSIGMOID] = UNARY("logsigmoid"),
-    [LV_OP_RELU] = UNARY("relu"),
-    [LV_OP_ABS] = UNARY("abs"),
-    [LV_OP_SIGN] = UNARY("sign"),
-    [LV_OP_CLAMP] = UNARY("clamp"),
+    [LV_OP_NEG] = UNARY("neg", NONE),
+    [LV_OP_EXP] = UNARY("exp", OUT),
+    [LV_OP_LOG] = UNARY("log", IN),
+    [LV_OP_LOG1P] = UNARY("log1p", IN),
+    [LV_OP_EXPM1] = UNARY("expm1", OUT),
+    [LV_OP_SQRT] = UNARY("sqrt", OUT),
+    [LV_OP_SQUARE] = UNARY("square", IN),
+    [LV_OP_TANH] = UNARY("tanh", OUT),
+    [LV_OP_SIGMOID] = UNARY("sigmoid", OUT),
+    [LV_OP_SOFTPLUS] = UNARY("softplus", OUT),
+    [LV_OP_LOGSIGMOID] = UNARY("logsigmoid", IN),
+    [LV_OP_RELU] = UNARY("relu", IN),
+    [LV_OP_ABS] = UNARY("abs", IN),
+    [LV_OP_SIGN] = UNARY("sign", NONE),
+    [LV_OP_CLAMP] = UNARY("clamp", ALL),
 
-    [LV_OP_ADD] = BINARY("add"),
-    [LV_OP_SUB] = BINARY("sub"),
-    [LV_OP_MUL] = BINARY("mul"),
-    [LV_OP_DIV] = BINARY("div"),
-    [LV_OP_POW] = BINARY("pow"),
-    [LV_OP_MAXIMUM] = BINARY("maximum"),
-    [LV_OP_MINIMUM] = BINARY("minimum"),
+    [LV_OP_ADD] = BINARY("add", NONE),
+    [LV_OP_SUB] = BINARY("sub", NONE),
+    [LV_OP_MUL] = BINARY("mul", LV_SAVES_PARTNERS),
+    [LV_OP_DIV] = BINARY("div", LV_SAVES_DIVISOR),
+    [LV_OP_POW] = BINARY("pow", ALL),
+    [LV_OP_MAXIMUM] = BINARY("maximum", IN),
+    [LV_OP_MINIMUM] = BINARY("minimum", IN),
     [LV_OP_EQ] = COMPARE("eq"),
     [LV_OP_NE] = COMPARE("ne"),
     [LV_OP_LT] = COMPARE("lt"),
@@ -48,14 +55,14 @@ static const lv_op_def op_table[] = {
     [LV_OP_GT] = COMPARE("gt"),
     [LV_OP_GE] = COMPARE("ge"),
 
-    [LV_OP_LINCOMB] = {"lincomb", -1, lv_forward_lincomb, lv_vjp_lincomb},
+    [LV_OP_LINCOMB] = {"lincomb", -1, lv_forward_lincomb, lv_vjp_lincomb, LV_SAVES_PARTNERS},
 
-    [LV_OP_SUM] = REDUCE("sum"),
-    [LV_OP_MEAN] = REDUCE("mean"),
-    [LV_OP_MAX] = REDUCE("max"),
-    [LV_OP_MIN] = REDUCE("min"),
-    [LV_OP_LOGSUMEXP] = REDUCE("logsumexp"),
-    [LV_OP_VAR] = REDUCE("var"),
+    [LV_OP_SUM] = REDUCE("sum", NONE),
+    [LV_OP_MEAN] = REDUCE("mean", NONE),
+    [LV_OP_MAX] = REDUCE("max", ALL),
+    [LV_OP_MIN] = REDUCE("min", ALL),
+    [LV_OP_LOGSUMEXP] = REDUCE("logsumexp", ALL),
+    [LV_OP_VAR] = REDUCE("var", IN),
     [LV_OP_ARGMAX] = ARGREDUCE("argmax"),
     [LV_OP_ARGMIN] = ARGREDUCE("argmin"),
 
@@ -68,8 +75,8 @@ static const lv_op_def op_table[] = {
     [LV_OP_SQUEEZE] = SHAPE("squeeze"),
     [LV_OP_UNSQUEEZE] = SHAPE("unsqueeze"),
     [LV_OP_EXPAND] = SHAPE("expand"),
-    [LV_OP_CAT] = {"cat", -1, lv_forward_shape, lv_vjp_shape},
-    [LV_OP_STACK] = {"stack", -1, lv_forward_shape, lv_vjp_shape},
+    [LV_OP_CAT] = {"cat", -1, lv_forward_shape, lv_vjp_shape, NONE},
+    [LV_OP_STACK] = {"stack", -1, lv_forward_shape, lv_vjp_shape, NONE},
     [LV_OP_CONTIGUOUS] = SHAPE("contiguous"),
     [LV_OP_CLONE] = SHAPE("clone"),
     [LV_OP_TO] = SHAPE("to"),
@@ -84,9 +91,14 @@ static const lv_op_def op_table[] = {
     [LV_OP_INVERSE] = {"inverse", 1, lv_forward_linalg, lv_vjp_linalg},
     [LV_OP_EIGH] = {"eigh", 1, lv_forward_linalg, lv_vjp_linalg},
 
-    [LV_OP_IM2COL] = {"im2col", 1, lv_forward_conv, lv_vjp_conv},
-    [LV_OP_COL2IM] = {"col2im", 1, lv_forward_conv, lv_vjp_conv},
+    [LV_OP_IM2COL] = {"im2col", 1, lv_forward_conv, lv_vjp_conv, NONE},
+    [LV_OP_COL2IM] = {"col2im", 1, lv_forward_conv, lv_vjp_conv, NONE},
 };
+
+#undef IN
+#undef OUT
+#undef NONE
+#undef ALL
 
 _Static_assert(sizeof op_table / sizeof op_table[0] == LV_OP_COUNT,
                "op_table must have one record per lv_op_id");

@@ -94,6 +94,9 @@ typedef struct lv_op_params {
 } lv_op_params;
 
 #define LV_OP_MAX_OUTPUTS 2
+/* lv_saves decides for this many inputs; any further ones (cat, stack)
+ * are kept whole. */
+#define LV_OP_MAX_INPUTS_SAVED 8
 
 struct lv_node;
 
@@ -112,11 +115,25 @@ typedef int (*lv_forward_fn)(lv_tensor **out, lv_op_id op,
 typedef int (*lv_vjp_fn)(lv_tensor **din, const struct lv_node *node,
                          lv_tensor *const *dout, const int *needs);
 
+/* Which values an op's VJP reads, so that the tape keeps only those (the
+ * rest as shape-only headers): a training step's memory is mostly what
+ * the tape saves. */
+typedef enum lv_saves {
+    LV_SAVES_ALL = 0,       /* inputs and outputs (the default) */
+    LV_SAVES_NOTHING,       /* shapes and dtypes only (add, sum, views) */
+    LV_SAVES_INPUTS,        /* log, square, abs, ... */
+    LV_SAVES_OUTPUTS,       /* exp, sigmoid, tanh, softplus, ... */
+    LV_SAVES_PARTNERS,      /* input i when input i^1 needs a gradient:
+                               mul, lincomb, matmul (d(ab)/da = b) */
+    LV_SAVES_DIVISOR,       /* div: b, and y = a/b when b needs a gradient */
+} lv_saves;
+
 typedef struct lv_op_def {
     const char *name;
     int n_inputs;                   /* -1: any number >= 1 (cat, stack) */
     lv_forward_fn forward;
     lv_vjp_fn vjp;                  /* NULL: outputs carry no gradient */
+    lv_saves saves;
 } lv_op_def;
 
 const lv_op_def *lv_op_get(lv_op_id op);

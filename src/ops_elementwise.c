@@ -241,9 +241,15 @@ int lv_vjp_unary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
                     ag_add_scalar(&S, ag_op(&S, LV_OP_NEG, y), 1.0));
         break;
     }
-    case LV_OP_SOFTPLUS:                /* g sigmoid(x) */
-        dx = ag_mul(&S, g, ag_op(&S, LV_OP_SIGMOID, x));
+    case LV_OP_SOFTPLUS: {              /* g sigmoid(x) = g (1 - e^{-y}) */
+        /* From the output, so that the tape need not keep x: with y =
+         * softplus(x), 1 - e^{-y} = -expm1(-y) is sigmoid(x) to rounding
+         * at either end (y ~ e^x for x << 0, y ~ x for x >> 0). */
+        lv_tensor *y = ag_output(&S, node, 0);
+        dx = ag_mul(&S, g, ag_op(&S, LV_OP_NEG, ag_op(&S, LV_OP_EXPM1,
+                                                 ag_op(&S, LV_OP_NEG, y))));
         break;
+    }
     case LV_OP_LOGSIGMOID:              /* g sigmoid(-x) */
         dx = ag_mul(&S, g, ag_op(&S, LV_OP_SIGMOID, ag_op(&S, LV_OP_NEG, x)));
         break;

@@ -138,7 +138,12 @@ lv_storage *lv_storage_new(size_t nbytes, int zero)
     return s;
 }
 
-void lv_storage_retain(lv_storage *s) { s->refcount++; }
+/* NULL passes: a view of a shape-only header is shape-only too. */
+void lv_storage_retain(lv_storage *s)
+{
+    if (s)
+        s->refcount++;
+}
 
 void lv_storage_release(lv_storage *s)
 {
@@ -291,6 +296,17 @@ lv_tensor *lv_tensor_view_of(const lv_tensor *x, int ndim,
     t->offset = offset;
     t->storage = x->storage;
     lv_storage_retain(x->storage);
+    return t;
+}
+
+lv_tensor *lv_tensor_shape_only(const lv_tensor *x)
+{
+    lv_tensor *t = tensor_header(x->dtype, x->ndim, x->shape);
+    if (!t)
+        return NULL;
+    for (int i = 0; i < x->ndim; i++)
+        t->stride[i] = x->stride[i];
+    t->offset = x->offset;
     return t;
 }
 

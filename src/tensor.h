@@ -106,6 +106,10 @@ lv_tensor *lv_tensor_view_of(const lv_tensor *x, int ndim,
                              const int64_t *shape, const int64_t *stride,
                              int64_t offset);
 
+/* x's dtype and geometry with no storage (storage == NULL): what a tape
+ * node keeps of a tensor whose values its VJP never reads. Its data must
+ * not be touched. New reference. */
+lv_tensor *lv_tensor_shape_only(const lv_tensor *x);
 void lv_tensor_retain(lv_tensor *t);
 void lv_tensor_release(lv_tensor *t);
 
