@@ -14,6 +14,8 @@
  *   exp n | softplus n          scalar libm, one call per element
  *   exp_simd n | softplus_simd n  the same through glibc's vector libm
  *   gemm m k n        cblas_sgemm, row major, no transposes
+ *   gemm_nt m k n     C = A B^T, B stored [n, k] (a Linear layer's forward)
+ *   gemm_tn m k n     C = A^T B, A stored [k, m] (its weight gradient)
  * With no CASE it runs a default set (the sizes of bench/ops.lua).
  *
  * Output, one line per case, fields separated by spaces:
@@ -181,6 +183,18 @@ static void k_gemm(job *j)
                 1.0f, j->a, j->k, j->b, j->nn, 0.0f, j->y, j->nn);
 }
 
+static void k_gemm_nt(job *j)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, j->nn, j->k,
+                1.0f, j->a, j->k, j->b, j->k, 0.0f, j->y, j->nn);
+}
+
+static void k_gemm_tn(job *j)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->m, j->nn, j->k,
+                1.0f, j->a, j->m, j->b, j->nn, 0.0f, j->y, j->nn);
+}
+
 /* ---- timing ------------------------------------------------------------ */
 
 static int cmp_double(const void *p, const void *q)
@@ -264,6 +278,8 @@ static const kase cases[] = {
     {"exp_simd", 1, k_exp_simd, 1},
     {"softplus_simd", 1, k_softplus_simd, 1},
     {"gemm", 3, k_gemm, 2},
+    {"gemm_nt", 3, k_gemm_nt, 2},
+    {"gemm_tn", 3, k_gemm_tn, 2},
 };
 
 static const kase *find_case(const char *name)
@@ -323,7 +339,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: blas_ref [--min-time S] [--repeats R] [CASE SIZES...]...\n"
             "cases: add n, mul n, copy n, sum n, exp n, softplus n,\n"
-            "       exp_simd n, softplus_simd n, gemm m k n\n");
+            "       exp_simd n, softplus_simd n, gemm m k n, gemm_nt m k n,\n"
+            "       gemm_tn m k n\n");
     exit(2);
 }
 
