@@ -43,7 +43,7 @@ OBJECTS   := $(patsubst src/%.c,$(BUILD)/%.o,$(SOURCES))
 # normal one (it needs the ASan runtime preloaded).
 MODULE    := $(if $(filter 1,$(SANITIZE)),build-sanitize/lvae/core.so,lua/lvae/core.so)
 
-.PHONY: all test bench demo sanitize fuzz clean setup
+.PHONY: all test bench bench-peer demo sanitize fuzz clean setup
 
 all: $(MODULE)
 
@@ -79,7 +79,16 @@ bench: setup
 	./lvae bench/autograd.lua
 	./lvae bench/nn.lua
 	./lvae bench/integrators.lua
-	./lvae bench/pytorch.lua
+	$(MAKE) bench-peer
+
+# make bench-peer: lvae against an independent PyTorch implementation of
+# every SPEC §6.2 model, a full training step each, after checking that
+# both compute the same thing (bench/peer.lua; writes BENCHMARKS.md and
+# bench/results/peer.json).
+bench-peer: setup
+	./scripts/setup.sh bench
+	$(MAKE) all $(BENCH_REF)
+	./lvae bench/peer.lua
 
 # make demo: install, build, and run the main job (scripts/compare.lua
 # --demo: VAE, HVAE and qsl trained briefly on a Fashion-MNIST subset).
