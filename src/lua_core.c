@@ -26,7 +26,9 @@ static int util_clock(lua_State *L)
 }
 
 /* lv.num_threads() / lv.set_num_threads(n): the threads of the
- * elementwise kernels (OpenMP) and of BLAS. Results do not depend on it. */
+ * elementwise kernels (OpenMP) and of BLAS. Elementwise results do not
+ * depend on it; OpenBLAS's GEMMs may round differently at another count
+ * (they split the work differently), as PyTorch's do. */
 static int util_num_threads(lua_State *L)
 {
 #ifdef _OPENMP

@@ -420,6 +420,20 @@ static int op_col2im(lua_State *L)
     return lv_lua_apply(L, LV_OP_COL2IM, 1, &x, &p);
 }
 
+/* conv2d(x, w, {kernel, stride, padding}); conv_transpose2d(y, w, {...,
+ * size = {H, W}}); conv_weight_grad(x, y, {...}): the fused convolution
+ * ops (ops_conv_fused.c). */
+static int conv_fused(lua_State *L, lv_op_id op)
+{
+    lv_tensor *in[2] = {lv_lua_check_tensor(L, 1), lv_lua_check_tensor(L, 2)};
+    lv_op_params p = {.conv = check_geometry_opts(L, 3)};
+    return lv_lua_apply(L, op, 2, in, &p);
+}
+
+static int op_conv2d(lua_State *L) { return conv_fused(L, LV_OP_CONV2D); }
+static int op_conv_transpose2d(lua_State *L) { return conv_fused(L, LV_OP_CONV_TRANSPOSE2D); }
+static int op_conv_weight_grad(lua_State *L) { return conv_fused(L, LV_OP_CONV_WEIGHT_GRAD); }
+
 /* ---- registration ------------------------------------------------------ */
 
 static const luaL_Reg op_methods[] = {
@@ -443,6 +457,8 @@ static const luaL_Reg op_methods[] = {
     {"clone", op_clone}, {"to", op_to},
     {"matmul", op_matmul}, {"outer", op_outer}, {"dot", op_dot},
     {"im2col", op_im2col}, {"col2im", op_col2im},
+    {"conv2d", op_conv2d}, {"conv_transpose2d", op_conv_transpose2d},
+    {"conv_weight_grad", op_conv_weight_grad},
     {NULL, NULL}
 };
 

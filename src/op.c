@@ -93,6 +93,12 @@ static const lv_op_def op_table[] = {
 
     [LV_OP_IM2COL] = {"im2col", 1, lv_forward_conv, lv_vjp_conv, NONE},
     [LV_OP_COL2IM] = {"col2im", 1, lv_forward_conv, lv_vjp_conv, NONE},
+    [LV_OP_CONV2D] = {"conv2d", 2, lv_forward_conv_fused, lv_vjp_conv_fused,
+                      LV_SAVES_PARTNERS},
+    [LV_OP_CONV_TRANSPOSE2D] = {"conv_transpose2d", 2, lv_forward_conv_fused,
+                                lv_vjp_conv_fused, LV_SAVES_PARTNERS},
+    [LV_OP_CONV_WEIGHT_GRAD] = {"conv_weight_grad", 2, lv_forward_conv_fused,
+                                lv_vjp_conv_fused, LV_SAVES_PARTNERS},
 };
 
 #undef IN

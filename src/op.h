@@ -61,6 +61,10 @@ typedef enum lv_op_id {
     LV_OP_IM2COL,                   /* [N,C,H,W] -> [N, C*kh*kw, Ho*Wo]
                                        (or [C*kh*kw, N, Ho*Wo]) */
     LV_OP_COL2IM,                   /* its adjoint: sums patches back */
+    /* convolution as one op each way (ops_conv_fused.c); params: conv */
+    LV_OP_CONV2D,                   /* x [N,C,H,W], w [O,C,kh,kw] -> [N,O,Ho,Wo] */
+    LV_OP_CONV_TRANSPOSE2D,         /* y [N,O,Ho,Wo], w -> [N,C,H,W] (conv.height/width) */
+    LV_OP_CONV_WEIGHT_GRAD,         /* x, y [N,O,Ho,Wo] -> [O,C,kh,kw] */
     LV_OP_COUNT
 } lv_op_id;
 
@@ -188,6 +192,10 @@ int lv_vjp_matmul(lv_tensor **din, const struct lv_node *node,
                   lv_tensor *const *dout, const int *needs);
 int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
+int lv_forward_conv_fused(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                          int n_in, const lv_op_params *p);
+int lv_vjp_conv_fused(lv_tensor **din, const struct lv_node *node,
+                      lv_tensor *const *dout, const int *needs);
 int lv_vjp_conv(lv_tensor **din, const struct lv_node *node,
                 lv_tensor *const *dout, const int *needs);
 int lv_vjp_linalg(lv_tensor **din, const struct lv_node *node,

@@ -22,95 +22,10 @@
 #include "autograd.h"
 #include "op.h"
 
-static int64_t out_size(int64_t size, int64_t k, int64_t s, int64_t before,
-                        int64_t after)
-{
-    int64_t span = size + before + after - k;
-    return span < 0 ? 0 : span / s + 1;
-}
 
-/* The window columns ox whose pixel ox*s - pad + j lies inside [0, size):
- * [*lo, *hi). Computing the range once per kernel offset keeps the inner
- * loops free of bounds tests. */
-static void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad,
-                        int64_t j, int64_t *lo, int64_t *hi)
-{
-    int64_t first = pad - j;            /* ox*s >= pad - j */
-    int64_t a = first <= 0 ? 0 : (first + s - 1) / s;
-    int64_t last = size - 1 + pad - j;  /* ox*s <= size - 1 + pad - j */
-    int64_t b = last < 0 ? 0 : last / s + 1;
-    *lo = a < out ? a : out;
-    *hi = b < out ? b : out;
-    if (*hi < *lo)
-        *hi = *lo;
-}
+#include "ops_conv_kernels.h"
 
-/* One image's columns. Row (c, i, j), column (oy, ox) holds image pixel
- * (c, oy*sh - pad_top + i, ox*sw - pad_left + j), zero outside; row r
- * starts at cols + r * row_stride (P for the image layout, N P for the
- * batch layout), so one kernel serves both. col2im adds each column back
- * into its window: the exact adjoint. */
-#define CONV_KERNELS(T, SUFFIX)                                               \
-    static void im2col_##SUFFIX(T *cols, int64_t row_stride, const T *x,      \
-                                int64_t C, int64_t H, int64_t W,              \
-                                const lv_conv_geometry *g, int64_t Ho,        \
-                                int64_t Wo)                                   \
-    {                                                                         \
-        for (int64_t c = 0; c < C; c++)                                       \
-            for (int64_t i = 0; i < g->kh; i++)                               \
-                for (int64_t j = 0; j < g->kw; j++) {                         \
-                    T *row = cols + ((c * g->kh + i) * g->kw + j) * row_stride; \
-                    int64_t lo, hi;                                           \
-                    valid_range(W, Wo, g->sw, g->pad_left, j, &lo, &hi);      \
-                    int64_t x0 = lo * g->sw - g->pad_left + j;                \
-                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
-                        int64_t y = oy * g->sh - g->pad_top + i;              \
-                        T *dst = row + oy * Wo;                               \
-                        if (y < 0 || y >= H) {                                \
-                            memset(dst, 0, sizeof(T) * (size_t)Wo);           \
-                            continue;                                         \
-                        }                                                     \
-                        const T *src = x + (c * H + y) * W + x0;              \
-                        for (int64_t ox = 0; ox < lo; ox++)                   \
-                            dst[ox] = 0;                                      \
-                        for (int64_t ox = lo; ox < hi; ox++)                  \
-                            dst[ox] = src[(ox - lo) * g->sw];                 \
-                        for (int64_t ox = hi; ox < Wo; ox++)                  \
-                            dst[ox] = 0;                                      \
-                    }                                                         \
-                }                                                             \
-    }                                                                         \
-                                                                              \
-    static void col2im_##SUFFIX(T *x, const T *cols, int64_t row_stride,      \
-                                int64_t C, int64_t H, int64_t W,              \
-                                const lv_conv_geometry *g, int64_t Ho,        \
-                                int64_t Wo)                                   \
-    {                                                                         \
-        memset(x, 0, sizeof(T) * (size_t)(C * H * W));                        \
-        for (int64_t c = 0; c < C; c++)                                       \
-            for (int64_t i = 0; i < g->kh; i++)                               \
-                for (int64_t j = 0; j < g->kw; j++) {                         \
-                    const T *row =                                            \
-                        cols + ((c * g->kh + i) * g->kw + j) * row_stride;    \
-                    int64_t lo, hi;                                           \
-                    valid_range(W, Wo, g->sw, g->pad_left, j, &lo, &hi);      \
-                    int64_t x0 = lo * g->sw - g->pad_left + j;                \
-                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
-                        int64_t y = oy * g->sh - g->pad_top + i;              \
-                        if (y < 0 || y >= H)                                  \
-                            continue;                                         \
-                        const T *src = row + oy * Wo;                         \
-                        T *dst = x + (c * H + y) * W + x0;                    \
-                        for (int64_t ox = lo; ox < hi; ox++)                  \
-                            dst[(ox - lo) * g->sw] += src[ox];                \
-                    }                                                         \
-                }                                                             \
-    }
-
-CONV_KERNELS(float, f32)
-CONV_KERNELS(double, f64)
-
-static int check_geometry(const lv_conv_geometry *g)
+int lv_conv_check_geometry(const lv_conv_geometry *g)
 {
     if (g->kh < 1 || g->kw < 1)
         return lv_error_set(2, "kernel size must be at least 1, got %lldx%lld",
@@ -131,7 +46,7 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
     const lv_conv_geometry *g = &p->conv;
     const lv_tensor *x = in[0];
     char buf[128];
-    if (check_geometry(g) < 0)
+    if (lv_conv_check_geometry(g) < 0)
         return -1;
     lv_tensor *src = NULL, *y = NULL;
     if (op == LV_OP_IM2COL) {
@@ -140,8 +55,8 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                                 "shape %s", lv_shape_format(buf, sizeof buf,
                                                            x->ndim, x->shape));
         int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-        int64_t Ho = out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
-        int64_t Wo = out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
+        int64_t Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
+        int64_t Wo = lv_conv_out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
         if (Ho == 0 || Wo == 0)
             return lv_error_set(1, "image %lldx%lld (padded %lldx%lld) is "
                                 "smaller than the kernel %lldx%lld",
@@ -165,23 +80,37 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         size_t el = lv_dtype_size(x->dtype);
         const char *xs = lv_tensor_data(src);
         char *ys = lv_tensor_data(y);
-        int64_t row_stride = g->batch_inner ? N * P : P;
-        int64_t image_offset = g->batch_inner ? P : K * P;
-        #pragma omp parallel for if (N > 1 && K * P * N >= (1 << 18))
-        for (int64_t n = 0; n < N; n++) {
-            const char *xn = xs + n * C * H * W * (int64_t)el;
-            char *yn = ys + n * image_offset * (int64_t)el;
-            if (x->dtype == LV_DTYPE_F64)
-                im2col_f64((double *)yn, row_stride, (const double *)xn, C, H,
-                           W, g, Ho, Wo);
-            else
-                im2col_f32((float *)yn, row_stride, (const float *)xn, C, H,
-                           W, g, Ho, Wo);
+        int f64 = x->dtype == LV_DTYPE_F64;
+        if (g->batch_inner) {
+            /* channels in parallel, each over the whole batch */
+            #pragma omp parallel for if (C > 1 && K * P * N >= (1 << 18))
+            for (int64_t c = 0; c < C; c++) {
+                if (f64)
+                    im2col_channel_f64((double *)ys, N * P, P, (const double *)xs,
+                                       C * H * W, N, c, H, W, g, Ho, Wo);
+                else
+                    im2col_channel_f32((float *)ys, N * P, P, (const float *)xs,
+                                       C * H * W, N, c, H, W, g, Ho, Wo);
+            }
+        } else {
+            #pragma omp parallel for if (N > 1 && K * P * N >= (1 << 18))
+            for (int64_t n = 0; n < N; n++) {
+                const char *xn = xs + n * C * H * W * (int64_t)el;
+                char *yn = ys + n * K * P * (int64_t)el;
+                for (int64_t c = 0; c < C; c++) {
+                    if (f64)
+                        im2col_channel_f64((double *)yn, P, 0, (const double *)xn,
+                                           0, 1, c, H, W, g, Ho, Wo);
+                    else
+                        im2col_channel_f32((float *)yn, P, 0, (const float *)xn,
+                                           0, 1, c, H, W, g, Ho, Wo);
+                }
+            }
         }
     } else {
         int64_t H = g->height, W = g->width;
-        int64_t Ho = out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
-        int64_t Wo = out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
+        int64_t Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
+        int64_t Wo = lv_conv_out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
         int64_t khw = g->kh * g->kw;
         if (H < 1 || W < 1)
             return lv_error_set(2, "image size must be given (height and "
@@ -210,18 +139,31 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         size_t el = lv_dtype_size(x->dtype);
         const char *cs = lv_tensor_data(src);
         char *ys = lv_tensor_data(y);
-        int64_t row_stride = g->batch_inner ? N * P : P;
-        int64_t image_offset = g->batch_inner ? P : C * khw * P;
-        #pragma omp parallel for if (N > 1 && C * khw * P * N >= (1 << 18))
-        for (int64_t n = 0; n < N; n++) {
-            const char *cn = cs + n * image_offset * (int64_t)el;
-            char *yn = ys + n * C * H * W * (int64_t)el;
-            if (x->dtype == LV_DTYPE_F64)
-                col2im_f64((double *)yn, (const double *)cn, row_stride, C, H,
-                           W, g, Ho, Wo);
-            else
-                col2im_f32((float *)yn, (const float *)cn, row_stride, C, H,
-                           W, g, Ho, Wo);
+        int f64 = x->dtype == LV_DTYPE_F64;
+        if (g->batch_inner) {
+            #pragma omp parallel for if (C > 1 && C * khw * P * N >= (1 << 18))
+            for (int64_t c = 0; c < C; c++) {
+                if (f64)
+                    col2im_channel_f64((double *)ys, C * H * W, (const double *)cs,
+                                       N * P, P, N, c, H, W, g, Ho, Wo);
+                else
+                    col2im_channel_f32((float *)ys, C * H * W, (const float *)cs,
+                                       N * P, P, N, c, H, W, g, Ho, Wo);
+            }
+        } else {
+            #pragma omp parallel for if (N > 1 && C * khw * P * N >= (1 << 18))
+            for (int64_t n = 0; n < N; n++) {
+                const char *cn = cs + n * C * khw * P * (int64_t)el;
+                char *yn = ys + n * C * H * W * (int64_t)el;
+                for (int64_t c = 0; c < C; c++) {
+                    if (f64)
+                        col2im_channel_f64((double *)yn, 0, (const double *)cn,
+                                           P, 0, 1, c, H, W, g, Ho, Wo);
+                    else
+                        col2im_channel_f32((float *)yn, 0, (const float *)cn,
+                                           P, 0, 1, c, H, W, g, Ho, Wo);
+                }
+            }
         }
     }
     lv_tensor_release(src);

@@ -8,10 +8,10 @@
  * no batch dims and a's batch is one block of rows, the whole batch is one
  * GEMM (an [S, B, d] x [d, h] product is a single call).
  */
-#include <cblas.h>
 #include <string.h>
 
 #include "autograd.h"
+#include "gemm.h"
 #include "iter.h"
 #include "op.h"
 
@@ -46,12 +46,7 @@ static void gemm(lv_dtype dtype, blas_matrix ma, blas_matrix mb, int64_t n,
                  int64_t m, int64_t k, const void *a, const void *b, void *c,
                  int64_t ldc)
 {
-    if (dtype == LV_DTYPE_F64)
-        cblas_dgemm(CblasRowMajor, ma.trans, mb.trans, (int)n, (int)m, (int)k,
-                    1.0, a, (int)ma.ld, b, (int)mb.ld, 0.0, c, (int)ldc);
-    else
-        cblas_sgemm(CblasRowMajor, ma.trans, mb.trans, (int)n, (int)m, (int)k,
-                    1.0f, a, (int)ma.ld, b, (int)mb.ld, 0.0f, c, (int)ldc);
+    lv_gemm(dtype, ma.trans, mb.trans, n, m, k, a, ma.ld, b, mb.ld, 0.0, c, ldc);
 }
 
 /* A view of x (borrowed) that BLAS can take, or a contiguous copy: writes a

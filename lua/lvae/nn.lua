@@ -16,7 +16,9 @@
 -- TensorFlow's "same"), Softplus, ReLU, Tanh, Sigmoid, Sequential, Reshape,
 -- Flatten, GaussianHead. Weights use PyTorch's layouts: Linear [out, in],
 -- Conv2d [out, in, kh, kw], ConvTranspose2d [in, out, kh, kw].
--- Convolutions are im2col/col2im (C) plus one GEMM per image, so they are
+
+-- Convolutions are single ops of the C core (lv.conv2d, lv.conv_transpose2d,
+-- whose VJPs are each other and lv.conv_weight_grad), so they are
 -- differentiable to any order. Not here: optimizers (lvae.optim).
 
 local lv = require "lvae"
@@ -296,15 +298,11 @@ function nn.F.conv2d(x, weight, bias, opts)
     error(string.format("conv2d: input has %d channels, the weight expects %d", xs[2], size[2]), 2)
   end
   local pad = resolve_padding(opts.padding, xs[3], xs[4], kh, kw, sh, sw)
-  -- The batch's windows side by side ([K, N, P]): the convolution is one
-  -- GEMM [O, K] x [K, N P], and the weight's gradient one GEMM too.
-  local N, K = xs[1], size[2] * kh * kw
-  local cols = lv.im2col(x, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad, layout = "batch" })
-  local Ho = (xs[3] + pad[1] + pad[2] - kh) // sh + 1
-  local Wo = (xs[4] + pad[3] + pad[4] - kw) // sw + 1
-  local y = weight:reshape(O, K):matmul(cols:view(K, N * Ho * Wo)):view(O, N, Ho, Wo):transpose(1, 2)
-  if bias then return y + bias:view(1, O, 1, 1) end
-  return y:contiguous()
+  -- One op (src/ops_conv_fused.c): im2col and GEMM over chunks of the
+  -- batch, and a backward that saves x and the weight, not the columns.
+  local y = lv.conv2d(x, weight, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad })
+  if bias then y = y + bias:view(1, O, 1, 1) end
+  return y
 end
 
 --- conv_transpose2d(x [N, C, H, W], weight [C, O, kh, kw], bias, opts
@@ -355,13 +353,10 @@ function nn.F.conv_transpose2d(x, weight, bias, opts)
     error(string.format("conv_transpose2d: a %dx%d output does not give back %dx%d windows "
       .. "with this padding", Hout, Wout, H, W), 2)
   end
-  -- One GEMM over the batch, [O kh kw, C] x [C, N H W], into the windows
-  -- of col2im's batch layout.
-  local N = xs[1]
-  local x_cn = x:reshape(N, C, H * W):transpose(1, 2):contiguous():view(C, N * H * W)
-  local cols = weight:reshape(C, O * kh * kw):t():matmul(x_cn):view(O * kh * kw, N, H * W)
-  local y = lv.col2im(cols, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad,
-                              size = { Hout, Wout }, layout = "batch" })
+  -- The adjoint of conv2d with this weight (as [C, O, kh, kw]: C = this
+  -- layer's input channels), one op like conv2d.
+  local y = lv.conv_transpose2d(x, weight, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad,
+                                             size = { Hout, Wout } })
   if bias then y = y + bias:view(1, O, 1, 1) end
   return y
 end

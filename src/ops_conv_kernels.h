@@ -1,0 +1,115 @@
+/*
+ * ops_conv_kernels.h -- the window kernels that ops_conv.c (im2col,
+ * col2im) and ops_conv_fused.c (conv2d, its transpose and its weight
+ * gradient) share: one image's columns in either layout, and their
+ * adjoint. Internal to those two files.
+ */
+#ifndef LV_OPS_CONV_KERNELS_H
+#define LV_OPS_CONV_KERNELS_H
+#include <string.h>
+
+#include "op.h"
+
+/* Windows along one axis of an image of `size`: kernel k, stride s,
+ * padding before/after (0 when the kernel does not fit). */
+static inline int64_t lv_conv_out_size(int64_t size, int64_t k, int64_t s,
+                                       int64_t before, int64_t after)
+{
+    int64_t span = size + before + after - k;
+    return span < 0 ? 0 : span / s + 1;
+}
+
+/* Kernel, stride and padding in range; 0, or -1 with lv_error. */
+int lv_conv_check_geometry(const lv_conv_geometry *g);
+
+/* The window columns ox whose pixel ox*s - pad + j lies inside [0, size):
+ * [*lo, *hi). Computing the range once per kernel offset keeps the inner
+ * loops free of bounds tests. */
+static inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad,
+                        int64_t j, int64_t *lo, int64_t *hi)
+{
+    int64_t first = pad - j;            /* ox*s >= pad - j */
+    int64_t a = first <= 0 ? 0 : (first + s - 1) / s;
+    int64_t last = size - 1 + pad - j;  /* ox*s <= size - 1 + pad - j */
+    int64_t b = last < 0 ? 0 : last / s + 1;
+    *lo = a < out ? a : out;
+    *hi = b < out ? b : out;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* Columns of n images, one channel c at a time. Row (c, i, j), column
+ * (oy, ox) of image m holds its pixel (c, oy*sh - pad_top + i, ox*sw -
+ * pad_left + j), zero outside. Row r of image m starts at cols +
+ * r*row_stride + m*image_step: the image layout has row_stride P (one
+ * image per call), the batch layout row_stride n P and image_step P, so
+ * that the inner loop over images walks each row in order. Images are
+ * image_size apart in x. col2im adds each column back into its window (the
+ * exact adjoint), after zeroing channel c of the n images. Channels are
+ * independent: callers may run them in parallel. */
+#define CONV_KERNELS(T, SUFFIX)                                               \
+    static inline void im2col_channel_##SUFFIX(                               \
+        T *cols, int64_t row_stride, int64_t image_step, const T *x,          \
+        int64_t image_size, int64_t n, int64_t c, int64_t H, int64_t W,       \
+        const lv_conv_geometry *g, int64_t Ho, int64_t Wo)                    \
+    {                                                                         \
+        for (int64_t i = 0; i < g->kh; i++)                                   \
+            for (int64_t j = 0; j < g->kw; j++) {                             \
+                T *row = cols + ((c * g->kh + i) * g->kw + j) * row_stride;   \
+                int64_t lo, hi;                                               \
+                valid_range(W, Wo, g->sw, g->pad_left, j, &lo, &hi);          \
+                int64_t x0 = lo * g->sw - g->pad_left + j;                    \
+                for (int64_t m = 0; m < n; m++) {                             \
+                    const T *plane = x + m * image_size + c * H * W;          \
+                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
+                        int64_t y = oy * g->sh - g->pad_top + i;              \
+                        T *dst = row + m * image_step + oy * Wo;              \
+                        if (y < 0 || y >= H) {                                \
+                            memset(dst, 0, sizeof(T) * (size_t)Wo);           \
+                            continue;                                         \
+                        }                                                     \
+                        const T *src = plane + y * W + x0;                    \
+                        for (int64_t ox = 0; ox < lo; ox++)                   \
+                            dst[ox] = 0;                                      \
+                        for (int64_t ox = lo; ox < hi; ox++)                  \
+                            dst[ox] = src[(ox - lo) * g->sw];                 \
+                        for (int64_t ox = hi; ox < Wo; ox++)                  \
+                            dst[ox] = 0;                                      \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+    }                                                                         \
+                                                                              \
+    static inline void col2im_channel_##SUFFIX(                               \
+        T *x, int64_t image_size, const T *cols, int64_t row_stride,          \
+        int64_t image_step, int64_t n, int64_t c, int64_t H, int64_t W,       \
+        const lv_conv_geometry *g, int64_t Ho, int64_t Wo)                    \
+    {                                                                         \
+        for (int64_t m = 0; m < n; m++)                                       \
+            memset(x + m * image_size + c * H * W, 0, sizeof(T) * (size_t)(H * W)); \
+        for (int64_t i = 0; i < g->kh; i++)                                   \
+            for (int64_t j = 0; j < g->kw; j++) {                             \
+                const T *row =                                                \
+                    cols + ((c * g->kh + i) * g->kw + j) * row_stride;        \
+                int64_t lo, hi;                                               \
+                valid_range(W, Wo, g->sw, g->pad_left, j, &lo, &hi);          \
+                int64_t x0 = lo * g->sw - g->pad_left + j;                    \
+                for (int64_t m = 0; m < n; m++) {                             \
+                    T *plane = x + m * image_size + c * H * W;                \
+                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
+                        int64_t y = oy * g->sh - g->pad_top + i;              \
+                        if (y < 0 || y >= H)                                  \
+                            continue;                                         \
+                        const T *src = row + m * image_step + oy * Wo;        \
+                        T *dst = plane + y * W + x0;                          \
+                        for (int64_t ox = lo; ox < hi; ox++)                  \
+                            dst[(ox - lo) * g->sw] += src[ox];                \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+    }
+
+CONV_KERNELS(float, f32)
+CONV_KERNELS(double, f64)
+
+#endif
