@@ -421,11 +421,21 @@ static int list_push(node_list *l, lv_node *node)
     return 0;
 }
 
-/* Adds g (stolen) into *slot: the sum is recorded when grad mode is on. */
+/* Adds g (stolen) into *slot: the sum is recorded when grad mode is on.
+ * Otherwise, a sum this pass alone holds (no other reference to it or to
+ * its storage, off the tape) takes g in place: a weight used K times gets
+ * one buffer, not K. */
 static int accumulate(lv_tensor **slot, lv_tensor *g)
 {
     if (!*slot) {
         *slot = g;
+        return 0;
+    }
+    lv_tensor *acc = *slot;
+    if (!lv_grad_enabled() && acc->refcount == 1 && acc->storage &&
+        acc->storage->refcount == 1 && !acc->requires_grad && !acc->grad_fn &&
+        lv_add_into(acc, g)) {
+        lv_tensor_release(g);
         return 0;
     }
     lv_tensor *sum = lv_binary(LV_OP_ADD, *slot, g);

@@ -434,6 +434,18 @@ static int op_conv2d(lua_State *L) { return conv_fused(L, LV_OP_CONV2D); }
 static int op_conv_transpose2d(lua_State *L) { return conv_fused(L, LV_OP_CONV_TRANSPOSE2D); }
 static int op_conv_weight_grad(lua_State *L) { return conv_fused(L, LV_OP_CONV_WEIGHT_GRAD); }
 
+/* linear(x, weight [, bias]): x weightᵀ + bias as one op. */
+static int op_linear(lua_State *L)
+{
+    lv_tensor *in[3] = {lv_lua_check_tensor(L, 1), lv_lua_check_tensor(L, 2), NULL};
+    int n = 2;
+    if (!lua_isnoneornil(L, 3)) {
+        in[2] = lv_lua_check_tensor(L, 3);
+        n = 3;
+    }
+    return lv_lua_apply(L, LV_OP_LINEAR, n, in, NULL);
+}
+
 /* ---- registration ------------------------------------------------------ */
 
 static const luaL_Reg op_methods[] = {
@@ -458,7 +470,7 @@ static const luaL_Reg op_methods[] = {
     {"matmul", op_matmul}, {"outer", op_outer}, {"dot", op_dot},
     {"im2col", op_im2col}, {"col2im", op_col2im},
     {"conv2d", op_conv2d}, {"conv_transpose2d", op_conv_transpose2d},
-    {"conv_weight_grad", op_conv_weight_grad},
+    {"conv_weight_grad", op_conv_weight_grad}, {"linear", op_linear},
     {NULL, NULL}
 };
 

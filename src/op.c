@@ -82,6 +82,7 @@ static const lv_op_def op_table[] = {
     [LV_OP_TO] = SHAPE("to"),
 
     [LV_OP_MATMUL] = MATMUL("matmul"),
+    [LV_OP_LINEAR] = {"linear", -1, lv_forward_linear, lv_vjp_linear, LV_SAVES_PARTNERS},
     [LV_OP_OUTER] = MATMUL("outer"),
     [LV_OP_DOT] = MATMUL("dot"),
 

@@ -51,6 +51,7 @@ typedef enum lv_op_id {
     LV_OP_TO,                       /* params: dtype */
     /* products (ops_matmul.c) */
     LV_OP_MATMUL, LV_OP_OUTER, LV_OP_DOT,
+    LV_OP_LINEAR,                   /* x Wᵀ + b (ops_matmul.c) */
     /* linear algebra (linalg.c); batched over leading dims */
     LV_OP_CHOLESKY,
     LV_OP_LOGDET,                   /* outputs: log|det|, sign */
@@ -164,6 +165,10 @@ int lv_forward_unary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
 int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
+/* dst += src, elementwise, when both are contiguous with one shape and
+ * dtype: returns 1; otherwise does nothing and returns 0. Not an op: the
+ * caller owns dst alone and records nothing (autograd.c's accumulate). */
+int lv_add_into(lv_tensor *dst, const lv_tensor *src);
 int lv_forward_lincomb(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
 int lv_vjp_lincomb(lv_tensor **din, const struct lv_node *node,
@@ -192,6 +197,10 @@ int lv_vjp_matmul(lv_tensor **din, const struct lv_node *node,
                   lv_tensor *const *dout, const int *needs);
 int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
+int lv_forward_linear(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                      int n_in, const lv_op_params *p);
+int lv_vjp_linear(lv_tensor **din, const struct lv_node *node,
+                  lv_tensor *const *dout, const int *needs);
 int lv_forward_conv_fused(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                           int n_in, const lv_op_params *p);
 int lv_vjp_conv_fused(lv_tensor **din, const struct lv_node *node,

@@ -330,3 +330,35 @@ int lv_vjp_binary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
     lv_scope_end(&S);
     return (needs[0] && !din[0]) || (needs[1] && !din[1]) ? -1 : 0;
 }
+
+/* ---- accumulation in place ---------------------------------------------
+ * The reverse pass sums the gradients that reach one tensor; when it
+ * records nothing and owns the sum alone, it adds into it in place
+ * instead of making a new tensor per contribution. */
+
+int lv_add_into(lv_tensor *dst, const lv_tensor *src)
+{
+    int64_t n = lv_tensor_numel(dst);
+    if (dst->dtype != src->dtype || n != lv_tensor_numel(src) ||
+        dst->ndim != src->ndim || !lv_tensor_is_contiguous(dst) ||
+        !lv_tensor_is_contiguous(src))
+        return 0;
+    for (int i = 0; i < dst->ndim; i++)
+        if (dst->shape[i] != src->shape[i])
+            return 0;
+    if (dst->dtype == LV_DTYPE_F64) {
+        double *a = lv_tensor_data(dst);
+        const double *b = lv_tensor_data(src);
+        #pragma omp parallel for simd if (n >= (1 << 18))
+        for (int64_t i = 0; i < n; i++)
+            a[i] += b[i];
+    } else {
+        float *a = lv_tensor_data(dst);
+        const float *b = lv_tensor_data(src);
+        #pragma omp parallel for simd if (n >= (1 << 18))
+        for (int64_t i = 0; i < n; i++)
+            a[i] += b[i];
+    }
+    dst->storage->version++;
+    return 1;
+}

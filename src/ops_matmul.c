@@ -310,3 +310,123 @@ int lv_vjp_matmul(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
     lv_scope_end(&S);
     return (needs[0] && !din[0]) || (needs[1] && !din[1]) ? -1 : 0;
 }
+
+/* ---- linear: x Wᵀ + b in one op -----------------------------------------
+ * x [..., in], W [out, in], b [out] (optional) -> [..., out]. The bias is
+ * copied into every row and the GEMM adds x Wᵀ onto it (beta = 1), so the
+ * bias costs no extra pass. The VJP gives W's gradient as Gᵀ x, already in
+ * W's [out, in] layout: contiguous, so that a weight used many times (a
+ * flow's force evaluations) sums its gradients in place. */
+
+int lv_forward_linear(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
+                      int n_in, const lv_op_params *p)
+{
+    if (n_in < 2 || n_in > 3)
+        return lv_error_set(0, "linear expects x, weight and an optional bias, "
+                            "got %d inputs", n_in);
+    lv_tensor *x = in[0], *w = in[1], *b = n_in > 2 ? in[2] : NULL;
+    char fx[128], fw[128];
+    if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
+        return lv_error_set(2, "linear: input %s and weight %s do not align "
+                            "(expected a weight [out, %lld])",
+                            lv_shape_format(fx, sizeof fx, x->ndim, x->shape),
+                            lv_shape_format(fw, sizeof fw, w->ndim, w->shape),
+                            (long long)(x->ndim ? x->shape[x->ndim - 1] : 0));
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return lv_error_set(3, "linear: bias must be [%lld], got %s",
+                            (long long)w->shape[0],
+                            lv_shape_format(fx, sizeof fx, b->ndim, b->shape));
+    if (x->dtype != w->dtype || (b && b->dtype != x->dtype)) {
+        /* mixed dtypes are computed in f64, as matmul does */
+        lv_op_params to = {.dtype = LV_DTYPE_F64};
+        lv_tensor *wide[3] = {NULL, NULL, NULL};
+        int ok = 1;
+        for (int i = 0; i < n_in; i++) {
+            wide[i] = in[i]->dtype == LV_DTYPE_F64 ? lv_share(in[i])
+                                                   : lv_apply1(LV_OP_TO, 1, &in[i], &to);
+            ok = ok && wide[i];
+        }
+        int status = ok ? lv_forward_linear(out, op, wide, n_in, p) : -1;
+        for (int i = 0; i < n_in; i++)
+            lv_tensor_release(wide[i]);
+        return status;
+    }
+    int64_t n_out = w->shape[0], n_in_features = w->shape[1];
+    int64_t rows = lv_tensor_numel(x) / (n_in_features ? n_in_features : 1);
+    if (n_in_features == 0)
+        rows = lv_shape_numel(x->ndim - 1, x->shape);
+    int64_t shape[LV_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    shape[x->ndim - 1] = n_out;
+    lv_tensor *cx = lv_apply1(LV_OP_CONTIGUOUS, 1, &x, NULL);
+    lv_tensor *cw = cx ? lv_apply1(LV_OP_CONTIGUOUS, 1, &w, NULL) : NULL;
+    lv_tensor *y = cw ? lv_tensor_empty(x->dtype, x->ndim, shape) : NULL;
+    if (!y) {
+        lv_tensor_release(cx);
+        lv_tensor_release(cw);
+        return -1;
+    }
+    size_t el = lv_dtype_size(x->dtype);
+    char *py = lv_tensor_data(y);
+    double beta = 0.0;
+    if (b) {
+        lv_tensor *cb = lv_apply1(LV_OP_CONTIGUOUS, 1, &b, NULL);
+        if (!cb) {
+            lv_tensor_release(cx);
+            lv_tensor_release(cw);
+            lv_tensor_release(y);
+            return -1;
+        }
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(py + r * n_out * (int64_t)el, lv_tensor_data(cb),
+                   el * (size_t)n_out);
+        lv_tensor_release(cb);
+        beta = 1.0;
+    }
+    if (rows > 0 && n_out > 0) {
+        if (n_in_features > 0)
+            lv_gemm(x->dtype, CblasNoTrans, CblasTrans, rows, n_out,
+                    n_in_features, lv_tensor_data(cx), n_in_features,
+                    lv_tensor_data(cw), n_in_features, beta, py, n_out);
+        else if (!b)
+            memset(py, 0, el * (size_t)(rows * n_out));
+    }
+    lv_tensor_release(cx);
+    lv_tensor_release(cw);
+    out[0] = y;
+    return 1;
+}
+
+/* y = x Wᵀ + b: dx = G W, dW = Gᵀ x (rows of every batch dim together),
+ * db = Σ_rows G. */
+int lv_vjp_linear(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
+                  const int *needs)
+{
+    lv_scope S = {0};
+    lv_tensor *g = dout[0], *x = node->inputs[0], *w = node->inputs[1];
+    int n = node->n_inputs;
+    din[0] = din[1] = NULL;
+    if (n > 2)
+        din[2] = NULL;
+    int64_t rows = lv_shape_numel(g->ndim - 1, g->shape);
+    int64_t g2[2] = {rows, g->shape[g->ndim - 1]};
+    lv_tensor *G = (needs[1] || (n > 2 && needs[2])) ? ag_reshape(&S, g, 2, g2) : NULL;
+    /* ag_sum_to gives each gradient its input's dtype (mixed inputs were
+     * computed in f64). */
+    if (needs[0])
+        din[0] = lv_share(ag_sum_to(&S, ag_matmul(&S, g, w), x));
+    if (needs[1]) {
+        int64_t x2[2] = {rows, x->shape[x->ndim - 1]};
+        din[1] = lv_share(ag_sum_to(&S, ag_matmul(&S, ag_transpose(&S, G, 0, 1),
+                                                  ag_reshape(&S, x, 2, x2)), w));
+    }
+    if (n > 2 && needs[2]) {
+        lv_op_params p = {.dim_mask = 1u};
+        din[2] = lv_share(ag_sum_to(&S, ag_opp(&S, LV_OP_SUM, G, &p), node->inputs[2]));
+    }
+    lv_scope_end(&S);
+    for (int i = 0; i < n; i++)
+        if (needs[i] && !din[i])
+            return -1;
+    return 0;
+}

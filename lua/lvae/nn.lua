@@ -235,10 +235,10 @@ end
 
 -- ---- functional forms -------------------------------------------------------
 
+--- linear(x [..., in], weight [out, in], bias [out] or nil): x weightᵀ +
+-- bias as one op of the core (lv.linear).
 function nn.F.linear(x, weight, bias)
-  local y = x:matmul(weight:t())
-  if bias then y = y + bias end
-  return y
+  return lv.linear(x, weight, bias)
 end
 
 --- TensorFlow's SAME padding for one direction: {before, after}.
