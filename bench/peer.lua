@@ -19,11 +19,13 @@
 --    strictly): lvae's worker writes its weights and the noise its
 --    objective draws (eps_z, eps_rho, each step's xi, in lvae's order) and
 --    takes two training steps; PyTorch's loads them and takes the same two
---    steps. The objective per datapoint, the gradient of every parameter,
---    both Adamax updates and the force evaluations per step must agree, in
---    f64 (batch 20: the same mathematics) and in f32 (batch 100: the
+--    steps. The objective per datapoint, the gradients, both Adamax
+--    updates and the force evaluations per step must agree, in f64
+--    (batch 20: the same mathematics) and in f32 (batch 100: the
 --    configuration timed). A disagreement stops the benchmark, naming the
---    row and the quantity.
+--    row and the quantity. (PyTorch's checker imports torch while lvae's
+--    check runs, and the timing workers start while PyTorch's runs: nothing
+--    is timed then.)
 -- 2. The timing: an lvae worker and two PyTorch workers (OPENBLAS_NUM_THREADS
 --    = 1 and 2, which OpenBLAS reads when it loads) stay alive, and this
 --    script alternates short rounds between them through FIFOs
@@ -31,8 +33,11 @@
 --    thread count, PyTorch at torch.set_num_threads 1 and 2 in each worker
 --    -- so that a change of the machine's load falls on both sides alike.
 --    Each round is one sample per setting: the mean ms per step over about
---    0.5 s of steps after an untimed one; the median and the minimum over
---    the rounds are reported, and PyTorch's setting with the best median.
+--    0.5 s of steps after an untimed one (for short steps). Rounds go on
+--    for --budget seconds (5 to 11 of them; --quick: 3); after 3, a PyTorch
+--    setting over twice the best one's median drops out. The median and
+--    the minimum over the rounds are reported, and PyTorch's setting with
+--    the best median.
 -- 3. Memory: the peak resident set (VmHWM) of each worker, after its
 --    rounds, and the resident set just after `require "lvae"` / `import
 --    torch` (each side's baseline).
@@ -88,8 +93,11 @@ if not selected then die("bench/peer.lua: " .. row_err) end
 local lvae_threads = o.lvae_threads or { lv.num_threads() }
 
 local ROUND_SECONDS = o.quick and 0.2 or 0.5
-local WARMUP_SECONDS = o.quick and 0.5 or 2
+local WARMUP_SECONDS = o.quick and 0.5 or 1
 local ROUNDS = o.quick and { min = 3, max = 3 } or { min = 5, max = 11 }
+-- after this many rounds a PyTorch setting over PRUNE_FACTOR times the best
+-- median drops out (bench/peers/timing.lua)
+local PRUNE_AFTER, PRUNE_FACTOR = 3, 2
 local CHECK_TIMEOUT = 900
 
 ---- before anything: PyTorch and bench/blas_ref are there ----------------------------
@@ -147,15 +155,11 @@ local function read_json(path)
   return t
 end
 
---- Runs both sides' check of one row at one dtype; returns the verdict and
--- the workers' result.json (force evaluations, step times).
-local function check_row(row, dtype, batch)
-  local dir = string.format("%s/%s/%s", tmp, row.id:gsub(":", "-"), dtype)
-  os.execute("mkdir -p " .. q(dir))
-  run_command("lvae's check of " .. row.id .. " (" .. dtype .. ")", string.format("%s %s check %s %s %s %d",
-    q(LVAE), q(LVAE_WORKER), q(row.id), q(dir), dtype, batch), CHECK_TIMEOUT)
-  run_command("PyTorch's check of " .. row.id .. " (" .. dtype .. ")", string.format("%s %s check %s",
-    PYTHON, q(TORCH_WORKER), q(dir)), CHECK_TIMEOUT)
+--- Compares both sides' check of one row at one dtype (DIR/DTYPE, written
+-- by the workers); returns the verdict and the workers' result.json
+-- (force evaluations, step times).
+local function compare(dir, dtype)
+  dir = dir .. "/" .. dtype
   local manifest = read_json(dir .. "/manifest.json")
   local mine, theirs = read_json(dir .. "/lvae/result.json"), read_json(dir .. "/torch/result.json")
   local function load(side, name) return lv.load_npy(dir .. "/" .. side .. "/" .. name) end
@@ -165,7 +169,7 @@ local function check_row(row, dtype, batch)
     checks[#checks + 1] = { kind = "objective", what = step == 1 and "at the start" or "after two steps",
                             stats = agreement.stats(load("lvae", name), load("torch", name)) }
   end
-  local min_grad = agreement.UPDATE_MIN_GRAD[dtype]
+  local min_grad, cross = agreement.UPDATE_MIN_GRAD[dtype], agreement.CROSS_STEPS[dtype]
   local left_out, compared = 0, 0
   for i, p in ipairs(manifest.params) do
     local function f64(side, fmt, ...) return load(side, string.format(fmt, ...)):to("f64") end
@@ -176,7 +180,7 @@ local function check_row(row, dtype, batch)
       for step = 1, 2 do
         grads[side][step] = f64(side, "grad%d_%03d.npy", step, i)
         theta[side][step] = f64(side, "param%d_%03d.npy", step, i)
-        if step <= agreement.CROSS_STEPS[dtype] then
+        if step <= cross then
           local ok_here = grads[side][step]:abs():ge(min_grad)
           well_conditioned = well_conditioned and well_conditioned * ok_here or ok_here
         end
@@ -187,33 +191,35 @@ local function check_row(row, dtype, batch)
                                 stats = agreement.stats(theta[side][step] - theta[side][step - 1], expected[step]) }
       end
     end
-    for step = 1, agreement.CROSS_STEPS[dtype] do
+    for step = 1, cross do
       checks[#checks + 1] = { kind = "gradient", what = string.format("%s (step %d)", p.name, step),
                               stats = agreement.stats(grads.lvae[step], grads.torch[step]) }
-      local st = agreement.stats(theta.lvae[step] - theta.lvae[0], theta.torch[step] - theta.torch[0],
+      local st = agreement.stats(theta.lvae[step] - start, theta.torch[step] - start,
                                  min_grad > 0 and well_conditioned or nil)
       checks[#checks + 1] = { kind = "update", what = string.format("%s (step %d)", p.name, step), stats = st }
       left_out, compared = left_out + st.excluded, compared + st.n + st.excluded
     end
   end
-  checks.update_left_out = compared > 0 and left_out / compared or 0
   local verdict = agreement.verdict(checks, dtype)
-  verdict.update_left_out = checks.update_left_out
+  verdict.update_left_out = compared > 0 and left_out / compared or 0
   return verdict, mine, theirs
 end
 
-local function check(row)
+local CHECKS = { { dtype = "f64", batch = F64_CHECK_BATCH }, { dtype = "f32" } }
+
+--- Judges the row's check at each dtype; stops the run on a disagreement.
+local function judge(row, dir)
   local out = { tolerances = agreement.TOLERANCES }
-  for _, c in ipairs({ { "f64", F64_CHECK_BATCH }, { "f32", row.batch } }) do
-    local dtype, batch = c[1], c[2]
-    local v, mine, theirs = check_row(row, dtype, batch)
+  for _, c in ipairs(CHECKS) do
+    local dtype = c.dtype
+    local v, mine, theirs = compare(dir, dtype)
     local e = {}
     for kind, w in pairs(v.worst) do e[kind] = { error = w.error, what = w.what } end
-    out[dtype] = { ok = v.ok, batch = batch, worst = e, update_left_out = v.update_left_out,
+    out[dtype] = { ok = v.ok, batch = c.batch or row.batch, worst = e, update_left_out = v.update_left_out,
                    grad_evals = { lvae = mine.grad_evals, torch = theirs.grad_evals },
-                   lvae_step_seconds = mine.step2_seconds, torch_step_seconds = theirs.step2_seconds }
-    out[dtype].generator = mine.generator
-    print(string.format("  check %s (batch %d): %s", dtype, batch, report.check_line(out[dtype])))
+                   lvae_step_seconds = mine.step2_seconds, torch_step_seconds = theirs.step2_seconds,
+                   generator = mine.generator }
+    print(string.format("  check %s (batch %d): %s", dtype, out[dtype].batch, report.check_line(out[dtype])))
     if mine.generator and not mine.generator.same then
       print(string.format("  note: lvae's objective with its noise from lv.Generator(seed) passed as gen differs "
         .. "from the default generator's with the same seed (max |diff| %g, offsets %s and %s)",
@@ -228,10 +234,10 @@ local function check(row)
   return out
 end
 
----- the timing -----------------------------------------------------------------------
+---- the workers ----------------------------------------------------------------------
 
-local function start_worker(name, command, timeout, extra_env)
-  local w = workers.start{ name = name, command = command, dir = tmp, timeout = timeout,
+local function spawn_worker(name, command, timeout, extra_env)
+  local w = workers.spawn{ name = name, command = command, dir = tmp, timeout = timeout,
                            env = extra_env, decode = decode }
   live_workers[w] = true
   return w
@@ -244,51 +250,75 @@ end
 
 local function kib_to_mib(k) return k and k / 1024 or nil end
 
-local function time_row(row, checked)
-  local f32_dir = string.format("%s/%s/f32", tmp, row.id:gsub(":", "-"))
-  local slowest = math.max(checked.f32.lvae_step_seconds or 1, checked.f32.torch_step_seconds or 1)
+--- The timing workers of a row, started (not yet ready): lvae's, and
+-- PyTorch's at each OPENBLAS_NUM_THREADS, with the settings they serve.
+local function spawn_timing_workers(row, dir, step_guess)
   local settings_count = #lvae_threads + #TORCH_THREADS * #OPENBLAS_THREADS
-  local timeout = 120 + 4 * (o.budget + settings_count * (WARMUP_SECONDS + (ROUNDS.max + 4) * slowest))
-  local lw = start_worker("lvae", string.format("%s %s serve %s", q(LVAE), q(LVAE_WORKER), q(row.id)), timeout)
-  environment.add_worker(env, "lvae", lw.ready)
-  local settings = {}
+  -- a bound for a hang, not a budget: PyTorch's step may be slower than
+  -- lvae's, whose step is the guess
+  local timeout = 120 + 4 * (o.budget + settings_count * (WARMUP_SECONDS + (ROUNDS.max + 4) * 3 * step_guess))
+  local lw = spawn_worker("lvae", string.format("%s %s serve %s", q(LVAE), q(LVAE_WORKER), q(row.id)), timeout)
+  local settings, torch_workers = {}, {}
   for _, t in ipairs(lvae_threads) do
     settings[#settings + 1] = { side = "lvae", worker = lw, threads = t, label = string.format("lvae, %d threads", t) }
   end
-  local torch_workers = {}
   for _, ob in ipairs(OPENBLAS_THREADS) do
-    local tw = start_worker("torch-openblas" .. ob, string.format("%s %s serve %s", PYTHON, q(TORCH_WORKER), q(f32_dir)),
-      timeout, { OPENBLAS_NUM_THREADS = tostring(ob) })
-    environment.add_worker(env, "torch", tw.ready)
+    local tw = spawn_worker("torch-openblas" .. ob, string.format("%s %s serve %s", PYTHON, q(TORCH_WORKER),
+      q(dir .. "/f32")), timeout, { OPENBLAS_NUM_THREADS = tostring(ob) })
     torch_workers[#torch_workers + 1] = { worker = tw, openblas = ob }
     for _, t in ipairs(TORCH_THREADS) do
       settings[#settings + 1] = { side = "torch", worker = tw, threads = t, openblas = ob,
                                   label = string.format("torch %d, OpenBLAS %d", t, ob) }
     end
   end
+  return { lvae = lw, torch = torch_workers, settings = settings }
+end
+
+---- the timing -----------------------------------------------------------------------
+
+local function time_row(row, w)
+  local lw, torch_workers, settings = w.lvae, w.torch, w.settings
+  local all = { lw }
+  for _, tw in ipairs(torch_workers) do all[#all + 1] = tw.worker end
+  for _, worker in ipairs(all) do worker:wait_ready() end
+  environment.add_worker(env, "lvae", lw.ready)
+  environment.add_worker(env, "torch", torch_workers[1].worker.ready)
   -- warm-up: each worker, then each setting on its own
   local warm = {}
-  for _, w in ipairs({ lw, torch_workers[1].worker, torch_workers[2].worker }) do
-    local r = w:request(string.format("warmup %g", WARMUP_SECONDS))
-    warm[w] = r.seconds / r.steps
+  for _, worker in ipairs(all) do
+    local r = worker:request(string.format("warmup %g", WARMUP_SECONDS))
+    warm[worker] = r.seconds / r.steps
   end
-  local costs = {}
-  for i, s in ipairs(settings) do
+  for _, s in ipairs(settings) do
     local n = timing.steps_per_round(warm[s.worker], ROUND_SECONDS)
     local r = s.worker:request(string.format("round %d %d 0", n, s.threads))
     s.estimate = r.seconds / n
     s.steps = timing.steps_per_round(s.estimate, ROUND_SECONDS)
     s.settle = timing.settle_steps(s.estimate)
-    s.samples = {}
-    costs[i] = (s.steps + s.settle) * s.estimate
+    s.samples, s.active = {}, true
   end
-  local rounds = timing.rounds(costs, { budget = o.budget, min = ROUNDS.min, max = ROUNDS.max })
-  local stall0, t0 = lib.cpu_stall(), lib.clock()
-  for r = 1, rounds do
-    for _, i in ipairs(timing.order(r, #settings)) do
+  local stall0, t0, rounds = lib.cpu_stall(), lib.clock(), 0
+  local limits = { budget = o.budget, min = ROUNDS.min, max = ROUNDS.max }
+  while timing.another_round(rounds, lib.clock() - t0, limits) do
+    rounds = rounds + 1
+    for _, i in ipairs(timing.order(rounds, #settings)) do
       local s = settings[i]
-      local reply = s.worker:request(string.format("round %d %d %d", s.steps, s.threads, s.settle))
-      s.samples[#s.samples + 1] = reply.seconds / s.steps
+      if s.active then
+        local reply = s.worker:request(string.format("round %d %d %d", s.steps, s.threads, s.settle))
+        s.samples[#s.samples + 1] = reply.seconds / s.steps
+      end
+    end
+    if rounds == PRUNE_AFTER then
+      local torch_samples, torch_settings = {}, {}
+      for _, s in ipairs(settings) do
+        if s.side == "torch" then
+          torch_samples[#torch_samples + 1], torch_settings[#torch_settings + 1] = s.samples, s
+        end
+      end
+      local keep = timing.keep(torch_samples, PRUNE_FACTOR)
+      for i, s in ipairs(torch_settings) do
+        if not keep[i] then s.active, s.dropped_after = false, rounds end
+      end
     end
   end
   local stall1 = lib.cpu_stall()
@@ -304,18 +334,21 @@ local function time_row(row, checked)
     tw.import_rss_mib = kib_to_mib(tw.worker.ready.rss_after_import_kib)
     tw.openblas_info = tw.worker.ready.openblas
   end
+  -- after the peaks were read: the profiler's own memory is not the step's
   if row.arch == "mlp" then result.torch_gemm_flops = torch_workers[1].worker:request("flops").gemm_flops end
-  stop_worker(lw)
-  for _, tw in ipairs(torch_workers) do stop_worker(tw.worker) end
+  for _, worker in ipairs(all) do stop_worker(worker) end
 
   local function summarise(s)
     local m = timing.summary(s.samples)
+    local samples_ms = {}
+    for k, v in ipairs(s.samples) do samples_ms[k] = v * 1e3 end
     return { side = s.side, threads = s.threads, openblas_threads = s.openblas, label = s.label,
              median_ms = m.median * 1e3, min_ms = m.min * 1e3, max_ms = m.max * 1e3,
-             steps_per_round = s.steps, settle_steps = s.settle,
-             samples_ms = (function() local t = {} for k, v in ipairs(s.samples) do t[k] = v * 1e3 end return t end)() }
+             steps_per_round = s.steps, settle_steps = s.settle, samples_ms = samples_ms,
+             dropped_after_round = s.dropped_after }
   end
   result.lvae_settings, result.torch_settings = {}, {}
+  local medians = {}
   for _, s in ipairs(settings) do
     local sum = summarise(s)
     if s.side == "lvae" then
@@ -327,13 +360,40 @@ local function time_row(row, checked)
         end
       end
       result.torch_settings[#result.torch_settings + 1] = sum
+      medians[#medians + 1] = { median = sum.median_ms }
     end
   end
-  local best = result.torch_settings[timing.best(
-    (function() local t = {} for k, v in ipairs(result.torch_settings) do t[k] = { median = v.median_ms } end return t end)())]
-  result.torch_best = best
+  result.torch_best = result.torch_settings[timing.best(medians)]
   result.torch_grad_evals = torch_workers[1].grad_evals
   return result
+end
+
+---- one row ------------------------------------------------------------------------
+
+--- The row's check, then its timing. The processes overlap where nothing
+-- is timed: PyTorch's checker imports torch while lvae's check runs, and the
+-- timing workers start while PyTorch's check runs.
+local function run_row(row)
+  local dir = tmp .. "/" .. row.id:gsub(":", "-")
+  local phases, t0 = {}, lib.clock()
+  local checker = spawn_worker("torch-check", string.format("%s %s checker", PYTHON, q(TORCH_WORKER)), CHECK_TIMEOUT)
+  local dtypes = {}
+  for _, c in ipairs(CHECKS) do dtypes[#dtypes + 1] = string.format("%s:%d", c.dtype, c.batch or row.batch) end
+  run_command("lvae's check of " .. row.id, string.format("%s %s check %s %s %s", q(LVAE), q(LVAE_WORKER),
+    q(row.id), q(dir), table.concat(dtypes, " ")), CHECK_TIMEOUT)
+  phases.lvae_check = lib.clock() - t0
+  local step_guess = read_json(dir .. "/f32/lvae/result.json").step2_seconds
+  local timing_workers = spawn_timing_workers(row, dir, step_guess)
+  checker:wait_ready()
+  for _, c in ipairs(CHECKS) do checker:request("check " .. dir .. "/" .. c.dtype) end
+  stop_worker(checker)
+  phases.check = lib.clock() - t0
+  local checked = judge(row, dir)
+  local t1 = lib.clock()
+  local t = time_row(row, timing_workers)
+  phases.timing = lib.clock() - t1
+  phases.total = lib.clock() - t0
+  return checked, t, phases
 end
 
 ---- the roofline ---------------------------------------------------------------------
@@ -395,8 +455,7 @@ local function run_rows()
   local results = {}
   for n, row in ipairs(selected) do
     print(string.format("\n[%d/%d] %s -- %s", n, #selected, row.id, row.title))
-    local checked = check(row)
-    local t = time_row(row, checked)
+    local checked, t, phases = run_row(row)
     local default = t.lvae_settings[1]
     local best = t.torch_best
     if t.lvae_grad_evals ~= checked.grad_evals or t.torch_grad_evals ~= checked.grad_evals then
@@ -415,7 +474,7 @@ local function run_rows()
       lvae_import_rss_mib = t.lvae_import_rss_mib, torch_import_rss_mib = best.import_rss_mib,
       rounds = t.rounds, timing_seconds = t.seconds, cpu_wait_share = t.cpu_wait_share,
       lvae_settings = t.lvae_settings, torch_settings = t.torch_settings,
-      torch_gemm_flops = t.torch_gemm_flops, check = checked,
+      torch_gemm_flops = t.torch_gemm_flops, check = checked, phase_seconds = phases,
     }
     results[#results + 1] = r
     print("  " .. report.timing_line(r))

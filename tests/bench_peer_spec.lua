@@ -66,7 +66,7 @@ describe("bench.peers.options", function()
 
   it("is a full run only without --quick and --rows, with the budget by mode", function()
     local o = assert(options.parse({}))
-    assert.are.same({ true, 25, false }, { o.full, o.budget, o.quick })
+    assert.are.same({ true, 20, false }, { o.full, o.budget, o.quick })
     o = assert(options.parse({ "--quick" }))
     assert.are.same({ false, 4 }, { o.full, o.budget })
     assert.is_false(assert(options.parse({ "--rows", "conv" })).full)
@@ -175,10 +175,18 @@ describe("bench.peers.timing", function()
     assert.are.same({ 1, 0 }, { timing.settle_steps(0.05), timing.settle_steps(0.3) })
   end)
 
-  it("fits the rounds to the budget, within the bounds", function()
-    assert.are.equal(5, timing.rounds({ 1, 1 }, { budget = 10, min = 3, max = 9 }))
-    assert.are.equal(3, timing.rounds({ 10, 10 }, { budget = 10, min = 3, max = 9 }))
-    assert.are.equal(9, timing.rounds({ 0.01 }, { budget = 10, min = 3, max = 9 }))
+  it("goes on while the budget lasts, within the bounds", function()
+    local limits = { budget = 10, min = 3, max = 9 }
+    assert.is_true(timing.another_round(0, 0, limits))
+    assert.is_true(timing.another_round(2, 50, limits))        -- the minimum, budget or not
+    assert.is_true(timing.another_round(5, 9.9, limits))
+    assert.is_false(timing.another_round(5, 10, limits))
+    assert.is_false(timing.another_round(9, 1, limits))        -- the maximum
+  end)
+
+  it("keeps the settings within a factor of the best median", function()
+    local keep = timing.keep({ { 10, 11, 12 }, { 30, 25, 21 }, { 19, 20, 40 }, {} }, 2)
+    assert.are.same({ [1] = true, [3] = true, [4] = true }, keep)   -- 22 > 2 x 11; no samples: kept
   end)
 
   it("alternates the order of the settings from round to round", function()

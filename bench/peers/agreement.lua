@@ -18,9 +18,10 @@
 --              two steps against SPEC §6.2's formula applied, in f64, to
 --              that side's own gradients (m = b1 m + (1 - b1) g, u =
 --              max(b2 u, |g|), theta -= lr / (1 - b1^t) m / (u + eps)):
---              |side - formula|_2 / |formula|_2. In f32 the parameter's own
+--              |side - formula|_2 / |formula|_2. The parameter's own
 --              rounding weighs: half an ulp of theta = 1.013 (the output
---              bias) is 1.2e-4 of an update of lr = 5e-4.
+--              bias) is 1.2e-4 of an update of lr = 5e-4 in f32, 2.2e-13
+--              in f64 (4.4e-13 for free tempering's logit 2.2).
 --   update     the two sides' updates theta_t - theta_0 against each other:
 --              |lvae - torch|_2 / |torch|_2. In f32 only over the elements
 --              whose gradient is at least 100 eps on both sides: near |g| =
@@ -46,7 +47,7 @@
 local M = {}
 
 M.TOLERANCES = {
-  f64 = { objective = 1e-12, gradient = 1e-10, adamax = 1e-12, update = 1e-10 },
+  f64 = { objective = 1e-12, gradient = 1e-10, adamax = 1e-11, update = 1e-10 },
   f32 = { objective = 1e-5, gradient = 1e-4, adamax = 1e-3, update = 1e-4 },
 }
 

@@ -1,13 +1,13 @@
 --- bench/peers/lvae_worker.lua -- the lvae worker of bench/peer.lua.
 --
---   ./lvae bench/peers/lvae_worker.lua check ROW DIR DTYPE BATCH
+--   ./lvae bench/peers/lvae_worker.lua check ROW DIR DTYPE:BATCH...
 --   ./lvae bench/peers/lvae_worker.lua serve ROW COMMAND_FIFO
 --
 -- ROW is a row id of bench/peers/rows.lua ("mlp:qsl").
 --
 -- `check` builds the row's model (bench/peers/lvae_models.lua: images.lua's
--- own architecture and flow) at DTYPE with a batch of BATCH, and writes
--- into DIR what PyTorch needs to rebuild it -- manifest.json, every
+-- own architecture and flow) at each DTYPE with a batch of BATCH ("f64:20
+-- f32:100"), and writes into DIR/DTYPE what PyTorch needs to rebuild it -- manifest.json, every
 -- parameter as .npy in model:parameters() order, every tensor of the flow,
 -- the batch x and the standard normal draws one objective takes, drawn
 -- from the default generator in lvae's order -- then takes two training
@@ -15,8 +15,8 @@
 -- objective draws exactly those numbers (checked through the generator's
 -- offset). The objective [B], the gradient of the loss (taken with
 -- lv.grad on the retained graph, then opt:step takes its own) and the
--- parameters after each Adamax step go to DIR/lvae/*.npy, the force evaluations
--- (model.grad_evals) to DIR/lvae/result.json, with whether the same
+-- parameters after each Adamax step go to DIR/DTYPE/lvae/*.npy, the force
+-- evaluations (model.grad_evals) to DIR/DTYPE/lvae/result.json, with whether the same
 -- objective drawn from a generator of the same seed passed as `gen`
 -- (lvae_models.generator_agrees) gives the same numbers.
 --
@@ -77,6 +77,7 @@ end
 local function shape_of(t) return t:size() end
 
 local function check(row, dir, dtype, batch)
+  os.execute("mkdir -p '" .. dir .. "'")
   row = setmetatable({ batch = batch }, { __index = row })
   local m = models.build(row, dtype, WEIGHT_SEED, root)
   local x = models.batch(row, dtype, BATCH_SEED)
@@ -176,11 +177,19 @@ end
 local mode = arg[1]
 local row = arg[2] and rows.find(arg[2])
 if arg[2] and not row then fail("%s", select(2, rows.find(arg[2]))) end
-if mode == "check" and row and arg[3] and arg[4] and tonumber(arg[5]) then
-  check(row, arg[3], arg[4], math.tointeger(tonumber(arg[5])))
+local function usage()
+  io.stderr:write("usage: ./lvae bench/peers/lvae_worker.lua check ROW DIR DTYPE:BATCH... | serve ROW COMMAND_FIFO\n")
+  os.exit(2)
+end
+
+if mode == "check" and row and arg[3] and arg[4] then
+  for i = 4, #arg do
+    local dtype, batch = arg[i]:match("^(f%d%d):(%d+)$")
+    if not dtype then usage() end
+    check(row, arg[3] .. "/" .. dtype, dtype, math.tointeger(tonumber(batch)))
+  end
 elseif mode == "serve" and row and arg[3] then
   serve(row, arg[3])
 else
-  io.stderr:write("usage: ./lvae bench/peers/lvae_worker.lua check ROW DIR DTYPE BATCH | serve ROW COMMAND_FIFO\n")
-  os.exit(2)
+  usage()
 end

@@ -9,7 +9,7 @@
 --                        ARCH or MODEL, comma-separated)
 --   --lvae-threads LIST  lvae's thread counts to time (default: its own,
 --                        lv.num_threads()); the first is the one reported
---   --budget SECONDS     timing rounds' time per row (default 25, quick 4)
+--   --budget SECONDS     timing rounds' time per row (default 20, quick 4)
 --   --keep DIR           keep the check's and workers' files in DIR
 --   --help
 -- A run of every row without --quick writes BENCHMARKS.md and
@@ -73,7 +73,7 @@ function M.parse(args)
     if err then return nil, err end
     i = i + 1
   end
-  o.budget = o.budget or (o.quick and 4 or 25)
+  o.budget = o.budget or (o.quick and 4 or 20)
   o.full = not o.quick and (o.rows == nil or o.rows == "")
   return o
 end

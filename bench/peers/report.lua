@@ -29,6 +29,15 @@ function M.sci(v)
   return string.format("%.1e", v)
 end
 
+-- A count as an integer (JSON gives floats back).
+local function int(v) return tostring(math.type(v) == "float" and math.tointeger(v) or v) end
+
+local function list(t, sep)
+  local out = {}
+  for i, v in ipairs(t) do out[i] = int(v) end
+  return table.concat(out, sep)
+end
+
 local function pct(v) return v and v == v and string.format("%.0f%%", 100 * v) or "–" end
 
 --- One line for a check at one dtype: the worst error of each kind.
@@ -41,20 +50,20 @@ function M.check_line(c)
   if c.update_left_out and c.update_left_out > 0 then
     parts[#parts + 1] = string.format("update over all but %s%% of the elements", M.num(100 * c.update_left_out, 2))
   end
-  parts[#parts + 1] = string.format("force evals %s / %s", tostring(c.grad_evals.lvae), tostring(c.grad_evals.torch))
+  parts[#parts + 1] = string.format("force evals %s / %s", int(c.grad_evals.lvae), int(c.grad_evals.torch))
   return (c.ok and "agree: " or "DISAGREE: ") .. table.concat(parts, "; ")
 end
 
 local function threads_label(t)
-  return string.format("torch %d, OpenBLAS %d", t.torch, t.openblas)
+  return string.format("torch %s, OpenBLAS %s", int(t.torch), int(t.openblas))
 end
 
 --- One line for a timed row.
 function M.timing_line(r)
   return string.format("lvae %s ms (min %s), PyTorch %s ms (min %s, %s): PyTorch / lvae = %s; "
-    .. "RSS lvae %s MiB, PyTorch %s MiB; %d rounds", M.num(r.lvae_ms), M.num(r.lvae_min_ms), M.num(r.torch_ms),
+    .. "RSS lvae %s MiB, PyTorch %s MiB; %s rounds", M.num(r.lvae_ms), M.num(r.lvae_min_ms), M.num(r.torch_ms),
     M.num(r.torch_min_ms), threads_label(r.torch_threads), M.num(r.speedup), M.num(r.lvae_rss_mib),
-    M.num(r.torch_rss_mib), r.rounds)
+    M.num(r.torch_rss_mib), int(r.rounds))
 end
 
 local function line(out, s) out[#out + 1] = s or "" end
@@ -64,8 +73,8 @@ local function env_lines(out, doc)
   local m, g = env.machine, env.git
   line(out, "## Environment")
   line(out)
-  line(out, string.format("- Machine: %s (family %s, model %s; %s), %s cores, %s; %s.", m.cpu, tostring(m.cpu_family),
-    tostring(m.cpu_model), m.simd ~= "" and m.simd or "no avx2", tostring(m.cores), m.os or "?", m.lua))
+  line(out, string.format("- Machine: %s (family %s, model %s; %s), %s cores, %s; %s.", m.cpu, int(m.cpu_family),
+    int(m.cpu_model), m.simd ~= "" and m.simd or "no avx2", int(m.cores), m.os or "?", m.lua))
   line(out, string.format("- Date %s; commit `%s`%s.", doc.date, g.commit or "?",
     g.dirty and (g.core_modified and " with uncommitted changes in the core (src/, lua/): the figures are of the "
       .. "working tree, not of the commit" or " (uncommitted changes outside src/ and lua/)") or ""))
@@ -86,10 +95,10 @@ local function env_lines(out, doc)
   local lw = env.workers and env.workers.lvae or {}
   line(out, string.format("- Threads: lvae %s (`lv.num_threads()`, its default; timed at %s); PyTorch's default "
     .. "`torch.get_num_threads()` %s, timed at torch.set_num_threads %s × OPENBLAS_NUM_THREADS %s (the best median "
-    .. "per row is reported); OpenBLAS's own default %s threads.", tostring(lw.default_threads),
-    table.concat(doc.settings.lvae_threads, ", "), tostring(tw.default_threads),
-    table.concat(doc.settings.torch_threads, " and "), table.concat(doc.settings.openblas_threads, " and "),
-    tostring(b.openblas_threads)))
+    .. "per row is reported); OpenBLAS's own default %s threads.", int(lw.default_threads),
+    list(doc.settings.lvae_threads, ", "), int(tw.default_threads),
+    list(doc.settings.torch_threads, " and "), list(doc.settings.openblas_threads, " and "),
+    int(b.openblas_threads)))
   line(out, string.format("- PyTorch %s (Debian python3-torch %s), NumPy %s, Python %s; %s (Debian %s).",
     tostring(tw.torch), tostring(env.packages.python3_torch), tostring(tw.numpy), tostring(tw.python),
     tostring(lw.lua), tostring(env.packages.lua)))
@@ -104,15 +113,15 @@ local function main_table(out, doc)
     .. "lvae RSS MiB | PyTorch RSS MiB | PyTorch's best threads |")
   line(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
   for _, r in ipairs(doc.rows) do
-    line(out, string.format("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |", r.title, r.arch,
+    line(out, string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.title, r.arch,
       M.num(r.lvae_ms), M.num(r.lvae_min_ms), M.num(r.torch_ms), M.num(r.torch_min_ms), M.num(r.speedup),
-      r.grad_evals, M.num(r.lvae_rss_mib), M.num(r.torch_rss_mib), threads_label(r.torch_threads)))
+      int(r.grad_evals), M.num(r.lvae_rss_mib), M.num(r.torch_rss_mib), threads_label(r.torch_threads)))
   end
   line(out)
 end
 
 local function settings_table(out, doc)
-  line(out, "Every setting's median ms per step (min in brackets):")
+  line(out, "Every setting's median ms per step (the minimum in brackets):")
   line(out)
   local first = doc.rows[1]
   local head, rule = { "| model | arch" }, { "|---|---" }
@@ -123,10 +132,16 @@ local function settings_table(out, doc)
   for _, r in ipairs(doc.rows) do
     local cells = { "| " .. r.title .. " | " .. r.arch }
     for _, list in ipairs({ r.lvae_settings, r.torch_settings }) do
-      for _, s in ipairs(list) do cells[#cells + 1] = string.format("%s (%s)", M.num(s.median_ms), M.num(s.min_ms)) end
+      for _, s in ipairs(list) do
+        cells[#cells + 1] = string.format("%s (%s)%s", M.num(s.median_ms), M.num(s.min_ms),
+          s.dropped_after_round and " †" or "")
+      end
     end
     line(out, table.concat(cells, " | ") .. " |")
   end
+  line(out)
+  line(out, "† dropped after a few rounds, its median over twice the best PyTorch setting's (its figures are "
+    .. "from those rounds).")
   line(out)
 end
 
@@ -208,7 +223,7 @@ local function agreement_table(out, doc)
       end
     end
     cells[#cells + 1] = string.format("%s%%", M.num(100 * (c.f32.update_left_out or 0), 2))
-    cells[#cells + 1] = string.format("%d / %d", c.f32.grad_evals.lvae, c.f32.grad_evals.torch)
+    cells[#cells + 1] = string.format("%s / %s", int(c.f32.grad_evals.lvae), int(c.f32.grad_evals.torch))
     line(out, table.concat(cells, " | ") .. " |")
   end
   line(out)

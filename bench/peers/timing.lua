@@ -3,8 +3,10 @@
 --
 --   local timing = require "bench.peers.timing"
 --   local n = timing.steps_per_round(0.012, 0.4)        -- 34 steps
---   local R = timing.rounds(costs, {budget = 20, min = 3, max = 9})
---   for _, i in ipairs(timing.order(r, #settings)) do ... end
+--   while timing.another_round(r, elapsed, {budget = 20, min = 5, max = 11}) do
+--     for _, i in ipairs(timing.order(r, #settings)) do ... end
+--   end
+--   local active = timing.keep(samples_so_far, 2)        -- {[i] = true}
 --   local s = timing.summary({0.013, 0.012, 0.015})     -- {median, min, max, n}
 --
 -- A round gives each setting (lvae at its threads, PyTorch at each thread
@@ -13,8 +15,12 @@
 -- training loop pays for its allocator and collector is in it. The settings
 -- take their turns forward in odd rounds and backward in even ones, so that
 -- neither side always follows the other (and inherits its idle threads'
--- spinning, or a warmer cache). The figures are the median and the minimum
--- over rounds.
+-- spinning, or a warmer cache). Rounds go on until a time budget is spent
+-- (within a minimum and a maximum count); after the first few, a PyTorch
+-- setting whose median is over twice the best one's drops out (on 2 cores
+-- shared with other work, two OpenMP threads can make a step several times
+-- slower, and timing it further only takes time from the others). The
+-- figures are the median and the minimum over rounds.
 
 local M = {}
 
@@ -30,14 +36,30 @@ function M.settle_steps(step_seconds)
   return step_seconds < 0.25 and 1 or 0
 end
 
---- Rounds that fit opts.budget seconds, within [opts.min, opts.max];
--- costs[i] is the seconds one round costs setting i (steps x step time,
--- settling included).
-function M.rounds(costs, opts)
-  local per_round = 0
-  for _, c in ipairs(costs) do per_round = per_round + c end
-  local n = per_round > 0 and math.floor(opts.budget / per_round) or opts.max
-  return math.max(opts.min, math.min(opts.max, n))
+--- Whether to run round r + 1 after r rounds in `elapsed` seconds:
+-- at least opts.min rounds, at most opts.max, and no new round once
+-- opts.budget seconds are spent.
+function M.another_round(r, elapsed, opts)
+  if r < opts.min then return true end
+  return r < opts.max and elapsed < opts.budget
+end
+
+--- The settings still worth timing, from each one's samples so far (a
+-- list of lists): those whose median is within `factor` of the best
+-- median. A setting that slow after a few rounds cannot have the best
+-- median; it keeps the samples it has. Returns a set {[i] = true}.
+function M.keep(samples, factor)
+  local medians, best = {}, nil
+  for i, list in ipairs(samples) do
+    local s = M.summary(list)
+    medians[i] = s and s.median
+    if medians[i] and (not best or medians[i] < best) then best = medians[i] end
+  end
+  local out = {}
+  for i = 1, #samples do
+    if not medians[i] or medians[i] <= factor * best then out[i] = true end
+  end
+  return out
 end
 
 --- The order of the settings 1..n in round r: forward when r is odd,

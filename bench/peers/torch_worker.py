@@ -1,13 +1,16 @@
 """bench/peers/torch_worker.py -- the PyTorch worker of bench/peer.lua.
 
-    python3 bench/peers/torch_worker.py check DIR
+    python3 bench/peers/torch_worker.py check DIR...
+    python3 bench/peers/torch_worker.py checker COMMAND_FIFO
     python3 bench/peers/torch_worker.py serve DIR COMMAND_FIFO
 
 DIR holds what lvae's worker wrote for one row (manifest.json, the
 parameters, the batch x, lvae's noise draws; bench/peers/lvae_worker.lua).
 
 `check` rebuilds the row's model from lvae's weights and takes two
-training steps with lvae's noise: the objective [B], the gradient of the
+training steps with lvae's noise (`checker` does the same on command,
+"check DIR" answered by {"done": true}, so that bench/peer.lua can start
+it, and let it import torch, while lvae's worker writes DIR): the objective [B], the gradient of the
 loss with respect to every parameter, and the parameters after each
 Adamax step go to DIR/torch/*.npy, the force evaluations and timings to
 DIR/torch/result.json, for bench/peer.lua to compare with lvae's.
@@ -203,11 +206,29 @@ def cmd_serve(folder, fifo):
                 raise SystemExit("torch_worker.py: unknown command %r" % line.strip())
 
 
+def cmd_checker(fifo):
+    reply(ready=True, pid=os.getpid())
+    with open(fifo) as commands:
+        for line in commands:
+            words = line.split()
+            if len(words) == 2 and words[0] == "check":
+                cmd_check(words[1])
+                reply(done=True)
+            elif words == ["quit"]:
+                reply(bye=True)
+                return
+            elif words:
+                raise SystemExit("torch_worker.py: unknown command %r" % line.strip())
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "check":
-        cmd_check(sys.argv[2])
+    if len(sys.argv) >= 3 and sys.argv[1] == "check":
+        for folder in sys.argv[2:]:
+            cmd_check(folder)
+    elif len(sys.argv) == 3 and sys.argv[1] == "checker":
+        cmd_checker(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "serve":
         cmd_serve(sys.argv[2], sys.argv[3])
     else:
-        sys.stderr.write("usage: torch_worker.py check DIR | serve DIR COMMAND_FIFO\n")
+        sys.stderr.write("usage: torch_worker.py check DIR... | checker COMMAND_FIFO | serve DIR COMMAND_FIFO\n")
         sys.exit(2)

@@ -4,6 +4,7 @@
 --   local workers = require "bench.peers.workers"
 --   local w = workers.start{name = "lvae", command = "./lvae bench/peers/lvae_worker.lua serve mlp:vae",
 --                           dir = tmp, timeout = 300, env = {OPENBLAS_NUM_THREADS = "1"}}
+--   -- or workers.spawn{...} now and w:wait_ready() later
 --   local reply = w:request("round 10 2 1")    -- a table: the worker's JSON answer
 --   w:stop()
 --
@@ -66,13 +67,14 @@ local function read_file(path)
   return s
 end
 
---- Starts a worker: opts.name (for messages and file names: letters,
--- digits, -_), opts.command (a shell command, the FIFO's path appended),
--- opts.dir (an existing directory for the FIFO and stderr), opts.timeout
--- (seconds), opts.env (a table of environment variables), opts.decode (a
--- JSON decoder). Waits for the ready line and returns the worker (with
--- .ready, the ready reply).
-function M.start(opts)
+--- Starts a worker without waiting for it: opts.name (for messages and
+-- file names: letters, digits, -_), opts.command (a shell command, the
+-- FIFO's path appended), opts.dir (an existing directory for the FIFO and
+-- stderr), opts.timeout (seconds), opts.env (a table of environment
+-- variables), opts.decode (a JSON decoder). w:wait_ready() reads its ready
+-- line; several workers may start side by side (PyTorch takes seconds to
+-- import).
+function M.spawn(opts)
   local self = setmetatable({ name = opts.name, decode = opts.decode, timeout = opts.timeout,
                               chatter = {} }, Worker)
   local base = opts.dir .. "/" .. opts.name:gsub("[^%w_-]", "_")
@@ -90,9 +92,23 @@ function M.start(opts)
   -- read-write: opening never blocks, whether or not the worker got this far
   self.commands = io.open(self.fifo, "r+")
   if not self.commands then error("bench-peer: cannot open the FIFO " .. self.fifo, 0) end
-  self.ready = self:receive("starting")
-  self.pid = self.ready.pid
   return self
+end
+
+--- Waits for the worker's ready line; returns it (also in w.ready).
+function Worker:wait_ready()
+  if not self.ready then
+    self.ready = self:receive("starting")
+    self.pid = self.ready.pid
+  end
+  return self.ready
+end
+
+--- M.spawn, then wait_ready: the worker, ready.
+function M.start(opts)
+  local w = M.spawn(opts)
+  w:wait_ready()
+  return w
 end
 
 --- The next reply (a table); raises if the worker ends first.
