@@ -68,7 +68,8 @@ local flops = require "bench.peers.flops"
 local environment = require "bench.peers.environment"
 local report = require "bench.peers.report"
 
-local PYTHON = "/usr/bin/python3"     -- Debian's, where python3-torch is installed
+-- Debian's, where python3-torch is installed; BENCH_PEER_PYTHON names another
+local PYTHON = os.getenv("BENCH_PEER_PYTHON") or "/usr/bin/python3"
 local BLAS_REF = root .. "/bench/blas_ref"
 local LVAE = root .. "/lvae"
 local LVAE_WORKER = root .. "/bench/peers/lvae_worker.lua"

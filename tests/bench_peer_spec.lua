@@ -89,6 +89,30 @@ describe("bench.peers.options", function()
   end)
 end)
 
+describe("bench/peer.lua", function()
+  local function run(cmd)
+    local p = io.popen(cmd .. " 2>&1; echo status $?")
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("names scripts/setup.sh bench when PyTorch cannot be imported", function()
+    local out = run("BENCH_PEER_PYTHON=/nonexistent/python3 ./lvae bench/peer.lua --rows mlp:vae")
+    assert.truthy(out:find("PyTorch is not usable from /nonexistent/python3", 1, true), out)
+    assert.truthy(out:find("`scripts/setup.sh bench` installs", 1, true), out)
+    assert.truthy(out:find("status 1", 1, true), out)
+  end)
+
+  it("refuses a bad command line before doing anything", function()
+    local out = run("./lvae bench/peer.lua --rows gpu:vae")
+    assert.truthy(out:find("'gpu:vae' names no row", 1, true), out)
+    assert.truthy(out:find("status 1", 1, true), out)
+    out = run("./lvae bench/peer.lua --fast")
+    assert.truthy(out:find("unknown option '--fast'\nusage: ./lvae bench/peer.lua", 1, true), out)
+  end)
+end)
+
 describe("bench.peers.agreement", function()
   local function s(max_diff, max_ref, norm_diff, norm_ref)
     return { max_diff = max_diff, max_ref = max_ref, norm_diff = norm_diff, norm_ref = norm_ref, n = 4 }
