@@ -52,7 +52,7 @@ static int util_set_num_threads(lua_State *L)
 
 /* lv._profile_start(): counts every op from zero (profile.h).
  * lv._profile_stop() -> {op name = {calls, seconds, self_seconds,
- * elements}} for the ops that ran. */
+ * elements, flops}} for the ops that ran. */
 static int util_profile_start(lua_State *L)
 {
     (void)L;
@@ -77,6 +77,8 @@ static int util_profile_stop(lua_State *L)
         lua_setfield(L, -2, "self_seconds");
         lua_pushinteger(L, r.elements);
         lua_setfield(L, -2, "elements");
+        lua_pushnumber(L, r.flops);
+        lua_setfield(L, -2, "flops");
         lua_setfield(L, -2, lv_op_get((lv_op_id)op)->name);
     }
     return 1;

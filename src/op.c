@@ -137,7 +137,7 @@ int lv_apply(lv_tensor **out, lv_op_id op, int n_in, lv_tensor *const *in,
     double started = lv_profile_on ? lv_profile_begin() : 0.0;
     int n = def->forward(out, op, in, n_in, p);
     if (lv_profile_on)
-        lv_profile_end(op, started, n > 0 ? lv_tensor_numel(out[0]) : 0);
+        lv_profile_end(op, started, in, n_in, n > 0 ? out[0] : NULL);
     lv_grad_set_enabled(recording);
     if (n > 0 && recording && lv_autograd_record(op, n_in, in, p, n, out) < 0) {
         for (int i = 0; i < n; i++)

@@ -44,8 +44,36 @@ double lv_profile_begin(void)
     return now();
 }
 
-void lv_profile_end(lv_op_id op, double started, int64_t elements)
+/* The flops of a product op, from its operands' shapes. */
+static double product_flops(lv_op_id op, lv_tensor *const *in, int n_in,
+                            const lv_tensor *out)
 {
+    if (!out || n_in < 2)
+        return 0.0;
+    double n = (double)lv_tensor_numel(out);
+    const lv_tensor *a = in[0], *b = in[1];
+    switch (op) {
+    case LV_OP_MATMUL:          /* [..., n, k] x [..., k, m] */
+        return 2.0 * n * (double)(a->ndim ? a->shape[a->ndim - 1] : 1);
+    case LV_OP_LINEAR:          /* x [..., in] W [out, in] */
+        return 2.0 * n * (double)b->shape[1];
+    case LV_OP_CONV2D:          /* out [N, O, Ho, Wo] from C kh kw each */
+        return 2.0 * n * (double)(b->shape[1] * b->shape[2] * b->shape[3]);
+    case LV_OP_CONV_TRANSPOSE2D:    /* in [N, O, Ho, Wo], w [O, C, kh, kw] */
+        return 2.0 * (double)lv_tensor_numel(a) *
+               (double)(b->shape[1] * b->shape[2] * b->shape[3]);
+    case LV_OP_CONV_WEIGHT_GRAD:    /* y [N, O, Ho, Wo] x C kh kw */
+        return 2.0 * (double)lv_tensor_numel(b) *
+               (double)(out->shape[1] * out->shape[2] * out->shape[3]);
+    default:
+        return 0.0;
+    }
+}
+
+void lv_profile_end(lv_op_id op, double started, lv_tensor *const *in,
+                    int n_in, const lv_tensor *out)
+{
+    int64_t elements = out ? lv_tensor_numel(out) : 0;
     double took = now() - started;
     depth--;
     double nested = depth < MAX_DEPTH ? inner[depth] : 0.0;
@@ -56,4 +84,5 @@ void lv_profile_end(lv_op_id op, double started, int64_t elements)
     r->seconds += took;
     r->self_seconds += took - nested;
     r->elements += elements;
+    r->flops += product_flops(op, in, n_in, out);
 }

@@ -16,12 +16,15 @@
 #include <stdint.h>
 
 #include "op.h"
+#include "tensor.h"
 
 typedef struct lv_profile_row {
     int64_t calls;
     double seconds;         /* wall time, inner ops included */
     double self_seconds;    /* wall time, inner ops excluded */
     int64_t elements;       /* output elements produced */
+    double flops;           /* multiply-adds x 2 of the products (matmul,
+                               linear, convolutions); 0 for other ops */
 } lv_profile_row;
 
 extern int lv_profile_on;
@@ -33,6 +36,7 @@ lv_profile_row lv_profile_get(lv_op_id op);
 
 /* lv_apply's hooks: begin returns a token for end. */
 double lv_profile_begin(void);
-void lv_profile_end(lv_op_id op, double started, int64_t elements);
+void lv_profile_end(lv_op_id op, double started, lv_tensor *const *in,
+                    int n_in, const lv_tensor *out);
 
 #endif

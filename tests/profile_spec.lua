@@ -18,6 +18,8 @@ describe("lv.profile", function()
     local mm, add, exp = row(report, "matmul"), row(report, "add"), row(report, "exp")
     assert.are.equal(1, mm.calls)
     assert.are.equal(300, mm.elements)
+    assert.are.equal(2 * 30 * 10 * 20, mm.flops)     -- 2 n m k
+    assert.are.equal(0, add.flops)
     assert.are.equal(1, add.calls)
     assert.are.equal(1, exp.calls)
     assert.is_nil(row(report, "softplus"))

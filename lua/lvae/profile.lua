@@ -2,7 +2,7 @@
 --
 --   local report = lv.profile(function() opt:step(-model:elbo(x):mean()) end, {repeats = 10})
 --   print(report)            -- a table, slowest op first
---   report.rows[1]           -- {op = "matmul", calls =, seconds =, self_seconds =, elements =}
+--   report.rows[1]           -- {op = "matmul", calls =, seconds =, self_seconds =, elements =, flops =}
 --
 -- Every op goes through one door in the core (lv_apply); while profiling
 -- is on, each call adds its wall time and output size to its op's row.
@@ -10,7 +10,9 @@
 -- since a VJP is made of ops. `self_seconds` excludes the ops an op
 -- applies inside itself. `total` is fn's wall time, `ops` the time inside
 -- ops; the difference is what the ops do not see: Lua, the tape's
--- bookkeeping, the allocator. Figures are per call of fn.
+-- bookkeeping, the allocator. Figures are per call of fn. The products
+-- (matmul, linear, the convolutions) also count their flops (2 per
+-- multiply-add), printed as the GFLOP/s they reached.
 
 local core = require "lvae.core"
 local check = require "lvae.check"
@@ -21,11 +23,12 @@ local Report = {}
 Report.__index = Report
 
 function Report:__tostring()
-  local lines = { string.format("%-12s %8s %10s %10s %7s %12s", "op", "calls", "ms", "self ms",
-    "self %", "elements") }
+  local lines = { string.format("%-16s %8s %10s %10s %7s %12s %8s", "op", "calls", "ms", "self ms",
+    "self %", "elements", "GFLOP/s") }
   for _, r in ipairs(self.rows) do
-    lines[#lines + 1] = string.format("%-12s %8.1f %10.3f %10.3f %6.1f%% %12.0f", r.op, r.calls,
-      r.seconds * 1e3, r.self_seconds * 1e3, 100 * r.self_seconds / self.total, r.elements)
+    local rate = r.flops > 0 and string.format("%8.1f", r.flops / r.self_seconds / 1e9) or ""
+    lines[#lines + 1] = string.format("%-16s %8.1f %10.3f %10.3f %6.1f%% %12.0f %s", r.op, r.calls,
+      r.seconds * 1e3, r.self_seconds * 1e3, 100 * r.self_seconds / self.total, r.elements, rate)
   end
   lines[#lines + 1] = string.format("total %.3f ms per call, %.3f ms in ops (%.1f%%), %.3f ms outside them",
     self.total * 1e3, self.ops * 1e3, 100 * self.ops / self.total, (self.total - self.ops) * 1e3)
@@ -56,7 +59,8 @@ function M.profile(fn, opts)
   local rows, ops = {}, 0
   for name, r in pairs(raw) do
     rows[#rows + 1] = { op = name, calls = r.calls / repeats, seconds = r.seconds / repeats,
-                        self_seconds = r.self_seconds / repeats, elements = r.elements / repeats }
+                        self_seconds = r.self_seconds / repeats, elements = r.elements / repeats,
+                        flops = r.flops / repeats }
     ops = ops + r.self_seconds / repeats
   end
   table.sort(rows, function(a, b) return a.self_seconds > b.self_seconds end)
