@@ -109,9 +109,11 @@ if not torch_ok then
     .. "); `scripts/setup.sh bench` installs Debian's python3-torch and python3-numpy "
     .. "(`make bench-peer` runs it)")
 end
-if not io.open(BLAS_REF, "r") then
+local blas_ref_file = io.open(BLAS_REF, "r")
+if not blas_ref_file then
   die("bench/peer.lua: " .. BLAS_REF .. " is missing: `make bench/blas_ref` builds it (`make bench-peer` does)")
 end
+blas_ref_file:close()
 
 local env = environment.collect(lib, root, BLAS_REF)
 lib.print_machine(env.machine)
@@ -131,10 +133,15 @@ end
 
 ---- the check ----------------------------------------------------------------------
 
+--- Runs a one-shot command under a time limit; raises with its exit status
+-- and the tail of its output when it fails.
 local function run_command(what, cmd, timeout)
-  local lines, ok = lib.run(string.format("timeout -k 5 %d %s 2>&1", timeout, cmd))
+  local p = assert(io.popen(string.format("timeout -k 5 %d %s 2>&1", timeout, cmd), "r"))
+  local out = p:read("a")
+  local ok, how, code = p:close()
   if not ok then
-    error(string.format("bench-peer: %s failed:\n%s", what, workers.tail(table.concat(lines, "\n"), 40)), 0)
+    error(string.format("bench-peer: %s %s:\n%s", what, workers.describe_exit(ok, how, code, timeout),
+      workers.tail(out, 40)), 0)
   end
 end
 
@@ -261,7 +268,7 @@ local function spawn_timing_workers(row, dir, step_guess)
   local lw = spawn_worker("lvae", string.format("%s %s serve %s", q(LVAE), q(LVAE_WORKER), q(row.id)), timeout)
   local settings, torch_workers = {}, {}
   for _, t in ipairs(lvae_threads) do
-    settings[#settings + 1] = { side = "lvae", worker = lw, threads = t, label = string.format("lvae, %d threads", t) }
+    settings[#settings + 1] = { side = "lvae", worker = lw, threads = t, label = string.format("lvae, %d thread%s", t, t == 1 and "" or "s") }
   end
   for _, ob in ipairs(OPENBLAS_THREADS) do
     local tw = spawn_worker("torch-openblas" .. ob, string.format("%s %s serve %s", PYTHON, q(TORCH_WORKER),

@@ -7,18 +7,18 @@
 --
 -- `check` builds the row's model (bench/peers/lvae_models.lua: images.lua's
 -- own architecture and flow) at each DTYPE with a batch of BATCH ("f64:20
--- f32:100"), and writes into DIR/DTYPE what PyTorch needs to rebuild it -- manifest.json, every
--- parameter as .npy in model:parameters() order, every tensor of the flow,
--- the batch x and the standard normal draws one objective takes, drawn
--- from the default generator in lvae's order -- then takes two training
--- steps, images.lua's, from a default generator re-seeded so that the
--- objective draws exactly those numbers (checked through the generator's
--- offset). The objective [B], the gradient of the loss (taken with
--- lv.grad on the retained graph, then opt:step takes its own) and the
--- parameters after each Adamax step go to DIR/DTYPE/lvae/*.npy, the force
--- evaluations (model.grad_evals) to DIR/DTYPE/lvae/result.json, with whether the same
--- objective drawn from a generator of the same seed passed as `gen`
--- (lvae_models.generator_agrees) gives the same numbers.
+-- f32:100") and writes into DIR/DTYPE what PyTorch needs to rebuild it:
+-- manifest.json, every parameter as .npy in model:parameters() order,
+-- every tensor of the flow, the batch x, and the standard normal draws one
+-- objective takes, drawn from the default generator in lvae's order. Then
+-- it takes two training steps, images.lua's, with the default generator
+-- re-seeded so that the objective draws exactly those numbers (checked
+-- through the generator's offset). The objective [B], the gradient of the
+-- loss (lv.grad on the retained graph; opt:step then takes its own) and the
+-- parameters after each Adamax step go to DIR/DTYPE/lvae/*.npy; the force
+-- evaluations (model.grad_evals), the step times and whether the objective
+-- with the same draws from a generator passed as `gen` gives the same
+-- numbers (lvae_models.generator_agrees) to DIR/DTYPE/lvae/result.json.
 --
 -- `serve` times training steps on command, one command a line from
 -- COMMAND_FIFO, one answer a line on stdout, "@peer {json}":
@@ -74,8 +74,6 @@ local function save(dir, name, t)
   return name
 end
 
-local function shape_of(t) return t:size() end
-
 local function check(row, dir, dtype, batch)
   os.execute("mkdir -p '" .. dir .. "'")
   row = setmetatable({ batch = batch }, { __index = row })
@@ -87,7 +85,7 @@ local function check(row, dir, dtype, batch)
                      params = {}, noise = {} }
   for i, p in ipairs(m.params) do
     manifest.params[i] = { name = m.names[i], file = save(dir, string.format("param0_%03d.npy", i), p),
-                           shape = shape_of(p) }
+                           shape = p:size() }
   end
   if m.flow then
     manifest.flow, manifest.flow_tensors = m.flow_desc, {}
