@@ -40,6 +40,7 @@ static const lv_op_def op_table[] = {
     [LV_OP_ABS] = UNARY("abs", IN),
     [LV_OP_SIGN] = UNARY("sign", NONE),
     [LV_OP_CLAMP] = UNARY("clamp", ALL),
+    [LV_OP_SOFTPLUS_SLOPE] = UNARY("softplus_slope", OUT),
 
     [LV_OP_ADD] = BINARY("add", NONE),
     [LV_OP_SUB] = BINARY("sub", NONE),

@@ -23,6 +23,7 @@ typedef enum lv_op_id {
     LV_OP_SQUARE, LV_OP_TANH, LV_OP_SIGMOID, LV_OP_SOFTPLUS,
     LV_OP_LOGSIGMOID, LV_OP_RELU, LV_OP_ABS, LV_OP_SIGN,
     LV_OP_CLAMP,                    /* params: lo, hi (NaN = no bound) */
+    LV_OP_SOFTPLUS_SLOPE,           /* 1 - e^{-y}: softplus' from its output */
     /* binary elementwise with broadcasting (ops_elementwise.c) */
     LV_OP_ADD, LV_OP_SUB, LV_OP_MUL, LV_OP_DIV, LV_OP_POW,
     LV_OP_MAXIMUM, LV_OP_MINIMUM,

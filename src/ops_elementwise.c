@@ -245,9 +245,12 @@ int lv_vjp_unary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
         /* From the output, so that the tape need not keep x: with y =
          * softplus(x), 1 - e^{-y} = -expm1(-y) is sigmoid(x) to rounding
          * at either end (y ~ e^x for x << 0, y ~ x for x >> 0). */
-        lv_tensor *y = ag_output(&S, node, 0);
-        dx = ag_mul(&S, g, ag_op(&S, LV_OP_NEG, ag_op(&S, LV_OP_EXPM1,
-                                                 ag_op(&S, LV_OP_NEG, y))));
+        dx = ag_mul(&S, g, ag_op(&S, LV_OP_SOFTPLUS_SLOPE, ag_output(&S, node, 0)));
+        break;
+    }
+    case LV_OP_SOFTPLUS_SLOPE: {        /* s = 1 - e^{-y}: g e^{-y} = g (1 - s) */
+        lv_tensor *s = ag_output(&S, node, 0);
+        dx = ag_sub(&S, g, ag_mul(&S, g, s));
         break;
     }
     case LV_OP_LOGSIGMOID:              /* g sigmoid(-x) */

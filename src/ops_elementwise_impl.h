@@ -65,6 +65,7 @@ static void CAT(unary_block, SUFFIX)(T *restrict out, const T *restrict x,
     case LV_OP_TANH:       BLOCK_LOOP(tanh(v)); break;
     case LV_OP_SIGMOID:    BLOCK_LOOP(CAT(sigmoid, SUFFIX)(v)); break;
     case LV_OP_SOFTPLUS:   BLOCK_LOOP(CAT(softplus, SUFFIX)(v)); break;
+    case LV_OP_SOFTPLUS_SLOPE: BLOCK_LOOP(-expm1(-v)); break;
     case LV_OP_LOGSIGMOID: BLOCK_LOOP(CAT(logsigmoid, SUFFIX)(v)); break;
     case LV_OP_RELU:       BLOCK_LOOP(v < 0 ? (T)0 : v); break;
     case LV_OP_ABS:        BLOCK_LOOP(fabs(v)); break;
