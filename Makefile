@@ -53,9 +53,12 @@ $(BUILD)/%.o: src/%.c $(HEADERS) | $(BUILD)
 $(BUILD):
 	mkdir -p $@
 
+# Linked to a temporary name and renamed: a process that has the module
+# loaded keeps its copy, instead of crashing on a file rewritten under it.
 $(MODULE): $(OBJECTS)
 	mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) $(OPENMP) -o $@ $(OBJECTS) $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) $(OPENMP) -o $@.tmp $(OBJECTS) $(LDLIBS)
+	mv -f $@.tmp $@
 
 setup:
 	./scripts/setup.sh
