@@ -19,7 +19,19 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(OPENMP) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(NIFTI_CFLAGS)
 # The Lua interpreter provides the Lua API symbols: the module does not
 # link liblua (linking it would give two Lua runtimes in one process).
-LDLIBS    += $(shell pkg-config --libs openblas lapacke zlib libpng 2>/dev/null) $(NIFTI_LIBS) -lmvec -lm
+# BLAS = openmp links Debian's OpenMP build of OpenBLAS (libopenblas0-openmp)
+# instead of the pthread build: one thread pool (libgomp's) for BLAS and
+# the elementwise kernels, rather than two pools taking turns spinning on
+# the same cores. The path goes in as an RPATH (not RUNPATH) so that
+# LAPACKE's own libblas/liblapack resolve to the same build.
+BLAS      ?= pthread
+ifeq ($(BLAS),openmp)
+  BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+  BLAS_LIBS := -L$(BLAS_DIR) -lopenblas -Wl,--disable-new-dtags,-rpath,$(BLAS_DIR)
+else
+  BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null)
+endif
+LDLIBS    += $(BLAS_LIBS) $(shell pkg-config --libs lapacke zlib libpng 2>/dev/null) $(NIFTI_LIBS) -lmvec -lm
 # Never unload the module: Lua's dlclose at exit would unmap libgomp under
 # its idle worker threads (a crash at exit, every other run).
 LDFLAGS   += -Wl,-z,nodelete

@@ -447,6 +447,48 @@ static int accumulate(lv_tensor **slot, lv_tensor *g)
     return 0;
 }
 
+/* The gradient sum input i of node feeds, when this pass alone holds it
+ * (see accumulate): the child's output slot, or the wanted leaf's entry
+ * in grads. NULL when there is none yet, or it is shared, or the leaf's
+ * .grad is accumulated too. */
+static lv_tensor *owned_sum(lv_node *node, int i, lv_tensor *const *inputs,
+                            int n_inputs, lv_tensor **grads,
+                            const lv_backward_opts *opts)
+{
+    lv_tensor *acc = NULL;
+    if (node->edge_fn[i]) {
+        acc = node->edge_fn[i]->grad[node->edge_index[i]];
+    } else if (node->edge_leaf[i] && !opts->accumulate) {
+        int found = 0;
+        for (int j = 0; j < n_inputs; j++)
+            if (inputs[j] == node->edge_leaf[i]) {
+                acc = grads[j];
+                found++;
+            }
+        if (found != 1)
+            return NULL;
+    }
+    if (!acc || acc->refcount != 1 || !acc->storage ||
+        acc->storage->refcount != 1 || acc->requires_grad || acc->grad_fn)
+        return NULL;
+    return acc;
+}
+
+/* Lets an op add its inputs' gradients straight into the sums they feed
+ * (a GEMM with beta = 1), clearing needs[i] for each one it took. */
+static void vjp_into_sums(lv_node *node, const lv_op_def *def, int *needs,
+                          lv_tensor *const *inputs, int n_inputs,
+                          lv_tensor **grads, const lv_backward_opts *opts)
+{
+    for (int i = 0; i < node->n_inputs; i++) {
+        if (!needs[i])
+            continue;
+        lv_tensor *acc = owned_sum(node, i, inputs, n_inputs, grads, opts);
+        if (acc && def->vjp_into(acc, node, node->grad, i))
+            needs[i] = 0;
+    }
+}
+
 static const char *freed_graph_message =
     "trying to backward through the graph a second time, after its saved "
     "tensors were freed (pass retain_graph = true to the first lv.grad or "
@@ -668,6 +710,8 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
                                       child->wanted[node->edge_index[i]]));
                 din[i] = NULL;
             }
+            if (def->vjp_into && !lv_grad_enabled())
+                vjp_into_sums(node, def, needs, inputs, n_inputs, grads, opts);
             status = def->vjp(din, node, node->grad, needs);
             for (int i = 0; i < node->n_inputs; i++) {
                 lv_tensor *g = din[i];

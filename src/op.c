@@ -17,7 +17,8 @@
 #define REDUCE(name, saves) {name, 1, lv_forward_reduce, lv_vjp_reduce, saves}
 #define ARGREDUCE(name) {name, 1, lv_forward_reduce, NULL, LV_SAVES_NOTHING}
 #define SHAPE(name)    {name, 1, lv_forward_shape, lv_vjp_shape, LV_SAVES_NOTHING}
-#define MATMUL(name)   {name, 2, lv_forward_matmul, lv_vjp_matmul, LV_SAVES_PARTNERS}
+#define MATMUL(name)   {name, 2, lv_forward_matmul, lv_vjp_matmul, LV_SAVES_PARTNERS, \
+                        lv_vjp_into_products}
 
 #define IN LV_SAVES_INPUTS
 #define OUT LV_SAVES_OUTPUTS
@@ -83,7 +84,8 @@ static const lv_op_def op_table[] = {
     [LV_OP_TO] = SHAPE("to"),
 
     [LV_OP_MATMUL] = MATMUL("matmul"),
-    [LV_OP_LINEAR] = {"linear", -1, lv_forward_linear, lv_vjp_linear, LV_SAVES_PARTNERS},
+    [LV_OP_LINEAR] = {"linear", -1, lv_forward_linear, lv_vjp_linear, LV_SAVES_PARTNERS,
+                      lv_vjp_into_products},
     [LV_OP_OUTER] = MATMUL("outer"),
     [LV_OP_DOT] = MATMUL("dot"),
 

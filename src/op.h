@@ -134,12 +134,19 @@ typedef enum lv_saves {
     LV_SAVES_DIVISOR,       /* div: b, and y = a/b when b needs a gradient */
 } lv_saves;
 
+/* Adds input i's gradient straight into acc, a contiguous gradient sum
+ * that the reverse pass owns alone while recording nothing: returns 1, or
+ * 0 to leave it to the VJP (a layout it does not take). */
+typedef int (*lv_vjp_into_fn)(lv_tensor *acc, const struct lv_node *node,
+                              lv_tensor *const *dout, int i);
+
 typedef struct lv_op_def {
     const char *name;
     int n_inputs;                   /* -1: any number >= 1 (cat, stack) */
     lv_forward_fn forward;
     lv_vjp_fn vjp;                  /* NULL: outputs carry no gradient */
     lv_saves saves;
+    lv_vjp_into_fn vjp_into;        /* optional: see lv_vjp_into_fn */
 } lv_op_def;
 
 const lv_op_def *lv_op_get(lv_op_id op);
@@ -198,6 +205,8 @@ int lv_vjp_matmul(lv_tensor **din, const struct lv_node *node,
                   lv_tensor *const *dout, const int *needs);
 int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
+int lv_vjp_into_products(lv_tensor *acc, const struct lv_node *node,
+                         lv_tensor *const *dout, int i);
 int lv_forward_linear(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                       int n_in, const lv_op_params *p);
 int lv_vjp_linear(lv_tensor **din, const struct lv_node *node,

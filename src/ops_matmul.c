@@ -430,3 +430,59 @@ int lv_vjp_linear(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
             return -1;
     return 0;
 }
+
+/* ---- gradients summed by the GEMM itself ---------------------------------
+ * When the reverse pass records nothing and already holds a gradient for
+ * a weight, the next contribution (Gᵀ x for linear, Aᵀ G for a matmul's
+ * right operand) is added by the GEMM into that buffer (beta = 1), with
+ * no temporary and no separate sum. */
+
+/* acc += op(a) op(b) for 2-D BLAS-ready operands; 1 if done, else 0. */
+static int gemm_accumulate(lv_tensor *acc, const lv_tensor *a, int ta,
+                           const lv_tensor *b, int tb)
+{
+    if (acc->ndim != 2 || a->ndim != 2 || b->ndim != 2 ||
+        !lv_tensor_is_contiguous(acc) || a->dtype != acc->dtype ||
+        b->dtype != acc->dtype || !a->storage || !b->storage)
+        return 0;
+    blas_matrix ma, mb;
+    if (!blas_layout(a->shape[0], a->shape[1], a->stride[0], a->stride[1], &ma) ||
+        !blas_layout(b->shape[0], b->shape[1], b->stride[0], b->stride[1], &mb))
+        return 0;
+    int64_t m = ta ? a->shape[1] : a->shape[0], k = ta ? a->shape[0] : a->shape[1];
+    int64_t n = tb ? b->shape[0] : b->shape[1];
+    if ((tb ? b->shape[1] : b->shape[0]) != k || acc->shape[0] != m ||
+        acc->shape[1] != n || m == 0 || n == 0)
+        return 0;
+    if (k > 0) {
+        CBLAS_TRANSPOSE opa = ta ? (ma.trans == CblasNoTrans ? CblasTrans : CblasNoTrans)
+                                 : ma.trans;
+        CBLAS_TRANSPOSE opb = tb ? (mb.trans == CblasNoTrans ? CblasTrans : CblasNoTrans)
+                                 : mb.trans;
+        lv_gemm(acc->dtype, opa, opb, m, n, k, lv_tensor_data(a), ma.ld,
+                lv_tensor_data(b), mb.ld, 1.0, lv_tensor_data(acc), n);
+    }
+    acc->storage->version++;
+    return 1;
+}
+
+int lv_vjp_into_products(lv_tensor *acc, const lv_node *node,
+                         lv_tensor *const *dout, int i)
+{
+    const lv_tensor *g = dout[0];
+    if (node->op == LV_OP_LINEAR && i == 1) {
+        /* dW += Gᵀ x, G [rows, out], x [rows, in] */
+        const lv_tensor *x = node->inputs[0];
+        if (g->ndim != 2 || x->ndim != 2)
+            return 0;
+        return gemm_accumulate(acc, g, 1, x, 0);
+    }
+    if (node->op == LV_OP_MATMUL && i == 1) {
+        /* y = a b: db += aᵀ G, for 2-D a and b */
+        const lv_tensor *a = node->inputs[0], *b = node->inputs[1];
+        if (a->ndim != 2 || b->ndim != 2 || g->ndim != 2)
+            return 0;
+        return gemm_accumulate(acc, a, 1, g, 0);
+    }
+    return 0;
+}

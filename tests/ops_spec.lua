@@ -761,6 +761,29 @@ describe("linear (x Wᵀ + b as one op)", function()
     assert.is_true(gw:is_contiguous())
     H.assert_close(gw, lv.ones({ 2, 3, 4 }, "f64"):reshape(6, 4):t():matmul(x:reshape(6, 5)), 1e-13, 1e-13)
   end)
+  it("a weight used many times: the sums the GEMM adds in place equal the recorded ones", function()
+    -- W enters three linears and a matmul as its right operand; without
+    -- create_graph the reverse pass adds each contribution into W's sum by
+    -- the GEMM itself, with create_graph it records adds: both must agree
+    local wp = lv.param(lv.randn({ 5, 5 }, "f64"))
+    local x0 = lv.randn({ 4, 5 }, "f64")
+    local function f()
+      local h1 = lv.linear(x0, wp):tanh()
+      local h2 = lv.linear(h1, wp):tanh()
+      local h3 = h2:matmul(wp):tanh()
+      return lv.linear(h3, wp):square():sum()
+    end
+    local plain = lv.grad(f(), { wp })[1]
+    local recorded = lv.grad(f(), { wp }, { create_graph = true })[1]
+    H.assert_close(plain, recorded:detach(), 1e-14, 1e-14)
+    -- and against finite differences
+    assert.is_true(lv.testing.gradcheck(function(w)
+      local h1 = lv.linear(x0, w):tanh()
+      local h2 = lv.linear(h1, w):tanh()
+      return lv.linear(h2:matmul(w):tanh(), w):square():sum()
+    end, { wp:detach() }) < 1e-7)
+  end)
+
   it("mixed dtypes compute in f64; gradients take each input's dtype", function()
     local xf = lv.param(lv.randn({ 3, 5 }))
     local wd = lv.param(lv.randn({ 4, 5 }, "f64"))
