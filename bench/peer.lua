@@ -49,7 +49,8 @@
 --
 -- Writes bench/results/peer.json and BENCHMARKS.md (a full run; any other
 -- writes bench/results/peer-partial.json only), each to a temporary name
--- first and then renamed.
+-- first and then renamed; --render writes BENCHMARKS.md again from
+-- peer.json without measuring.
 
 local script = arg and arg[0] or "bench/peer.lua"
 local bench_dir = script:match("^(.*)/[^/]*$") or "."
@@ -87,6 +88,21 @@ local o, err = options.parse(arg or {})
 if not o then die("bench/peer.lua: " .. err .. "\n" .. options.USAGE) end
 if o.help then
   print(options.USAGE)
+  os.exit(0)
+end
+if o.render then
+  -- BENCHMARKS.md again from the last full run's figures, nothing measured
+  local json = root .. "/bench/results/peer.json"
+  local f = io.open(json, "r")
+  if not f then die("bench/peer.lua --render: no " .. json .. " (a full run writes it)") end
+  local doc = cjson.decode(f:read("a"))
+  f:close()
+  local path = root .. "/BENCHMARKS.md"
+  local out = assert(io.open(path .. ".tmp", "w"))
+  out:write(report.markdown(doc))
+  assert(out:close())
+  assert(os.rename(path .. ".tmp", path))
+  print("wrote " .. path .. " from " .. json)
   os.exit(0)
 end
 local selected, row_err = rows_mod.select(o.rows)

@@ -49,6 +49,19 @@ local function memory_kib()
   return out
 end
 
+--- The OpenBLAS library this process mapped (the Makefile may link either
+-- Debian build, pthread or OpenMP), from /proc/self/maps.
+local function openblas_library()
+  local f = io.open("/proc/self/maps", "r")
+  if not f then return nil end
+  local path
+  for line in f:lines() do
+    path = path or line:match("(/%S*libopenblas[^/%s]*)$")
+  end
+  f:close()
+  return path
+end
+
 local rss_before = memory_kib().VmRSS
 local lv = require "lvae"
 local rss_after = memory_kib().VmRSS
@@ -137,7 +150,7 @@ local function serve(row, fifo)
   local opt = models.optimizer(m)
   local function step() models.step(m, opt, x) end
   reply({ ready = true, pid = tonumber(io.open("/proc/self/stat"):read("l"):match("^(%d+)")),
-          default_threads = lv.num_threads(), lua = _VERSION,
+          default_threads = lv.num_threads(), lua = _VERSION, openblas_library = openblas_library(),
           rss_before_import_kib = rss_before, rss_after_import_kib = rss_after })
   local commands = io.open(fifo, "r")
   if not commands then fail("cannot open the command FIFO %s", fifo) end

@@ -11,6 +11,8 @@
 --                        lv.num_threads()); the first is the one reported
 --   --budget SECONDS     timing rounds' time per row (default 20, quick 4)
 --   --keep DIR           keep the check's and workers' files in DIR
+--   --render             measure nothing: write BENCHMARKS.md again from
+--                        bench/results/peer.json (after a change of the report)
 --   --help
 -- A run of every row without --quick writes BENCHMARKS.md and
 -- bench/results/peer.json; any other run writes
@@ -20,7 +22,7 @@
 local M = {}
 
 M.USAGE = "usage: ./lvae bench/peer.lua [--quick] [--rows ARCH:MODEL,...] [--lvae-threads N,...] "
-  .. "[--budget SECONDS] [--keep DIR] [--help]"
+  .. "[--budget SECONDS] [--keep DIR] [--render] [--help]"
 
 local function positive_integers(s)
   local out = {}
@@ -34,7 +36,7 @@ end
 
 --- Parses a list of words. Returns the options {quick, rows (a string or
 -- nil), lvae_threads (a list or nil), budget (seconds), keep (a path or
--- nil), help} or nil and a message.
+-- nil), render, help} or nil and a message.
 function M.parse(args)
   local o, i = { quick = false, help = false }, 1
   local function value(name)
@@ -49,6 +51,8 @@ function M.parse(args)
       o.quick = true
     elseif a == "--help" or a == "-h" then
       o.help = true
+    elseif a == "--render" then
+      o.render = true
     elseif a == "--rows" then
       o.rows, err = value(a)
     elseif a == "--keep" then

@@ -89,10 +89,13 @@ local function env_lines(out, doc)
   local b = env.blas_ref or {}
   local tw = env.workers and env.workers.torch or {}
   local tob = tw.openblas or {}
-  line(out, string.format("- OpenBLAS (Debian libopenblas0-pthread %s), one library for both sides: kernel `%s` "
-    .. "(lvae's, from bench/blas_ref), `%s` (PyTorch's, through ctypes); configuration `%s`.",
-    env.packages.libopenblas or "?", tostring(b.openblas_corename), tostring(tob.corename), tostring(b.openblas_config)))
   local lw = env.workers and env.workers.lvae or {}
+  local same = lw.openblas_library and lw.openblas_library == tob.library
+  line(out, string.format("- OpenBLAS %s (Debian %s): lvae loads `%s`, PyTorch `%s`%s; kernel `%s` (bench/blas_ref, "
+    .. "which links the pthread build and gives the roof), `%s` (PyTorch's, through ctypes); configuration `%s`.",
+    tostring(b.openblas_config):match("OpenBLAS (%S+)") or "?", env.packages.libopenblas or "?",
+    lw.openblas_library or "(not recorded)", tob.library or "(not recorded)", same and " (the same library)" or "",
+    tostring(b.openblas_corename), tostring(tob.corename), tostring(b.openblas_config)))
   line(out, string.format("- Threads: lvae %s (`lv.num_threads()`, its default; timed at %s); PyTorch's default "
     .. "`torch.get_num_threads()` %s, timed at torch.set_num_threads %s × OPENBLAS_NUM_THREADS %s (the best median "
     .. "per row is reported); OpenBLAS's own default %s threads.", int(lw.default_threads),
@@ -252,6 +255,18 @@ function M.markdown(doc)
   line(out, "## One training step")
   line(out)
   main_table(out, doc)
+  local lo, hi
+  for _, r in ipairs(doc.rows) do
+    local w = r.cpu_wait_share
+    if w then lo, hi = math.min(lo or w, w), math.max(hi or w, w) end
+  end
+  if lo then
+    line(out, string.format("While the rounds ran, some task was kept waiting for a CPU %s%%–%s%% of the time, "
+      .. "depending on the row (Linux PSI; `cpu_wait_share` per row in the JSON): the benchmark's own "
+      .. "threads (one worker's pools spinning down while the next one runs) and whatever else shared the machine.",
+      M.num(100 * lo, 2), M.num(100 * hi, 2)))
+    line(out)
+  end
   local r1 = doc.rows[1]
   if r1 then
     line(out, string.format("Resident memory just after loading, before any model: lvae %s MiB (`require \"lvae\"`), "

@@ -63,6 +63,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models as tm  # noqa: E402
 
 
+def openblas_library():
+    """The OpenBLAS library this process mapped, from /proc/self/maps."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "libopenblas" in os.path.basename(path):
+                return os.path.realpath(path)
+    return None
+
+
 def openblas_info():
     """The OpenBLAS torch runs on: kernel, configuration, threads."""
     try:
@@ -71,7 +81,7 @@ def openblas_info():
         lib.openblas_get_config.restype = ctypes.c_char_p
         return {"corename": lib.openblas_get_corename().decode(),
                 "config": lib.openblas_get_config().decode(),
-                "threads": lib.openblas_get_num_threads()}
+                "threads": lib.openblas_get_num_threads(), "library": openblas_library()}
     except (OSError, AttributeError) as e:
         return {"error": str(e)}
 
