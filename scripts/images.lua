@@ -95,6 +95,11 @@ end
 
 return {
   name = "images",
+  -- the builders, for whoever must train or time exactly this model
+  -- (bench/peers/lvae_models.lua): mlp(d) and conv(d) give encoder,
+  -- decoder and the decoder's output layer; make_flow(config) the flow
+  architectures = { mlp = mlp, conv = conv },
+  make_flow = make_flow,
   options = {
     { "--data", "fashion or mnist", "fashion", choices = { "fashion", "mnist" } },
     { "--arch", "mlp or conv", "mlp", choices = { "mlp", "conv" } },

@@ -27,10 +27,12 @@ PACKAGES="
 if [ "${1:-}" = "fuzz" ]; then
   PACKAGES="clang libclang-rt-14-dev"
 fi
-# `setup.sh bench` adds the reference bench/pytorch.lua compares with
-# (Debian's PyTorch and NumPy; large, so `make test` does not install it).
+# `setup.sh bench` adds the reference `make bench-peer` compares with
+# (Debian's PyTorch and NumPy; large, so `make test` does not install it),
+# the OpenMP build of OpenBLAS that `make BLAS=openmp` links, and the
+# profilers (perf, valgrind's callgrind).
 if [ "${1:-}" = "bench" ]; then
-  PACKAGES="python3-torch python3-numpy"
+  PACKAGES="python3-torch python3-numpy libopenblas0-openmp linux-perf valgrind"
 fi
 
 missing=""

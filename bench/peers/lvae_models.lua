@@ -9,9 +9,8 @@
 --   local opt = models.optimizer(m)          -- images.lua's Adamax
 --
 -- The architectures and flows are images.lua's own functions (mlp, conv,
--- make_flow), taken from the upvalues of its `setup`: images.lua does not
--- export them, and a copy here could drift from what the experiment
--- trains. An f64 copy for the exact check is built by the same functions
+-- make_flow), which it exports (`architectures`, `make_flow`): a copy here
+-- could drift from what the experiment trains. An f64 copy for the exact check is built by the same functions
 -- with dtype = "f64" given to every layer and integrator they make (the
 -- constructors are wrapped while they run; nothing of lvae is changed).
 
@@ -34,17 +33,13 @@ function M.images_functions(root)
   if images then return images end
   local path = (root or ".") .. "/scripts/images.lua"
   local experiment = dofile(path)
-  local found, i = {}, 1
-  while true do
-    local name, value = debug.getupvalue(experiment.setup, i)
-    if not name then break end
-    found[name] = value
-    i = i + 1
-  end
+  local archs = experiment.architectures or {}
+  local found = { mlp = archs.mlp, conv = archs.conv, make_flow = experiment.make_flow }
   for _, name in ipairs({ "mlp", "conv", "make_flow" }) do
     if type(found[name]) ~= "function" then
-      error(string.format("bench-peer: %s's setup no longer uses a function '%s'; "
-        .. "bench/peers/lvae_models.lua takes the architectures from there", path, name), 0)
+      error(string.format("bench-peer: %s no longer exports '%s' (architectures.mlp, "
+        .. "architectures.conv, make_flow); bench/peers/lvae_models.lua builds its models "
+        .. "with them", path, name), 0)
     end
   end
   images = { mlp = found.mlp, conv = found.conv, make_flow = found.make_flow }
