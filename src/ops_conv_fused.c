@@ -162,7 +162,9 @@ FUSED_KERNELS(double, f64, LV_DTYPE_F64)
  * chunks' GEMMs are small: threading each of them costs more than it
  * gains, and two thread pools fighting over two cores cost more still).
  * The weight gradient sums per-chunk parts in chunk order afterwards, so
- * the result does not depend on the thread count. */
+ * the result does not depend on the thread count. Chunks are handed out
+ * one at a time (dynamic): a thread whose core is shared with another
+ * process takes fewer of them instead of holding up the rest. */
 static int run_chunks(lv_op_id op, lv_tensor *y, const lv_tensor *a,
                       const lv_tensor *b, const conv_shape *s,
                       const lv_conv_geometry *g, int64_t chunk)
@@ -189,7 +191,7 @@ static int run_chunks(lv_op_id op, lv_tensor *y, const lv_tensor *a,
     int blas_threads = openblas_get_num_threads();
     if (workers > 1)
         openblas_set_num_threads(1);
-    #pragma omp parallel for schedule(static) num_threads(workers) if (workers > 1)
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(workers) if (workers > 1)
     for (int64_t ci = 0; ci < n_chunks; ci++) {
         int t = 0;
 #ifdef _OPENMP
