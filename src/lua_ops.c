@@ -98,6 +98,7 @@ BINARY_BINDING(lt, LV_OP_LT)
 BINARY_BINDING(le, LV_OP_LE)
 BINARY_BINDING(gt, LV_OP_GT)
 BINARY_BINDING(ge, LV_OP_GE)
+BINARY_BINDING(bernoulli_logit, LV_OP_BERNOULLI_LOGIT)
 
 /* ---- reductions: f(x [, dims] [, keepdim]) ----------------------------- */
 
@@ -456,6 +457,7 @@ static const luaL_Reg op_methods[] = {
     {"sign", op_sign}, {"clamp", op_clamp},
     {"add", op_add}, {"sub", op_sub}, {"mul", op_mul}, {"div", op_div},
     {"pow", op_pow}, {"maximum", op_maximum}, {"minimum", op_minimum},
+    {"bernoulli_logit", op_bernoulli_logit},
     {"eq", op_eq}, {"ne", op_ne}, {"lt", op_lt}, {"le", op_le},
     {"gt", op_gt}, {"ge", op_ge},
     {"sum", op_sum}, {"mean", op_mean}, {"max", op_max}, {"min", op_min},

@@ -56,6 +56,8 @@ static const lv_op_def op_table[] = {
     [LV_OP_LE] = COMPARE("le"),
     [LV_OP_GT] = COMPARE("gt"),
     [LV_OP_GE] = COMPARE("ge"),
+    [LV_OP_BERNOULLI_LOGIT] = BINARY("bernoulli_logit", IN),
+    [LV_OP_BERNOULLI_LOGIT_SLOPE] = BINARY("bernoulli_logit_slope", IN),
 
     [LV_OP_LINCOMB] = {"lincomb", -1, lv_forward_lincomb, lv_vjp_lincomb, LV_SAVES_PARTNERS},
 

@@ -28,6 +28,9 @@ typedef enum lv_op_id {
     LV_OP_ADD, LV_OP_SUB, LV_OP_MUL, LV_OP_DIV, LV_OP_POW,
     LV_OP_MAXIMUM, LV_OP_MINIMUM,
     LV_OP_EQ, LV_OP_NE, LV_OP_LT, LV_OP_LE, LV_OP_GT, LV_OP_GE,
+    /* the Bernoulli log-likelihood of x (b) under logits l (a), x l -
+     * softplus(l), and its slope in l, x - sigmoid(l): one pass each */
+    LV_OP_BERNOULLI_LOGIT, LV_OP_BERNOULLI_LOGIT_SLOPE,
     /* a fused step of the integrators (ops_elementwise.c):
      * out = a x + b y [+ c w], every operand broadcast; inputs a, x, b, y
      * [, c, w] */

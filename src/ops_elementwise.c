@@ -324,6 +324,21 @@ int lv_vjp_binary(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
             db = ag_mul(&S, g, ag_add(&S, ag_op2(&S, wins, b, a), half_tie));
         break;
     }
+    case LV_OP_BERNOULLI_LOGIT:         /* y = b a - softplus(a) */
+        if (needs[0])                   /* g (b - sigmoid(a)) */
+            da = ag_mul(&S, g, ag_op2(&S, LV_OP_BERNOULLI_LOGIT_SLOPE, a, b));
+        if (needs[1])
+            db = ag_mul(&S, g, a);
+        break;
+    case LV_OP_BERNOULLI_LOGIT_SLOPE: { /* y = b - sigmoid(a) */
+        if (needs[0]) {                 /* -g s (1 - s), s = sigmoid(a) */
+            lv_tensor *sig = ag_op(&S, LV_OP_SIGMOID, a);
+            da = ag_mul(&S, ag_op(&S, LV_OP_NEG, ag_mul(&S, g, sig)),
+                        ag_add_scalar(&S, ag_op(&S, LV_OP_NEG, sig), 1.0));
+        }
+        db = g;
+        break;
+    }
     default:
         break;
     }

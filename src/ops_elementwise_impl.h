@@ -151,6 +151,9 @@ static void CAT(binary_loop, SUFFIX)(int64_t n, char **ptr,
     case LV_OP_LE: LOOP2(u <= v ? (T)1 : (T)0); break;
     case LV_OP_GT: LOOP2(u > v ? (T)1 : (T)0); break;
     case LV_OP_GE: LOOP2(u >= v ? (T)1 : (T)0); break;
+    /* u the logit, v the observation (stable forms, as softplus) */
+    case LV_OP_BERNOULLI_LOGIT: LOOP2(v * u - CAT(softplus, SUFFIX)(u)); break;
+    case LV_OP_BERNOULLI_LOGIT_SLOPE: LOOP2(v - CAT(sigmoid, SUFFIX)(u)); break;
     default: break;
     }
 }

@@ -801,3 +801,27 @@ describe("linear (x Wᵀ + b as one op)", function()
     assert.truthy(tostring(err):find("bias must be [4]", 1, true), tostring(err))
   end)
 end)
+
+describe("bernoulli_logit (x l - softplus(l) as one op)", function()
+  local H = require "helpers"
+  local l = lv.tensor({ { -40, -3, 0, 2.5 }, { 30, 0.1, -0.7, 60 } }, "f64")
+  local x = lv.tensor({ 1, 0, 1, 0 }, "f64")
+  it("equals the composed stable form, broadcasting x over rows, without overflow", function()
+    H.assert_close(lv.bernoulli_logit(l, x), x * l - l:softplus(), 0, 0)
+    assert.is_true(lv.bernoulli_logit(l, x):abs():max():item() < math.huge)
+    H.assert_close(lv.bernoulli_logit(l:to("f32"), x:to("f32")), (x * l - l:softplus()):to("f32"), 1e-6, 1e-6)
+  end)
+  it("derivatives to third order in the logits (what training through a force needs) and in x", function()
+    local lo = lv.randn({ 3, 4 }, "f64") * 2
+    local xs = lv.bernoulli({ 3, 4 }, 0.5):to("f64")
+    local f = function(a, b) return lv.bernoulli_logit(a, b):square() end
+    assert.is_true(lv.testing.gradcheck(f, { lo, xs }) < 1e-7)
+    assert.is_true(lv.testing.gradgradcheck(f, { lo, xs }) < 1e-7)
+    -- the force of U = -ll is x - sigmoid(l); its own second derivatives
+    local force = function(a)
+      local z = a.needs_grad and a or lv.param(a:detach())   -- finite differences pass plain tensors
+      return lv.grad(lv.bernoulli_logit(z, xs):sum(), { z }, { create_graph = true })[1]:square()
+    end
+    assert.is_true(lv.testing.gradgradcheck(force, { lo }) < 1e-6)
+  end)
+end)

@@ -433,7 +433,7 @@ function FlowVAE:_decode_log_lik(x2, z, S, B, where)
   local out = self:_decode(z, D, where):reshape({ S, B, D })
   local ll
   if self.likelihood == "bernoulli" then
-    ll = x2 * out - out:softplus()               -- x l - softplus(l), stable
+    ll = lv.bernoulli_logit(out, x2)             -- x l - softplus(l), stable, one op
   else
     local ls = self.log_sigma_x
     ll = -0.5 * ((x2 - out) * (-ls):exp()):square() - ls - HALF_LOG_2PI
