@@ -33,7 +33,9 @@
 --    thread count, PyTorch at torch.set_num_threads 1 and 2 in each worker
 --    -- so that a change of the machine's load falls on both sides alike.
 --    Each round is one sample per setting: the mean ms per step over about
---    0.5 s of steps after an untimed one (for short steps). Rounds go on
+--    0.5 s of steps after about 0.15 s of untimed ones (at least one), so
+--    that the previous worker's spinning BLAS threads have gone to sleep
+--    (bench/peers/timing.lua's settle_steps). Rounds go on
 --    for --budget seconds (5 to 11 of them; --quick: 3); after 3, a PyTorch
 --    setting over twice the best one's median drops out. The median and
 --    the minimum over the rounds are reported, and PyTorch's setting with

@@ -249,7 +249,8 @@ function M.markdown(doc)
     .. "`torch.autograd.grad(U.sum(), z, create_graph=True)`. Times are ms per step: the median (and the "
     .. "minimum) over rounds that alternate between an lvae worker and PyTorch workers kept alive side by "
     .. "side, each round's sample the mean over about 0.5 s of steps, so that a change of the machine's load "
-    .. "falls on both. PyTorch / lvae above 1: lvae is faster. RSS is each worker's peak resident memory "
+    .. "falls on both; each sample starts after about 0.15 s of untimed steps, by which time the previous "
+    .. "worker's spinning OpenBLAS threads have gone to sleep. PyTorch / lvae above 1: lvae is faster. RSS is each worker's peak resident memory "
     .. "(VmHWM) for that row alone (fresh processes per row).")
   line(out)
   line(out, "## One training step")

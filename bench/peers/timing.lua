@@ -30,10 +30,17 @@ function M.steps_per_round(step_seconds, round_seconds)
   return math.max(1, math.ceil(round_seconds / step_seconds - 1e-9))
 end
 
---- Untimed steps before a sample: one when a step is short enough for the
--- previous worker's threads, still spinning down, to weigh on it.
+--- Untimed steps before a sample: enough to last SETTLE_SECONDS, so that
+-- the previous worker's thread pools have gone to sleep before the timed
+-- steps begin. OpenBLAS's pthread workers spin (sched_yield) for up to
+-- 2^28 cycles, about 0.1 s, after their last call: on 2 cores a worker
+-- that starts right after another shares a core with those spinners, and
+-- a step that runs on both cores then waits for the slower one. Both sides
+-- settle alike. At least one step.
+M.SETTLE_SECONDS = 0.15
 function M.settle_steps(step_seconds)
-  return step_seconds < 0.25 and 1 or 0
+  if not (step_seconds > 0) then return 1 end
+  return math.max(1, math.ceil(M.SETTLE_SECONDS / step_seconds - 1e-9))
 end
 
 --- Whether to run round r + 1 after r rounds in `elapsed` seconds:
