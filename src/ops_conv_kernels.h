@@ -86,32 +86,36 @@ static inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad
         const lv_conv_geometry *g, int64_t Ho, int64_t Wo)                    \
     {                                                                         \
         const int64_t kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw;         \
-        const int64_t top = g->pad_top, left = g->pad_left;                   \
-        for (int64_t i = 0; i < kh; i++)                                      \
+        const int64_t top = g->pad_top, left = g->pad_left, P = Ho * Wo;      \
+        for (int64_t i = 0; i < kh; i++) {                                    \
+            int64_t y_lo, y_hi;                                               \
+            valid_range(H, Ho, sh, top, i, &y_lo, &y_hi);                     \
             for (int64_t j = 0; j < kw; j++) {                                \
                 T *row = cols + ((c * kh + i) * kw + j) * row_stride;         \
                 int64_t lo, hi;                                               \
                 valid_range(W, Wo, sw, left, j, &lo, &hi);                    \
                 const int64_t x0 = lo * sw - left + j;                        \
+                int whole = y_lo == 0 && y_hi == Ho && lo == 0 && hi == Wo;   \
+                /* zeros first, where a window leaves the image: one      \
+                 * memset over the images' segments when they abut */      \
+                if (!whole) {                                                 \
+                    if (image_step == P)                                      \
+                        memset(row, 0, sizeof(T) * (size_t)(n * P));          \
+                    else                                                      \
+                        for (int64_t m = 0; m < n; m++)                       \
+                            memset(row + m * image_step, 0,                   \
+                                   sizeof(T) * (size_t)P);                    \
+                }                                                             \
                 for (int64_t m = 0; m < n; m++) {                             \
                     const T *plane = x + m * image_size + c * H * W;          \
                     T *out = row + m * image_step;                            \
-                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
-                        const int64_t y = oy * sh - top + i;                  \
-                        T *dst = out + oy * Wo;                               \
-                        if (y < 0 || y >= H) {                                \
-                            memset(dst, 0, sizeof(T) * (size_t)Wo);           \
-                            continue;                                         \
-                        }                                                     \
-                        for (int64_t ox = 0; ox < lo; ox++)                   \
-                            dst[ox] = 0;                                      \
-                        gather_row_##SUFFIX(dst + lo, plane + y * W + x0,     \
+                    for (int64_t oy = y_lo; oy < y_hi; oy++)                  \
+                        gather_row_##SUFFIX(out + oy * Wo + lo,               \
+                                            plane + (oy * sh - top + i) * W + x0, \
                                             hi - lo, sw);                     \
-                        for (int64_t ox = hi; ox < Wo; ox++)                  \
-                            dst[ox] = 0;                                      \
-                    }                                                         \
                 }                                                             \
             }                                                                 \
+        }                                                                     \
     }                                                                         \
                                                                               \
     static inline void col2im_channel_##SUFFIX(                               \
@@ -123,7 +127,9 @@ static inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad
         const int64_t top = g->pad_top, left = g->pad_left;                   \
         for (int64_t m = 0; m < n; m++)                                       \
             memset(x + m * image_size + c * H * W, 0, sizeof(T) * (size_t)(H * W)); \
-        for (int64_t i = 0; i < kh; i++)                                      \
+        for (int64_t i = 0; i < kh; i++) {                                    \
+            int64_t y_lo, y_hi;                                               \
+            valid_range(H, Ho, sh, top, i, &y_lo, &y_hi);                     \
             for (int64_t j = 0; j < kw; j++) {                                \
                 const T *row = cols + ((c * kh + i) * kw + j) * row_stride;   \
                 int64_t lo, hi;                                               \
@@ -132,15 +138,12 @@ static inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad
                 for (int64_t m = 0; m < n; m++) {                             \
                     T *plane = x + m * image_size + c * H * W;                \
                     const T *in = row + m * image_step;                       \
-                    for (int64_t oy = 0; oy < Ho; oy++) {                     \
-                        const int64_t y = oy * sh - top + i;                  \
-                        if (y < 0 || y >= H)                                  \
-                            continue;                                         \
-                        add_row_##SUFFIX(plane + y * W + x0, in + oy * Wo + lo, \
-                                         hi - lo, sw);                        \
-                    }                                                         \
+                    for (int64_t oy = y_lo; oy < y_hi; oy++)                  \
+                        add_row_##SUFFIX(plane + (oy * sh - top + i) * W + x0, \
+                                         in + oy * Wo + lo, hi - lo, sw);     \
                 }                                                             \
             }                                                                 \
+        }                                                                     \
     }
 
 CONV_KERNELS(float, f32)
