@@ -19,14 +19,19 @@ CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC $(OPT) $(WARN) $(OPENMP) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(NIFTI_CFLAGS)
 # The Lua interpreter provides the Lua API symbols: the module does not
 # link liblua (linking it would give two Lua runtimes in one process).
-# BLAS = openmp links Debian's OpenMP build of OpenBLAS (libopenblas0-openmp)
-# instead of the pthread build: one thread pool (libgomp's) for BLAS and
-# the elementwise kernels, rather than two pools taking turns spinning on
-# the same cores. The path goes in as an RPATH (not RUNPATH) so that
-# LAPACKE's own libblas/liblapack resolve to the same build.
-BLAS      ?= pthread
+# BLAS = openmp (the default when Debian's libopenblas0-openmp is
+# installed, as scripts/setup.sh does) links OpenBLAS's OpenMP build: one
+# thread pool, libgomp's, for BLAS and the elementwise kernels. With the
+# pthread build (BLAS = pthread) the two pools take turns spinning on the
+# same two cores, and the same step's time varied more from one process to
+# the next. The path goes in as an RPATH (not
+# RUNPATH) so that LAPACKE's own libblas/liblapack resolve to the same
+# build.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENMP_BLAS_DIR := /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS      ?= $(if $(wildcard $(OPENMP_BLAS_DIR)/libopenblas.so.0),openmp,pthread)
 ifeq ($(BLAS),openmp)
-  BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+  BLAS_DIR := $(OPENMP_BLAS_DIR)
   BLAS_LIBS := -L$(BLAS_DIR) -lopenblas -Wl,--disable-new-dtags,-rpath,$(BLAS_DIR)
 else
   BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null)

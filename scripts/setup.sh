@@ -14,6 +14,7 @@ PACKAGES="
   lua-cjson
   lua-argparse
   libopenblas-dev
+  libopenblas0-openmp
   liblapacke-dev
   zlib1g-dev
   libpng-dev
@@ -28,11 +29,10 @@ if [ "${1:-}" = "fuzz" ]; then
   PACKAGES="clang libclang-rt-14-dev"
 fi
 # `setup.sh bench` adds the reference `make bench-peer` compares with
-# (Debian's PyTorch and NumPy; large, so `make test` does not install it),
-# the OpenMP build of OpenBLAS that `make BLAS=openmp` links, and the
-# profilers (perf, valgrind's callgrind).
+# (Debian's PyTorch and NumPy; large, so `make test` does not install it)
+# and the profilers (perf, valgrind's callgrind).
 if [ "${1:-}" = "bench" ]; then
-  PACKAGES="python3-torch python3-numpy libopenblas0-openmp linux-perf valgrind"
+  PACKAGES="python3-torch python3-numpy linux-perf valgrind"
 fi
 
 missing=""
