@@ -99,6 +99,7 @@ if o.render then
   if not f then die("bench/peer.lua --render: no " .. json .. " (a full run writes it)") end
   local doc = cjson.decode(f:read("a"))
   f:close()
+  doc.notes = report.read_notes(root)
   local path = root .. "/BENCHMARKS.md"
   local out = assert(io.open(path .. ".tmp", "w"))
   out:write(report.markdown(doc))
@@ -529,7 +530,9 @@ local doc = { benchmark = "bench-peer", command = command, full = o.full, quick 
                            budget_seconds = o.budget, f64_check_batch = F64_CHECK_BATCH,
                            lvae_threads = lvae_threads, torch_threads = TORCH_THREADS,
                            openblas_threads = OPENBLAS_THREADS } }
+doc.notes = report.read_notes(root)
 local markdown = report.markdown(doc)
+doc.notes = nil
 print("\n" .. markdown)
 local json_path = lib.write_json(o.full and "peer" or "peer-partial", doc)
 print("wrote " .. json_path)

@@ -445,4 +445,26 @@ describe("bench.peers.lvae_models", function()
     local planar = models.build(setmetatable({ batch = 4 }, { __index = rows.find("mlp:planar") }), "f32", 1, ".")
     assert.are.equal(1, #models.noise(planar, 3))             -- eps_z only: no momentum, no noise
   end)
+
+  it("names the rows that miss issue 12's targets", function()
+    local doc = { rows = {
+      { title = "VAE", arch = "mlp", model = "vae", speedup = 1.8, lvae_rss_mib = 40, torch_rss_mib = 270,
+        roofline = { lvae = { fraction = 0.55 } } },
+      { title = "IWAE", arch = "mlp", model = "iwae", speedup = 1.49, lvae_rss_mib = 40, torch_rss_mib = 270 },
+      { title = "VAE", arch = "conv", model = "vae", speedup = 1.31, lvae_rss_mib = 300, torch_rss_mib = 280 },
+    } }
+    local missed = report.missed_targets(doc)
+    assert.are.equal(3, #missed)
+    assert.truthy(missed[1]:find("VAE, mlp: 55% of the GEMM roof (target 60%)", 1, true), missed[1])
+    assert.truthy(missed[2]:find("IWAE, mlp: PyTorch / lvae 1.49 (target 1.5)", 1, true), missed[2])
+    assert.truthy(missed[3]:find("above PyTorch's", 1, true), missed[3])
+    doc.rows[1].roofline.lvae.fraction, doc.rows[2].speedup, doc.rows[3].lvae_rss_mib = 0.61, 1.5, 100
+    assert.are.same({}, report.missed_targets(doc))
+    -- the notes go into the markdown (a recorded run's JSON, re-rendered)
+    local f = assert(io.open("bench/results/peer.json"))
+    local recorded = cjson.decode(f:read("a"))
+    f:close()
+    recorded.notes = "hand-written"
+    assert.truthy(report.markdown(recorded):find("## Notes\n\nhand-written", 1, true))
+  end)
 end)

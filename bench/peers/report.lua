@@ -148,6 +148,51 @@ local function settings_table(out, doc)
   line(out)
 end
 
+--- Issue 12's targets: PyTorch / lvae at least 1.5 on every mlp row and
+-- 1.3 on every conv row, the mlp VAE step at 60% of the GEMM roof or
+-- more, and lvae's peak memory at most PyTorch's on every row.
+M.TARGET_SPEEDUP = { mlp = 1.5, conv = 1.3 }
+M.TARGET_VAE_ROOF = 0.6
+
+--- The rows and checks that miss a target: a list of strings.
+function M.missed_targets(doc)
+  local missed = {}
+  for _, r in ipairs(doc.rows) do
+    local want = M.TARGET_SPEEDUP[r.arch]
+    if want and r.speedup and r.speedup < want then
+      missed[#missed + 1] = string.format("%s, %s: PyTorch / lvae %s (target %s)", r.title, r.arch,
+        M.num(r.speedup), string.format("%g", want))
+    end
+    if r.lvae_rss_mib and r.torch_rss_mib and r.lvae_rss_mib > r.torch_rss_mib then
+      missed[#missed + 1] = string.format("%s, %s: lvae's peak memory %s MiB above PyTorch's %s MiB",
+        r.title, r.arch, M.num(r.lvae_rss_mib), M.num(r.torch_rss_mib))
+    end
+    if r.arch == "mlp" and r.model == "vae" and r.roofline and r.roofline.lvae.fraction
+       and r.roofline.lvae.fraction < M.TARGET_VAE_ROOF then
+      missed[#missed + 1] = string.format("VAE, mlp: %s of the GEMM roof (target %s)",
+        pct(r.roofline.lvae.fraction), pct(M.TARGET_VAE_ROOF))
+    end
+  end
+  return missed
+end
+
+local function targets_section(out, doc)
+  line(out, "## Against the targets")
+  line(out)
+  line(out, "Issue 12 asks for every mlp row at least 1.5× PyTorch's throughput and every conv row 1.3×, "
+    .. "the mlp VAE step at 60% of the GEMM roof or more, and lvae's peak memory at most PyTorch's on every row.")
+  line(out)
+  local missed = M.missed_targets(doc)
+  if #missed == 0 then
+    line(out, "In this run every row meets its target.")
+  else
+    line(out, "In this run these miss it:")
+    line(out)
+    for _, m in ipairs(missed) do line(out, "- " .. m) end
+  end
+  line(out)
+end
+
 local function roofline_table(out, doc)
   local any = false
   for _, r in ipairs(doc.rows) do any = any or r.roofline ~= nil end
@@ -233,6 +278,15 @@ local function agreement_table(out, doc)
 end
 
 --- BENCHMARKS.md.
+--- bench/peers/NOTES.md's text (trimmed), or nil when there is none.
+function M.read_notes(root)
+  local f = io.open((root or ".") .. "/bench/peers/NOTES.md", "r")
+  if not f then return nil end
+  local text = f:read("a"):gsub("^%s+", ""):gsub("%s+$", "")
+  f:close()
+  return text ~= "" and text or nil
+end
+
 function M.markdown(doc)
   local out = {}
   line(out, "# lvae against PyTorch: one training step of every SPEC §6.2 model")
@@ -277,6 +331,15 @@ function M.markdown(doc)
     settings_table(out, doc)
   end
   roofline_table(out, doc)
+  targets_section(out, doc)
+  if doc.notes then
+    -- bench/peers/NOTES.md: what the figures alone do not say (profiles of
+    -- rows below target, measurements made by hand), kept beside the code
+    line(out, "## Notes")
+    line(out)
+    line(out, doc.notes)
+    line(out)
+  end
   agreement_table(out, doc)
   env_lines(out, doc)
   return table.concat(out, "\n")
