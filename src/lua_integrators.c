@@ -108,6 +108,11 @@ static int opt_bool(lua_State *L, int idx, const char *key, int def)
     return v;
 }
 
+/* The largest latent dimension and step count the core's int fields take
+ * (opt_positive_int's bound for K as well). */
+#define MAX_DIM (1 << 24)
+#define MAX_STEPS 100000
+
 static int opt_positive_int(lua_State *L, const char *key, int def)
 {
     lua_getfield(L, 1, key);
@@ -160,9 +165,10 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
     lua_getfield(L, 1, "dim");
     int isint;
     lua_Integer dim = lua_tointegerx(L, -1, &isint);
-    if (!isint || dim < 1)
+    /* the core keeps dims as int: refuse rather than truncate */
+    if (!isint || dim < 1 || dim > MAX_DIM)
         return luaL_error(L, "%s: option 'dim' (the latent dimension) must be a "
-                          "positive integer", name);
+                          "positive integer up to %d", name, MAX_DIM);
     lua_pop(L, 1);
     lua_getfield(L, 1, "dtype");
     lv_dtype dtype = lv_lua_opt_dtype(L, -1, LV_DTYPE_F32);
@@ -397,6 +403,7 @@ static int integrator_flow(lua_State *L)
     luaL_checktype(L, 4, LUA_TFUNCTION);
     lua_Integer K = luaL_checkinteger(L, 5);
     luaL_argcheck(L, K >= 1, 5, "K must be at least 1");
+    luaL_argcheck(L, K <= MAX_STEPS, 5, "K must be at most 100000");
     int create_graph = 0;
     lv_tensor *planar[3] = {NULL, NULL, NULL};
     int have_planar = 0;
@@ -460,7 +467,9 @@ static int integrator_init_momentum(lua_State *L)
     lv_integrator *it = check_integrator(L, 1);
     lua_Integer B = luaL_checkinteger(L, 2);
     luaL_argcheck(L, B >= 0, 2, "batch size is negative");
-    int K = (int)luaL_optinteger(L, 3, it->steps);
+    lua_Integer K = luaL_testudata(L, 3, LV_GENERATOR_MT) ? it->steps
+                                                          : luaL_optinteger(L, 3, it->steps);
+    luaL_argcheck(L, K >= 0 && K <= MAX_STEPS, 3, "K must be 0 to 100000");
     lv_generator *gen = luaL_testudata(L, 4, LV_GENERATOR_MT);
     if (!gen)
         gen = luaL_testudata(L, 3, LV_GENERATOR_MT);
@@ -470,7 +479,7 @@ static int integrator_init_momentum(lua_State *L)
     lv_tensor *eps = lv_tensor_empty(it->dtype, 2, shape);
     lv_lua_push_tensor(L, eps, "init_momentum");
     lv_rng_normal(gen, it->dtype, lv_tensor_data(eps), B * it->dim, 0.0, 1.0);
-    lv_tensor *T0 = lv_integrator_temperature0(it, K);
+    lv_tensor *T0 = lv_integrator_temperature0(it, (int)K);
     if (!T0)
         return lv_lua_raise(L, "init_momentum");
     lv_tensor *scale = lv_unary(LV_OP_SQRT, T0);
@@ -484,8 +493,9 @@ static int integrator_init_momentum(lua_State *L)
 static int integrator_temperature0(lua_State *L)
 {
     lv_integrator *it = check_integrator(L, 1);
-    int K = (int)luaL_optinteger(L, 2, it->steps);
-    lv_lua_push_tensor(L, lv_integrator_temperature0(it, K), "temperature0");
+    lua_Integer K = luaL_optinteger(L, 2, it->steps);
+    luaL_argcheck(L, K >= 0 && K <= MAX_STEPS, 2, "K must be 0 to 100000");
+    lv_lua_push_tensor(L, lv_integrator_temperature0(it, (int)K), "temperature0");
     return 1;
 }
 

@@ -32,7 +32,7 @@ static int infer_shape(const char *what, const lv_tensor *x, int ndim,
                        const int64_t *req, int64_t *shape)
 {
     int infer = -1;
-    int64_t known = 1;
+    int64_t known = 1, n = lv_tensor_numel(x);
     for (int i = 0; i < ndim; i++) {
         if (req[i] == -1) {
             if (infer >= 0)
@@ -40,12 +40,11 @@ static int infer_shape(const char *what, const lv_tensor *x, int ndim,
             infer = i;
         } else if (req[i] < 0) {
             return lv_error_set(2, "size %lld is negative", (long long)req[i]);
-        } else {
-            known *= req[i];
+        } else if (__builtin_mul_overflow(known, req[i], &known)) {
+            goto mismatch;          /* no tensor has that many elements */
         }
         shape[i] = req[i];
     }
-    int64_t n = lv_tensor_numel(x);
     if (infer >= 0) {
         if (known == 0 || n % known != 0)
             goto mismatch;
@@ -53,7 +52,9 @@ static int infer_shape(const char *what, const lv_tensor *x, int ndim,
     } else if (known != n) {
         goto mismatch;
     }
-    return 0;
+    /* sizes whose product overflows can still multiply to n (and a zero
+     * size hides any other): the result must be a shape a tensor can have */
+    return lv_shape_check(what, ndim, shape);
 mismatch:;
     char buf[128];
     return lv_error_set(2, "%s: shape %s is invalid for a tensor of %lld "

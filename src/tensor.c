@@ -177,6 +177,8 @@ int lv_shape_check(const char *what, int ndim, const int64_t *shape)
     if (ndim < 0 || ndim > LV_MAX_DIMS)
         return lv_error_set(0, "%s: %d dimensions (at most %d)", what, ndim,
                             LV_MAX_DIMS);
+    /* The product of the non-zero sizes is bounded too: a zero-size tensor
+     * with huge other dims would still overflow its strides. */
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
@@ -184,7 +186,8 @@ int lv_shape_check(const char *what, int ndim, const int64_t *shape)
                                 what, (long long)shape[i], i + 1);
         if (shape[i] > 0 && n > ((int64_t)1 << 48) / shape[i])
             return lv_error_set(0, "%s: shape is too large", what);
-        n *= shape[i];
+        if (shape[i] > 0)
+            n *= shape[i];
     }
     return 0;
 }

@@ -318,3 +318,27 @@ describe("errors", function()
     end
   end)
 end)
+
+describe("sizes whose product overflows", function()
+  local nn = require "lvae.nn"
+  local function refused(fn, fragment)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    assert(tostring(err):find(fragment, 1, true), "message: " .. tostring(err))
+  end
+  it("view, reshape and nn.Reshape refuse a shape whose product wraps around to the element count", function()
+    -- 4611686018427387907 * 4 wraps to 12 in 64 bits: accepted once, then read out of bounds
+    local x = lv.arange(0, 12)
+    refused(function() return x:view({ 4611686018427387907, 4 }) end, "is invalid for a tensor of 12 elements")
+    refused(function() return x:reshape({ 4611686018427387907, 4 }) end, "is invalid for a tensor of 12 elements")
+    refused(function() return x:view({ -1, 4611686018427387907 }) end, "is invalid")
+    refused(function() return nn.Reshape(4611686018427387907, 4)(lv.zeros({ 1, 12 })) end, "is invalid")
+    assert.are.same({ 3, 4 }, x:view({ 3, -1 }):size())
+  end)
+  it("a zero-size tensor may not have dims whose other sizes overflow its strides", function()
+    refused(function() return lv.zeros({ 0, 2 ^ 62, 2 ^ 62 }) end, "shape is too large")
+    refused(function() return lv.zeros({ 0 }):view({ 0, 2 ^ 40, 2 ^ 40 }) end, "shape is too large")
+    assert.are.same({ 0, 5 }, lv.zeros({ 0, 5 }):size())
+    assert.are.same({ 5, 0 }, lv.zeros({ 0, 5 }):view({ 5, 0 }):size())
+  end)
+end)
