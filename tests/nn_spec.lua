@@ -880,8 +880,15 @@ describe("nn", function()
           return nn.F.conv_transpose2d(lv.zeros({ 1, 1, 5, 5 }), lv.zeros({ 1, 1, 3, 3 }), nil, { padding = p })
         end, "padding")
       end
-      expect_error(function() return nn.Conv2d(1, 1, 3, { padding = -1 })(lv.zeros({ 1, 1, 5, 5 })) end,
-        "padding must not be negative")
+      -- refused when the layer is made, not only when it is called
+      expect_error(function() return nn.Conv2d(1, 1, 3, { padding = -1 }) end, "padding must not be negative")
+      expect_error(function() return nn.Conv2d(1, 1, 3, { padding = { 1, -2 } }) end, "padding must not be negative")
+      expect_error(function() return nn.F.same_padding(28, 5, 0) end, "stride must be an integer >= 1")
+      -- misspelt options are errors, as everywhere else
+      expect_error(function() return nn.Linear(3, 4, { biass = false }) end, "unknown option 'biass'")
+      expect_error(function() return nn.Conv2d(1, 1, 3, { strid = 2 }) end, "unknown option 'strid'")
+      expect_error(function() return nn.ConvTranspose2d(1, 1, 3, { paddin = 1 }) end, "unknown option 'paddin'")
+      expect_error(function() return nn.GaussianHead(3, 2, { dtyp = "f64" }) end, "unknown option 'dtyp'")
       expect_error(function()
         return nn.ConvTranspose2d(1, 1, 3, { stride = 2, output_padding = 2 })(lv.zeros({ 1, 1, 3, 3 }))
       end, "output_padding must be smaller than the stride")

@@ -701,6 +701,11 @@ describe("optim", function()
     end)
 
     it("errors name the problem", function()
+      do
+        local ok, err = pcall(optim.SGD, { lv.param(lv.zeros({ 2 })) }, { lr = math.huge })
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("option 'lr' must be finite", 1, true), tostring(err))
+      end
       local w = lv.param(f64(W0))
       H.expect_error(function() optim.Adam({}) end, "optim.Adam", "non-empty list")
       H.expect_error(function() optim.Adam({ w, f64({ 1 }) }) end,

@@ -38,6 +38,7 @@
 -- file.
 local lv = {}
 for k, v in pairs(require "lvae.core") do lv[k] = v end
+local check = require "lvae.check"
 
 local data = {}
 
@@ -283,8 +284,12 @@ end
 --              divide N; true: leave it out
 -- xb: [B, ...] a new contiguous tensor; yb: [B] labels (nil without y).
 function data.batches(set, batch_size, opts)
-  opts = opts or {}
+  opts = check.options("data.batches", opts,
+                       { "shuffle", "gen", "seed", "binarize", "static_seed", "drop_last" })
   local x, y = unpack_set("batches", set)
+  if math.type(batch_size) == "float" and batch_size == math.floor(batch_size) then
+    batch_size = math.tointeger(batch_size)       -- 10.0 is 10, as luaL_checkinteger has it
+  end
   if math.type(batch_size) ~= "integer" or batch_size < 1 then
     fail("batches", "batch size must be a positive integer, got %s", tostring(batch_size))
   end

@@ -22,6 +22,7 @@
 -- differentiable to any order. Not here: optimizers (lvae.optim).
 
 local lv = require "lvae"
+local check = require "lvae.check"
 
 local nn = { init = {}, F = {} }
 
@@ -243,6 +244,12 @@ end
 
 --- TensorFlow's SAME padding for one direction: {before, after}.
 local function same_padding(size, kernel, stride)
+  for _, v in ipairs({ { size, "size", 0 }, { kernel, "kernel", 1 }, { stride, "stride", 1 } }) do
+    if math.type(v[1]) ~= "integer" or v[1] < v[3] then
+      error(string.format("same_padding: %s must be an integer >= %d (got %s)", v[2], v[3],
+        tostring(v[1])), 3)
+    end
+  end
   local out = math.ceil(size / stride)
   local total = math.max((out - 1) * stride + kernel - size, 0)
   local before = total // 2
@@ -258,11 +265,24 @@ local function resolve_padding(padding, h, w, kh, kw, sh, sw)
     local l, r = same_padding(w, kw, sw)
     return { t, b, l, r }
   end
-  if math.type(padding) == "integer" then return { padding, padding, padding, padding } end
-  if type(padding) == "table" and #padding == 2 then
-    return { padding[1], padding[1], padding[2], padding[2] }
+  local function amount(v)
+    if math.type(v) ~= "integer" then
+      error("padding must be made of integers, got " .. tostring(v), 4)
+    end
+    if v < 0 then error("padding must not be negative, got " .. tostring(v), 4) end
+    return v
   end
-  if type(padding) == "table" and #padding == 4 then return padding end
+  if math.type(padding) == "integer" then
+    amount(padding)
+    return { padding, padding, padding, padding }
+  end
+  if type(padding) == "table" and #padding == 2 then
+    return { amount(padding[1]), amount(padding[1]), amount(padding[2]), amount(padding[2]) }
+  end
+  if type(padding) == "table" and #padding == 4 then
+    for i = 1, 4 do amount(padding[i]) end
+    return padding
+  end
   error("padding must be a number, {vertical, horizontal}, {top, bottom, left, right}, "
     .. "'valid' or 'same', got " .. tostring(padding), 3)
 end
@@ -371,7 +391,7 @@ end
 
 nn.Linear = class("Linear")
 function nn.Linear:init(n_in, n_out, opts)
-  opts = opts or {}
+  opts = check.options("Linear", opts, { "bias", "dtype", "init" })
   check_positive(n_in, "Linear: n_in", 4)
   check_positive(n_out, "Linear: n_out", 4)
   local dtype = opts.dtype or "f32"
@@ -403,7 +423,8 @@ end
 
 nn.Conv2d = class("Conv2d")
 function nn.Conv2d:init(c_in, c_out, kernel, opts)
-  init_conv(self, "Conv2d", c_in, c_out, kernel, opts or {},
+  opts = check.options("Conv2d", opts, { "stride", "padding", "bias", "dtype", "init" })
+  init_conv(self, "Conv2d", c_in, c_out, kernel, opts,
             function(kh, kw) return { c_out, c_in, kh, kw } end)
 end
 function nn.Conv2d:forward(x)
@@ -418,7 +439,8 @@ end
 
 nn.ConvTranspose2d = class("ConvTranspose2d")
 function nn.ConvTranspose2d:init(c_in, c_out, kernel, opts)
-  opts = opts or {}
+  opts = check.options("ConvTranspose2d", opts,
+                       { "stride", "padding", "output_padding", "bias", "dtype", "init" })
   self.output_padding = opts.output_padding
   -- [c_in, c_out, kh, kw]: fans as the adjoint convolution sees them
   init_conv(self, "ConvTranspose2d", c_in, c_out, kernel, opts,
@@ -485,6 +507,7 @@ function nn.Flatten:forward(x) return x:reshape(x:size(1), -1) end
 --- GaussianHead(n_in, d): returns mu [B, d] and sigma = softplus(.) [B, d].
 nn.GaussianHead = class("GaussianHead")
 function nn.GaussianHead:init(n_in, d, opts)
+  check.options("GaussianHead", opts, { "bias", "dtype", "init" })
   self.d = d
   self:add_module("mu", nn.Linear(n_in, d, opts))
   self:add_module("sigma", nn.Linear(n_in, d, opts))

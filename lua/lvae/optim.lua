@@ -47,6 +47,9 @@ local function check_number(where, h, key, ok, what)
   if not is_number(v) or v ~= v or not ok(v) then
     fail(where, "option '%s' must be %s (got %s)", key, what, tostring(v))
   end
+  if v == math.huge or v == -math.huge then
+    fail(where, "option '%s' must be finite (got %s)", key, tostring(v))
+  end
 end
 
 local function nonneg(v) return v >= 0 end
