@@ -129,8 +129,14 @@ static int reduce(lua_State *L, lv_op_id op)
     lv_tensor *x = lv_lua_check_tensor(L, 1);
     lv_op_params p = {.dim_mask = check_dims(L, 2, x->ndim),
                       .keepdim = lua_toboolean(L, 3)};
-    if (op == LV_OP_VAR)
-        p.correction = (int)luaL_optinteger(L, 4, 1);
+    if (op == LV_OP_VAR) {
+        lua_Integer correction = luaL_optinteger(L, 4, 1);
+        /* n - correction must count samples: a negative one would divide
+         * by more than n */
+        luaL_argcheck(L, correction >= 0 && correction <= 1000000, 4,
+                      "correction must be an integer >= 0");
+        p.correction = (int)correction;
+    }
     return lv_lua_apply(L, op, 1, &x, &p);
 }
 

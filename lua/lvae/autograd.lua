@@ -13,10 +13,15 @@
 -- given when it requires grad, so gradients also reach what made it.
 
 local core = require "lvae.core"
+local check = require "lvae.check"
 
 local M = {}
 
 local function grad_scope(enabled, fn, ...)
+  if fn ~= nil and not check.callable(fn) then
+    error(string.format("lv.%s: expected a function to run, or nothing for a scope (got %s)",
+      enabled and "enable_grad" or "no_grad", check.typename(fn)), 3)
+  end
   local previous = core.set_grad_enabled(enabled)
   if fn == nil then
     return setmetatable({}, {

@@ -209,7 +209,7 @@ end
 -- view of the set (Fashion-MNIST's train set then splits into its first
 -- 50,000 and last 10,000 images).
 function data.split(set, opts)
-  opts = opts or {}
+  opts = check.options("data.split", opts, { "validation", "test", "seed", "gen" })
   local x, y = unpack_set("split", set)
   local n = #x
   local nv, nt = opts.validation or 10000, opts.test or 0

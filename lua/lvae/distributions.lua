@@ -83,6 +83,11 @@ local function count(mask)
   return lv.no_grad(function() return mask:sum():item() end)
 end
 
+--- How many entries of t are NaN, and how many are +-inf.
+local function nonfinite(t)
+  return lv.no_grad(function() return count(t:ne(t)), count(t:abs():eq(math.huge)) end)
+end
+
 local function make_class(name, lazy)
   local class = {}
   local mt = {
@@ -132,6 +137,12 @@ function M.Normal(mu, sigma, opts)
     if bad > 0 then
       fail(where, "sigma must be positive (%d entr%s <= 0)", bad, bad == 1 and "y is" or "ies are")
     end
+    local nan, inf = nonfinite(sigma)
+    if nan + inf > 0 then
+      fail(where, "sigma must be finite (%d NaN, %d infinite)", nan, inf)
+    end
+    nan = nonfinite(mu)
+    if nan > 0 then fail(where, "mu must not be NaN (%d NaN)", nan) end
   end
   if not same_shape(mu:size(), shape) then mu = mu:expand(shape) end
   if not same_shape(sigma:size(), shape) then sigma = sigma:expand(shape) end
@@ -242,12 +253,16 @@ function M.Bernoulli(args)
   if args.logits ~= nil then
     local l = args.logits
     if not lv.is_tensor(l) then fail(where, "logits must be a tensor (got %s)", type(l)) end
+    if args.validate ~= false then
+      local nan = nonfinite(l)
+      if nan > 0 then fail(where, "logits must not be NaN (%d NaN)", nan) end
+    end
     self.logits = l
   else
     local p = args.probs
     if not lv.is_tensor(p) then fail(where, "probs must be a tensor (got %s)", type(p)) end
     if args.validate ~= false then
-      local bad = count(p:lt(0)) + count(p:gt(1))
+      local bad = count(p:lt(0)) + count(p:gt(1)) + nonfinite(p)
       if bad > 0 then
         fail(where, "probs must lie in [0, 1] (%d entr%s outside)", bad, bad == 1 and "y is" or "ies are")
       end
