@@ -515,4 +515,31 @@ describe("run", function()
       assert.truthy(out:find("Adam learning rate (default: 0.05)", 1, true), out)
     end)
   end)
+
+  it("refuses a second process in a run folder that another holds, naming the holder", function()
+    local status, cut = main({ "--out", tmp, "--epochs", "3", "--seed", "5", "--quiet", "--stop-after-epoch", "1" })
+    assert.are.equal(0, status)
+    local before = read(cut.dir .. "/log.csv")
+    -- another process takes the folder's lock and keeps it for 3 s
+    local holder = tmp .. "/holder.lua"
+    local f = assert(io.open(holder, "w"))
+    f:write('local l = assert(require("lvae.core")._lock(arg[1])); io.open(arg[2], "w"):close(); ',
+            'os.execute("sleep 3")\n')
+    f:close()
+    os.execute(string.format("./lvae %s %s %s >/dev/null 2>&1 &", q(holder), q(cut.dir .. "/lock"),
+      q(tmp .. "/holding")))
+    for _ = 1, 100 do
+      if exists(tmp .. "/holding") then break end
+      os.execute("sleep 0.05")
+    end
+    local refused, msg, _, err = main({ "--resume", cut.dir, "--quiet" }, false)
+    assert.are.equal(1, refused)
+    assert.truthy(tostring(msg):find("is in use by process %d+"), tostring(msg))
+    assert.truthy(err:find("in use by process", 1, true), err)
+    assert.are.equal(before, read(cut.dir .. "/log.csv"))          -- nothing written
+    -- once the holder is gone, the resume runs
+    os.execute("sleep 3.2")
+    local again = main({ "--resume", cut.dir, "--quiet" }, false)
+    assert.are.equal(0, again)
+  end)
 end)

@@ -1270,6 +1270,8 @@ end
 -- ({"FILE.lua", "--K", "5", ...}); streams (optional) = {stdout = f,
 -- stderr = f, tty = bool (default: whether stdout is a terminal)}.
 -- Returns the exit status and the run (or the error message).
+local run_locked   -- below main
+
 function M.main(args, streams)
   local out = streams and streams.stdout or io.stdout
   local err = streams and streams.stderr or io.stderr
@@ -1288,6 +1290,26 @@ function M.main(args, streams)
   if tty == nil then tty = out == io.stdout and os.execute("[ -t 1 ]") == true end
   run.progress = new_progress(out, tty, c.quiet, c.log_every or 0)
 
+  -- One process at a time in a run folder: a second --resume of it would
+  -- append to the same log and write the same checkpoints. The kernel
+  -- drops the lock when the holder exits, however it ends.
+  local lock, holder, why = require("lvae.core")._lock(run.dir .. "/lock")
+  if not lock then
+    local msg = holder > 0
+      and string.format("%s is in use by process %d (another run or --resume of it); "
+        .. "wait for it to finish or stop it first", run.dir, holder)
+      or string.format("cannot lock %s: %s", run.dir, why)
+    err:write("lvae run: ", msg, "\n")
+    return 1, msg
+  end
+  local status_code, back = run_locked(run)
+  lock:release()
+  return status_code, back
+end
+
+--- main's part that holds the run folder's lock: the run, and what is
+-- written when it stops early. Returns main's results.
+run_locked = function(run)
   local traceback
   local done, result = xpcall(function() return run:_go() end, function(e)
     if getmetatable(e) ~= Diverged then traceback = debug.traceback(tostring(e), 2) end
