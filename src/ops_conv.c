@@ -39,6 +39,21 @@ int lv_conv_check_geometry(const lv_conv_geometry *g)
     return 0;
 }
 
+int lv_conv_windows(const lv_conv_geometry *g, int64_t H, int64_t W,
+                    int64_t *Ho, int64_t *Wo)
+{
+    *Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
+    *Wo = lv_conv_out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
+    if (*Ho == 0 || *Wo == 0)
+        return lv_error_set(1, "image %lldx%lld (padded %lldx%lld) is "
+                            "smaller than the kernel %lldx%lld",
+                            (long long)H, (long long)W,
+                            (long long)(H + g->pad_top + g->pad_bottom),
+                            (long long)(W + g->pad_left + g->pad_right),
+                            (long long)g->kh, (long long)g->kw);
+    return 0;
+}
+
 int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                     int n_in, const lv_op_params *p)
 {
@@ -55,15 +70,9 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                                 "shape %s", lv_shape_format(buf, sizeof buf,
                                                            x->ndim, x->shape));
         int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-        int64_t Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
-        int64_t Wo = lv_conv_out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
-        if (Ho == 0 || Wo == 0)
-            return lv_error_set(1, "image %lldx%lld (padded %lldx%lld) is "
-                                "smaller than the kernel %lldx%lld",
-                                (long long)H, (long long)W,
-                                (long long)(H + g->pad_top + g->pad_bottom),
-                                (long long)(W + g->pad_left + g->pad_right),
-                                (long long)g->kh, (long long)g->kw);
+        int64_t Ho, Wo;
+        if (lv_conv_windows(g, H, W, &Ho, &Wo) < 0)
+            return -1;
         src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
         int64_t K = C * g->kh * g->kw, P = Ho * Wo;
         int64_t shape[3] = {N, K, P};

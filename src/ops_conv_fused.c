@@ -65,15 +65,8 @@ static int conv_shape_of(conv_shape *s, const lv_conv_geometry *g, int64_t N,
     s->O = O;
     s->kh = g->kh;
     s->kw = g->kw;
-    s->Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
-    s->Wo = lv_conv_out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
-    if (s->Ho == 0 || s->Wo == 0)
-        return lv_error_set(1, "image %lldx%lld (padded %lldx%lld) is smaller "
-                            "than the kernel %lldx%lld", (long long)H,
-                            (long long)W,
-                            (long long)(H + g->pad_top + g->pad_bottom),
-                            (long long)(W + g->pad_left + g->pad_right),
-                            (long long)g->kh, (long long)g->kw);
+    if (lv_conv_windows(g, H, W, &s->Ho, &s->Wo) < 0)
+        return -1;
     s->K = C * g->kh * g->kw;
     s->P = s->Ho * s->Wo;
     int64_t cols[2] = {s->K, s->P};
