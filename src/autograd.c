@@ -421,10 +421,17 @@ static int list_push(node_list *l, lv_node *node)
     return 0;
 }
 
+/* A gradient sum the reverse pass alone holds: no other reference to it
+ * or its storage, off the tape. Only such a sum may be added into. */
+static int owned_alone(const lv_tensor *acc)
+{
+    return acc && acc->refcount == 1 && acc->storage &&
+           acc->storage->refcount == 1 && !acc->requires_grad && !acc->grad_fn;
+}
+
 /* Adds g (stolen) into *slot: the sum is recorded when grad mode is on.
- * Otherwise, a sum this pass alone holds (no other reference to it or to
- * its storage, off the tape) takes g in place: a weight used K times gets
- * one buffer, not K. */
+ * Otherwise, a sum this pass alone holds (owned_alone) takes g in place:
+ * a weight used K times gets one buffer, not K. */
 static int accumulate(lv_tensor **slot, lv_tensor *g)
 {
     if (!*slot) {
@@ -432,9 +439,7 @@ static int accumulate(lv_tensor **slot, lv_tensor *g)
         return 0;
     }
     lv_tensor *acc = *slot;
-    if (!lv_grad_enabled() && acc->refcount == 1 && acc->storage &&
-        acc->storage->refcount == 1 && !acc->requires_grad && !acc->grad_fn &&
-        lv_add_into(acc, g)) {
+    if (!lv_grad_enabled() && owned_alone(acc) && lv_add_into(acc, g)) {
         lv_tensor_release(g);
         return 0;
     }
@@ -468,10 +473,7 @@ static lv_tensor *owned_sum(lv_node *node, int i, lv_tensor *const *inputs,
         if (found != 1)
             return NULL;
     }
-    if (!acc || acc->refcount != 1 || !acc->storage ||
-        acc->storage->refcount != 1 || acc->requires_grad || acc->grad_fn)
-        return NULL;
-    return acc;
+    return owned_alone(acc) ? acc : NULL;
 }
 
 /* Lets an op add its inputs' gradients straight into the sums they feed

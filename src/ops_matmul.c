@@ -352,9 +352,7 @@ int lv_forward_linear(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         return status;
     }
     int64_t n_out = w->shape[0], n_in_features = w->shape[1];
-    int64_t rows = lv_tensor_numel(x) / (n_in_features ? n_in_features : 1);
-    if (n_in_features == 0)
-        rows = lv_shape_numel(x->ndim - 1, x->shape);
+    int64_t rows = lv_shape_numel(x->ndim - 1, x->shape);
     int64_t shape[LV_MAX_DIMS];
     memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     shape[x->ndim - 1] = n_out;
