@@ -118,11 +118,7 @@ describe("conv2d, conv_transpose2d, conv_weight_grad", function()
 
   it("errors name the operand and the shapes", function()
     local x, w = lv.randn({ 2, 3, 8, 8 }), lv.randn({ 4, 3, 3, 3 })
-    local function fails(fn, fragment)
-      local ok, err = pcall(fn)
-      assert.is_false(ok)
-      assert(tostring(err):find(fragment, 1, true), "message: " .. tostring(err))
-    end
+    local fails = H.expect_error
     fails(function() lv.conv2d(x, lv.randn({ 4, 2, 3, 3 }), { kernel = 3 }) end, "the image has 3 channels")
     fails(function() lv.conv2d(x, w, { kernel = 5 }) end, "expected a weight [O, C, 5, 5]")
     fails(function() lv.conv2d(lv.randn({ 3, 8, 8 }), w, { kernel = 3 }) end, "expected an image [N, C, H, W]")
