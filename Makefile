@@ -2,7 +2,7 @@
 
 LUA       ?= lua5.4
 BUSTED    ?= busted
-PKGS      := lua5.4 openblas lapacke zlib libpng
+PKGS      := lua5.4 openblas lapacke zlib libpng libcrypto
 # nifticlib (libnifti2-dev) ships no pkg-config file.
 NIFTI_CFLAGS := -isystem /usr/include/nifti
 NIFTI_LIBS   := -lnifti2
@@ -36,7 +36,7 @@ ifeq ($(BLAS),openmp)
 else
   BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null)
 endif
-LDLIBS    += $(BLAS_LIBS) $(shell pkg-config --libs lapacke zlib libpng 2>/dev/null) $(NIFTI_LIBS) -lmvec -lm
+LDLIBS    += $(BLAS_LIBS) $(shell pkg-config --libs lapacke zlib libpng libcrypto 2>/dev/null) $(NIFTI_LIBS) -lmvec -lm
 # Never unload the module: Lua's dlclose at exit would unmap libgomp under
 # its idle worker threads (a crash at exit, every other run).
 LDFLAGS   += -Wl,-z,nodelete

@@ -10,6 +10,13 @@
 -- seconds per epoch, gradient evaluations per step and peak tensor memory,
 -- and writes a sample grid and reconstructions.
 --
+-- Evaluation data: the validation and test images are binarised once with
+-- fixed seeds, or read from fixed binarised files (--valid-file,
+-- --test-file: .npy or the standard binarised MNIST's .amat), so that
+-- another implementation can evaluate on exactly the same pixels;
+-- --save-test FILE.npy writes the test set a run used. results.json
+-- records which (file and SHA-256, or the seed).
+--
 -- Architectures (both from SPEC §6.2): `mlp` (784-500-500 softplus, mirror
 -- decoder) and `conv` (three 5x5 stride-2 SAME convolutions with 16, 32, 32
 -- channels, a 450-unit layer, and the mirror image with transposed
@@ -91,6 +98,26 @@ local function load_data(c)
   error(string.format("unknown data set '%s' (fashion, mnist)", c.data), 0)
 end
 
+-- The seeds of the static binarisations of the validation and test images.
+local VALID_SEED, TEST_SEED = 1234, 4321
+
+--- The fixed binarised set in `file` when one is named, else `images`
+-- binarised with `seed`, its first `subset` rows when subset > 0; and a
+-- record of where it came from, for results.json.
+local function fixed_set(file, images, seed, subset)
+  local set, source
+  if file ~= "" then
+    local loaded = data.load_binarized(file)
+    set, source = { x = loaded.x }, { file = file, sha256 = loaded.sha256 }
+    if subset and subset > 0 then set = head(set, subset) end
+  else
+    if subset and subset > 0 then images = head(images, subset) end
+    set, source = data.binarize(images, { seed = seed }), { binarized_with_seed = seed }
+  end
+  source.images = set.x:size(1)
+  return set, source
+end
+
 ---- the experiment file -----------------------------------------------------------------
 
 return {
@@ -117,16 +144,24 @@ return {
     { "--test-subset", "evaluate on the first N test images only (0: all)", 0, min = 0 },
     { "--nll-samples", "importance samples for the test NLL", 1000, min = 1, resume = "keep" },
     { "--nll-runs", "repeated NLL estimates (standard error over them)", 3, min = 1, resume = "keep" },
+    { "--test-file", "evaluate on this fixed binarised test set (.npy or .amat) instead", "" },
+    { "--valid-file", "validate on this fixed binarised set (.npy or .amat) instead", "" },
+    { "--save-test", "write the binarised test set this run evaluates on to FILE.npy", "" },
   },
 
   setup = function(run)
     local c = run.config
     local train, validation, test = load_data(c)
     if c.subset and c.subset > 0 then train = head(train, c.subset) end
-    if c["test-subset"] and c["test-subset"] > 0 then test = head(test, c["test-subset"]) end
-    -- validation and test are binarised once, with a fixed seed
-    validation = data.binarize(validation, { seed = 1234 })
-    test = data.binarize(test, { seed = 4321 })
+    -- validation and test: a fixed binarised file when given, else the
+    -- data set's images binarised once with a fixed seed
+    local sources = {}
+    validation, sources.valid = fixed_set(c["valid-file"], validation, VALID_SEED)
+    test, sources.test = fixed_set(c["test-file"], test, TEST_SEED, c["test-subset"])
+    if c["save-test"] ~= "" then
+      sources.saved_test = { file = c["save-test"], sha256 = data.save_binarized(c["save-test"], test) }
+      run:print(string.format("wrote the binarised test set (%d images) to %s", test.x:size(1), c["save-test"]))
+    end
 
     local enc, dec, out = (c.arch == "conv" and conv or mlp)(c.d)
     local bias = data.output_bias(train)
@@ -139,7 +174,7 @@ return {
       c.model, c.data, c.arch, c.d, flow and (", K = " .. c.K) or "", train.x:size(1),
       validation.x:size(1), test.x:size(1)))
     return { train = train, validation = validation, test = test, model = model, opt = opt,
-             flow = flow, output_bias = bias, grad_evals = 0 }
+             flow = flow, output_bias = bias, grad_evals = 0, sources = sources }
   end,
 
   batches = function(run, state, epoch)
@@ -207,6 +242,8 @@ return {
       evaluation_seconds = lv.clock() - t0,
       peak_tensor_bytes = lv.memory_stats().peak_bytes,
       peak_train_bytes = train_peak,
+      test_images = x:size(1), test_set = state.sources.test, validation_set = state.sources.valid,
+      saved_test = state.sources.saved_test,
     }
     local ok, plot = pcall(require, "lvae.plot")
     if ok and plot.sample_grid then

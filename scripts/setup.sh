@@ -18,6 +18,7 @@ PACKAGES="
   liblapacke-dev
   zlib1g-dev
   libpng-dev
+  libssl-dev
   gnuplot-nox
   mricron-data
   libnifti2-dev

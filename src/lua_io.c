@@ -5,6 +5,9 @@
  *   lv.load(path) -> value
  *   lv.save_npy(path, tensor)     NumPy's .npy, version 1.0, '<f4'/'<f8'
  *   lv.load_npy(path [, dtype]) -> tensor
+ *   lv.load_amat(path [, dtype]) -> tensor [rows, columns]
+ *                                 a whitespace-separated text matrix
+ *                                 (amat.c), raw or gzip
  *   lv.save_idx(path, tensor [, type] [, {gzip = bool}])
  *                                 IDX of type "u8", "i8", "i16", "i32",
  *                                 "f32" or "f64" (default: the tensor's
@@ -39,6 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "amat.h"
 #include "io.h"
 #include "lua_common.h"
 
@@ -406,6 +410,37 @@ static int io_load_npy(lua_State *L)
     return 1;
 }
 
+/* ---- .amat ------------------------------------------------------------- */
+
+/* lv.load_amat(path [, dtype]) -> tensor [rows, columns]: a text matrix,
+ * raw or gzip (by its magic), in f32 unless dtype says f64. */
+static int io_load_amat(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    int dtype = (int)lv_lua_opt_dtype(L, 2, LV_DTYPE_F32);
+    lua_settop(L, 2);
+    lv_io_writer *file = read_file(L, "lv.load_amat", path);
+    const uint8_t *data = file->data;
+    size_t len = file->len;
+    int gz = lv_io_is_gzip(data, len);
+    if (gz) {
+        lv_io_writer *raw = push_bytes(L);
+        if (lv_io_gunzip(data, len, LV_GUNZIP_LIMIT, raw) < 0)
+            raise_core(L, "lv.load_amat", path);
+        lv_io_writer_free(file);
+        data = raw->data;
+        len = raw->len;
+    }
+    lv_tensor *t = lv_amat_decode(data, len, dtype);
+    if (!t && gz)
+        return luaL_error(L, "lv.load_amat: %s: %s (in the gunzipped data)",
+                          path, lv_error_message());
+    if (!t)
+        raise_core(L, "lv.load_amat", path);
+    lv_lua_push_tensor(L, t, "lv.load_amat");
+    return 1;
+}
+
 /* ---- IDX -------------------------------------------------------------- */
 
 /* lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor, type: raw or
@@ -586,6 +621,7 @@ void lv_open_io(lua_State *L)
         {"load", io_load},
         {"save_npy", io_save_npy},
         {"load_npy", io_load_npy},
+        {"load_amat", io_load_amat},
         {"save_idx", io_save_idx},
         {"load_idx", io_load_idx},
         {NULL, NULL},

@@ -2,6 +2,7 @@
 -- tiny settings: every file they promise is written and the numbers they
 -- report are finite.
 local lv = require "lvae"
+local data = lv.data
 local runner = require "lvae.run"
 local H = require "helpers"
 local cjson = require "cjson"
@@ -33,6 +34,9 @@ local function run(args)
   assert.are.equal(0, status, type(r) == "string" and r or "status " .. tostring(status))
   return r.dir
 end
+
+--- The shape of the tensor in a .npy file.
+local function data_size(path) return lv.load_npy(path):size() end
 
 local have_fashion = exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
   or exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte")
@@ -88,6 +92,48 @@ describe("experiments", function()
     assert.are.equal("completed", res.status)
     assert.is_true(finite(res.test_nll) and finite(res.test_elbo))
     assert.is_true(exists(dir .. "/pictures/reconstructions.png"))
+  end)
+
+  it("images.lua saves its binarised test set and evaluates on it again from the file (--save-test, --test-file)", function()
+    if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+    local saved = out .. "/test20.npy"
+    local args = { "scripts/images.lua", "--model", "vae", "--save-test", saved }
+    for _, a in ipairs(tiny) do args[#args + 1] = a end
+    local first = read_json(run(args) .. "/results.json")
+    assert.are.equal(4321, first.test_set.binarized_with_seed)
+    assert.are.equal(20, first.test_images)
+    assert.are.equal(saved, first.saved_test.file)
+    assert.are.equal(lv.sha256_file(saved), first.saved_test.sha256)
+    assert.are.same({ 20, 784 }, data_size(saved))
+    -- the same model on the file: the same pixels, so the same estimate
+    args = { "scripts/images.lua", "--model", "vae", "--test-file", saved }
+    for _, a in ipairs(tiny) do args[#args + 1] = a end
+    local again = read_json(run(args) .. "/results.json")
+    assert.are.same({ file = saved, sha256 = first.saved_test.sha256, images = 20 }, again.test_set)
+    assert.are.equal(20, again.test_images)
+    assert.are.equal(first.test_nll, again.test_nll)
+    assert.are.equal(first.test_elbo, again.test_elbo)
+    -- a fixed validation set is recorded the same way
+    args[#args + 1] = "--valid-file"
+    args[#args + 1] = saved
+    local valid = read_json(run(args) .. "/results.json")
+    assert.are.same({ file = saved, sha256 = first.saved_test.sha256, images = 20 }, valid.validation_set)
+  end)
+
+  it("images.lua refuses a test file that is not a binarised set, naming it, before training", function()
+    if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
+    local bad = out .. "/bad.amat"
+    local f = assert(io.open(bad, "w"))
+    f:write("0 1 0.5\n")
+    f:close()
+    local args = { "scripts/images.lua", "--model", "vae", "--test-file", bad, "--out", out, "--quiet" }
+    for _, a in ipairs(tiny) do args[#args + 1] = a end
+    local status, r = runner.main(args)
+    assert.are.equal(1, status)
+    local res = read_json(r.dir .. "/results.json")
+    assert.are.equal("failed", res.status)
+    assert.is_truthy(res.error:find(bad .. ": a binarised set is a matrix [N, 784], this file holds [1, 3]", 1, true))
+    assert.are.equal(0, res.step)
   end)
 
   it("images.lua runs the conv architecture", function()

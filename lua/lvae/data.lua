@@ -266,6 +266,69 @@ local function static_binarized(x, seed)
   return per_x[seed]
 end
 
+---- fixed binarised sets ------------------------------------------------------
+
+--- The number of pixels of a binarised row unless opts.width says otherwise.
+data.BINARIZED_WIDTH = 784
+
+local NPY_MAGIC = "\147NUMPY"
+
+--- data.load_binarized(path [, opts]) -> set {x, source, sha256}
+-- Reads a fixed binarised set, so that models (and other implementations)
+-- are evaluated on exactly the same pixels: a .npy (0/1 values, [N, 784],
+-- any integer, boolean or float dtype) or a text matrix in the format of
+-- the standard binarised MNIST (binarized_mnist_test.amat: one row of
+-- whitespace-separated 0s and 1s per line, gzip allowed). The format is
+-- told by the file's first bytes, not its name. x is f32 [N, 784]; source
+-- is the path and sha256 the file's SHA-256, for results to record.
+-- Options: width (784), the values a row must hold. Refused with the
+-- file's name and the fault: another width, a value other than 0 and 1
+-- (with its row and column), ragged rows, anything not a matrix.
+function data.load_binarized(path, opts)
+  local where = "load_binarized"
+  opts = check.options("lvae.data." .. where, opts, { "width" })
+  if type(path) ~= "string" or path == "" then
+    fail(where, "path must be a file name (got %s)", check.typename(path))
+  end
+  local width = opts.width == nil and data.BINARIZED_WIDTH or check.count("lvae.data." .. where, "width", opts.width)
+  local f, err = io.open(path, "rb")
+  if not f then fail(where, "%s", err) end
+  local head = f:read(6) or ""
+  f:close()
+  local ok, x = pcall(head == NPY_MAGIC and lv.load_npy or lv.load_amat, path, "f32")
+  if not ok then fail(where, "%s", tostring(x):gsub("^lv%.load_%a+: ", "")) end
+  if x:dim() ~= 2 or x:size(2) ~= width then
+    fail(where, "%s: a binarised set is a matrix [N, %d], this file holds [%s]", path, width,
+      table.concat(x:size(), ", "))
+  end
+  local bad = x:mul(x - 1):ne(0)
+  if bad:sum():item() > 0 then
+    local k = math.tointeger(bad:view({ -1 }):argmax():item()) - 1
+    local row, column = k // width + 1, k % width + 1
+    fail(where, "%s: row %d, column %d holds %s; a binarised set holds only 0 and 1", path, row, column,
+      string.format("%.9g", x[row][column]:item()))
+  end
+  return { x = x, source = path, sha256 = lv.sha256_file(path) }
+end
+
+--- data.save_binarized(path, set) -> sha256
+-- Writes the set's x (which must hold only 0s and 1s) as a .npy of f32
+-- [N, D] (NumPy: np.load(path)), atomically, and returns its SHA-256:
+-- the file another implementation evaluates on (load_binarized reads it).
+function data.save_binarized(path, set)
+  local where = "save_binarized"
+  if type(path) ~= "string" or path == "" then
+    fail(where, "path must be a file name (got %s)", check.typename(path))
+  end
+  local x = unpack_set(where, set)
+  if x:dim() ~= 2 then fail(where, "x must be a matrix [N, D] (got [%s])", table.concat(x:size(), ", ")) end
+  if x:mul(x - 1):ne(0):sum():item() > 0 then
+    fail(where, "x holds values other than 0 and 1: binarise it first (data.binarize)")
+  end
+  lv.save_npy(path, x:to("f32"):contiguous())
+  return lv.sha256_file(path)
+end
+
 ---- batches -----------------------------------------------------------------------
 
 --- for xb, yb in data.batches(set, B [, opts]) do ... end: one epoch.

@@ -1337,7 +1337,10 @@ run_locked = function(run)
       last_good_checkpoint = run.last_good })
     return 130, run
   end
-  run:_warn(traceback or text)
+  -- A worded error (raised at level 0: no "file.lua:12:" in front) says
+  -- what was wrong with the input; a traceback is for the code's faults.
+  local worded = not text:match("^[^%s:]+:%d+:")
+  run:_warn(worded and text or traceback or text)
   if run.dir then
     pcall(run._write_results, run, "failed", { error = text, step = run.step, epoch = run.epoch,
       last_good_checkpoint = run.last_good })

@@ -1,0 +1,17 @@
+/*
+ * digest.h -- the SHA-256 of a file, so that a result can name exactly
+ * which data it was computed on (OpenSSL's libcrypto does the hashing).
+ */
+#ifndef LV_DIGEST_H
+#define LV_DIGEST_H
+
+#include <stddef.h>
+
+#define LV_SHA256_HEX 65 /* 64 hex digits and the terminating zero */
+
+/* Writes the SHA-256 of the bytes of the file at path into hex (lower-case
+ * hex digits). Returns 0, or -1 with lv_error set to the fault (the caller names the
+ * file). */
+int lv_sha256_file(const char *path, char hex[LV_SHA256_HEX]);
+
+#endif
