@@ -6,6 +6,7 @@
  */
 #include "amat.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,12 @@ lv_tensor *lv_amat_decode(const uint8_t *data, size_t len, int dtype)
             double v = strtod(token, &stop);
             if (stop != token + n || !isfinite(v)) {
                 lv_error_set(0, "line %lld, value %lld: '%s' is not a finite number",
+                             (long long)line, (long long)column, token);
+                lv_tensor_release(t);
+                return NULL;
+            }
+            if (out32 && fabs(v) > FLT_MAX) {
+                lv_error_set(0, "line %lld, value %lld: '%s' is beyond the range of f32",
                              (long long)line, (long long)column, token);
                 lv_tensor_release(t);
                 return NULL;

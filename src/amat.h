@@ -17,7 +17,8 @@
 
 /* The matrix [rows, columns] in dtype (LV_DTYPE_F32 or LV_DTYPE_F64).
  * Blank lines (a trailing one, CR of CRLF endings) are skipped; every
- * other line must hold as many finite numbers as the first. NULL with
+ * other line must hold as many finite numbers as the first (within the
+ * range of f32 when dtype is f32). NULL with
  * lv_error set: no rows, a ragged row ("line 3 has 783 values, line 1
  * has 784"), a value that is not a finite number ("line 2, value 17:
  * 'x'"), or a shape too large. */

@@ -487,6 +487,149 @@ describe("data.output_bias", function()
   end)
 end)
 
+---- fixed binarised sets ---------------------------------------------------------------
+
+--- A .npy file written by hand: descr (e.g. "|u1"), shape, packed data.
+local function npy_bytes(descr, shape, body)
+  local dims = {}
+  for i, n in ipairs(shape) do dims[i] = tostring(n) end
+  local dict = string.format("{'descr': '%s', 'fortran_order': False, 'shape': (%s%s), }", descr,
+    table.concat(dims, ", "), #shape == 1 and "," or "")
+  local hlen = #dict + 1
+  hlen = hlen + (64 - (10 + hlen) % 64) % 64
+  return "\147NUMPY\1\0" .. string.pack("<I2", hlen) .. dict .. string.rep(" ", hlen - #dict - 1) .. "\n" .. body
+end
+
+--- `sha256sum` of a file (an independent implementation).
+local function sha256sum(path)
+  local p = io.popen("sha256sum " .. sh_quote(path))
+  local out = p:read("a")
+  p:close()
+  return out:match("^(%x+)")
+end
+
+describe("fixed binarised sets", function()
+  local dir
+  setup(function() dir = make_dir() end)
+  teardown(function() os.execute("rm -rf " .. sh_quote(dir)) end)
+
+  -- two rows of width 4, and the same as a 784-wide set's first values
+  local ROWS = { { 0, 1, 1, 0 }, { 1, 1, 0, 0 } }
+
+  local function write(name, bytes)
+    local path = dir .. "/" .. name
+    write_bytes(path, bytes)
+    return path
+  end
+
+  it("lv.sha256_file gives the SHA-256 of a file's bytes (FIPS 180-2 vectors, and as sha256sum does)", function()
+    assert.are.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+      lv.sha256_file(write("abc", "abc")))
+    assert.are.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      lv.sha256_file(write("empty", "")))
+    local big = write("big", string.rep("lvae\0\255", 50000))        -- more than one 64 KiB block
+    assert.are.equal(sha256sum(big), lv.sha256_file(big))
+    H.expect_error(function() lv.sha256_file(dir .. "/missing") end, "lv.sha256_file", "missing",
+      "No such file")
+    H.expect_error(function() lv.sha256_file(dir) end, "lv.sha256_file", "Is a directory")
+  end)
+
+  it("lv.load_amat reads a text matrix: spaces, tabs, CRLF, a trailing blank line, gzip", function()
+    local x = lv.load_amat(write("a.amat", "0 1 1 0\n1\t1 0  0\n\n"))
+    assert.are.same({ 2, 4 }, x:size())
+    assert.are.equal("f32", x:dtype())
+    assert.are.same({ 0, 1, 1, 0, 1, 1, 0, 0 }, flat_values(x))
+    local crlf = lv.load_amat(write("b.amat", "0 1 1 0\r\n1 1 0 0\r\n"), "f64")
+    assert.are.equal("f64", crlf:dtype())
+    assert.are.same(flat_values(x), flat_values(crlf))
+    local gz = lv.load_amat(write("c.amat.gz", gzip_bytes(dir, "0.5 -2e3\n7 1e-3\n")), "f64")
+    assert.are.same({ 0.5, -2000, 7, 1e-3 }, flat_values(gz))
+  end)
+
+  it("lv.load_amat refuses ragged rows, non-numbers and empty files with the line at fault", function()
+    H.expect_error(function() lv.load_amat(write("r.amat", "0 1 1\n1 0\n")) end, "lv.load_amat",
+      "r.amat", "ragged rows: line 2 has 2 values, line 1 has 3")
+    H.expect_error(function() lv.load_amat(write("n.amat", "0 1\n1 x\n")) end, "line 2, value 2: 'x' is not a finite number")
+    H.expect_error(function() lv.load_amat(write("i.amat", "0 inf\n")) end, "line 1, value 2: 'inf'")
+    H.expect_error(function() lv.load_amat(write("e.amat", "\n \n")) end, "no rows")
+    H.expect_error(function() lv.load_amat(write("o.amat", "1 1e39\n")) end, "line 1, value 2: '1e39' is beyond the range of f32")
+    assert.are.equal(1e39, lv.load_amat(dir .. "/o.amat", "f64")[1][2]:item())
+    H.expect_error(function() lv.load_amat(write("l.amat", string.rep("1", 100) .. "\n")) end,
+      "line 1, value 1: not a number (100 characters)")
+    H.expect_error(function() lv.load_amat(write("z.amat.gz", "\31\139garbage")) end, "lv.load_amat", "z.amat.gz")
+  end)
+
+  it("data.load_binarized reads .npy of any integer, boolean or float dtype and .amat alike, with their SHA-256", function()
+    local text = {}
+    for i, row in ipairs(ROWS) do text[i] = table.concat(row, " ") end
+    local paths = {
+      write("u1.npy", npy_bytes("|u1", { 2, 4 }, string.char(0, 1, 1, 0, 1, 1, 0, 0))),
+      write("b1.npy", npy_bytes("|b1", { 2, 4 }, string.char(0, 1, 1, 0, 1, 1, 0, 0))),
+      write("i8.npy", npy_bytes("<i8", { 2, 4 }, string.pack("<i8i8i8i8i8i8i8i8", 0, 1, 1, 0, 1, 1, 0, 0))),
+      write("f8.amat", table.concat(text, "\n") .. "\n"),
+    }
+    lv.save_npy(dir .. "/f8.npy", lv.tensor(ROWS, "f64"))
+    paths[#paths + 1] = dir .. "/f8.npy"
+    for _, path in ipairs(paths) do
+      local set = data.load_binarized(path, { width = 4 })
+      assert.are.equal("f32", set.x:dtype(), path)
+      assert.are.same({ 0, 1, 1, 0, 1, 1, 0, 0 }, flat_values(set.x), path)
+      assert.are.equal(path, set.source)
+      assert.are.equal(sha256sum(path), set.sha256, path)
+    end
+  end)
+
+  it("data.load_binarized expects 784 pixels a row unless told otherwise", function()
+    local path = write("w.amat", "0 1 1 0\n")
+    H.expect_error(function() data.load_binarized(path) end, "lvae.data.load_binarized", path,
+      "a binarised set is a matrix [N, 784], this file holds [1, 4]")
+    local row = {}
+    for i = 1, 784 do row[i] = i % 3 == 0 and "1" or "0" end
+    local set = data.load_binarized(write("784.amat", table.concat(row, " ") .. "\n" .. table.concat(row, " ")))
+    assert.are.same({ 2, 784 }, set.x:size())
+    assert.are.equal(2 * 261, set.x:sum():item())
+  end)
+
+  it("data.load_binarized refuses values other than 0 and 1, naming the row and column", function()
+    H.expect_error(function() data.load_binarized(write("h.amat", "0 1 1 0\n1 0 0.5 1\n"), { width = 4 }) end,
+      "h.amat: row 2, column 3 holds 0.5; a binarised set holds only 0 and 1")
+    H.expect_error(function()
+      data.load_binarized(write("p.npy", npy_bytes("|u1", { 1, 4 }, string.char(0, 255, 1, 0))), { width = 4 })
+    end, "row 1, column 2 holds 255")
+    lv.save_npy(dir .. "/nan.npy", lv.tensor({ { 0, 0 / 0, 1, 1 } }))
+    H.expect_error(function() data.load_binarized(dir .. "/nan.npy", { width = 4 }) end, "row 1, column 2 holds NaN")
+    H.expect_error(function()
+      data.load_binarized(write("3d.npy", npy_bytes("|u1", { 1, 1, 4 }, string.char(0, 1, 1, 0))), { width = 4 })
+    end, "a matrix [N, 4], this file holds [1, 1, 4]")
+  end)
+
+  it("data.load_binarized refuses missing files, foreign files and bad arguments in words", function()
+    H.expect_error(function() data.load_binarized(dir .. "/nothing.npy") end, "lvae.data.load_binarized",
+      "nothing.npy", "No such file")
+    H.expect_error(function() data.load_binarized(write("bad.npy", "\147NUMPYgarbage")) end,
+      "lvae.data.load_binarized", "bad.npy")
+    H.expect_error(function() data.load_binarized(42) end, "path must be a file name (got number)")
+    H.expect_error(function() data.load_binarized(dir .. "/u1.npy", { widht = 4 }) end, "unknown option 'widht'")
+    H.expect_error(function() data.load_binarized(dir .. "/u1.npy", { width = 0 }) end, "width must be an integer >= 1")
+  end)
+
+  it("data.save_binarized writes a .npy that load_binarized and NumPy's format read back, and its SHA-256", function()
+    local x = lv.tensor(ROWS, "f64")
+    local path = dir .. "/saved.npy"
+    local sha = data.save_binarized(path, { x = x })
+    assert.are.equal(sha256sum(path), sha)
+    local back = data.load_binarized(path, { width = 4 })
+    assert.are.same(flat_values(x), flat_values(back.x))
+    assert.are.equal(sha, back.sha256)
+    assert.is_truthy(read_bytes(path):find("'descr': '<f4'", 1, true))
+    H.expect_error(function() data.save_binarized(path, { x = lv.tensor({ { 0.5, 1 } }) }) end,
+      "lvae.data.save_binarized", "values other than 0 and 1")
+    H.expect_error(function() data.save_binarized(path, lv.zeros({ 2, 2, 2 })) end, "a matrix [N, D]")
+    H.expect_error(function() data.save_binarized(nil, x) end, "path must be a file name")
+    assert.are.same(flat_values(x), flat_values(data.load_binarized(path, { width = 4 }).x), "the file is intact")
+  end)
+end)
+
 ---- the data sets ---------------------------------------------------------------------------
 
 describe("Fashion-MNIST", function()

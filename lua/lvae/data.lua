@@ -305,8 +305,9 @@ function data.load_binarized(path, opts)
   if bad:sum():item() > 0 then
     local k = math.tointeger(bad:view({ -1 }):argmax():item()) - 1
     local row, column = k // width + 1, k % width + 1
+    local v = x[row][column]:item()
     fail(where, "%s: row %d, column %d holds %s; a binarised set holds only 0 and 1", path, row, column,
-      string.format("%.9g", x[row][column]:item()))
+      v ~= v and "NaN" or string.format("%.9g", v))
   end
   return { x = x, source = path, sha256 = lv.sha256_file(path) }
 end

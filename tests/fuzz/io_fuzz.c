@@ -4,14 +4,19 @@
  * read and every tensor built), .npy (decoded, then encoded again), and
  * IDX, raw or gzip-compressed (decoded, encoded again and compared, rows
  * gathered, recompressed and inflated again).
- * The first byte of an input chooses the parser: 0x80 and above IDX, else
- * (byte mod 3) checkpoint, payload, .npy. Run by `make fuzz`.
+ * .amat text matrices (amat.c) are parsed and every value checked finite.
+ * The first byte of an input chooses the parser: 0x80 and above IDX,
+ * 0x40-0x7f .amat, else (byte mod 3) checkpoint, payload, .npy. Run by
+ * `make fuzz`.
  */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "amat.h"
 #include "io.h"
+#include "tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
@@ -88,6 +93,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     data++, len--;
     if (mode >= 0x80) {             /* an IDX file, raw or gzip */
         read_idx_file(data, len, mode & 1);
+        return 0;
+    }
+    if (mode >= 0x40) {             /* a text matrix */
+        lv_tensor *t = lv_amat_decode(data, len, (mode & 1) ? LV_DTYPE_F64 : LV_DTYPE_F32);
+        if (t) {
+            int64_t n = lv_tensor_numel(t);
+            if (t->dtype == LV_DTYPE_F32) {
+                const float *p = lv_tensor_data(t);
+                for (int64_t i = 0; i < n; i++)
+                    if (!isfinite(p[i])) __builtin_trap();
+            } else {
+                const double *p = lv_tensor_data(t);
+                for (int64_t i = 0; i < n; i++)
+                    if (!isfinite(p[i])) __builtin_trap();
+            }
+            lv_tensor_release(t);
+        }
         return 0;
     }
     switch (mode % 3) {

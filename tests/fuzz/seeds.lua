@@ -1,6 +1,7 @@
 --- Writes a seed corpus for tests/fuzz/io_fuzz.c into the folder arg[1]:
 -- a checkpoint with every value kind, its payload alone, and .npy files
--- (little- and big-endian, C and Fortran order, version 2.0).
+-- (little- and big-endian, C and Fortran order, version 2.0), IDX files
+-- and .amat text matrices.
 local lv = require "lvae"
 local dir = assert(arg[1], "usage: seeds.lua DIR")
 
@@ -39,3 +40,5 @@ end
 put("npy-big-fortran", "\5" .. npy(2, "{'descr': '>i2', 'fortran_order': True, 'shape': (2, 3), }",
   string.rep("\1\2", 6)))
 put("npy-bool", "\2" .. npy(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (4,), }", "\0\1\1\0"))
+put("amat", "\x40" .. "0 1 1 0\n1 0 0 1\n")
+put("amat-f64-crlf", "\x41" .. "0.5 -2e3\r\n7\t1e-3\r\n\r\n")
