@@ -4,12 +4,15 @@
 --   help(x)                    -- a tensor: dtype, shape, and its methods
 --   help(lv.estimators.nll)    -- a Lua function: its `---` comment and where it is defined
 --   help(lv.estimators)        -- a module: its heading comment and its functions
---   help(lv.exp)               -- a C function of the core: its name, and the method
+--   help(lv.exp)               -- a C function of the core: its signature and
+--                                 description, and the method (x:exp())
+--   help(g.get_state)          -- a method of a Generator or a flow: the same
 --
--- The documentation is the comment block written above a Lua function (or
--- at the top of a module's file), read from the source when asked: what
--- the code says is what help says. C functions carry no comments at run
--- time; README.md documents them.
+-- The documentation of a Lua function is the comment block written above
+-- it (or at the top of a module's file), read from the source when asked:
+-- what the code says is what help says. C functions carry no comments at
+-- run time; lua/lvae/core_doc.lua holds their signatures and one-line
+-- descriptions (tests/help_spec.lua keeps it complete).
 
 local M = {}
 
@@ -104,6 +107,48 @@ local function module_file(mod)
   return nil
 end
 
+--- The method spelling of a function-form signature: "lv.narrow(x, dim,
+-- start, length) -> Tensor" gives "x:narrow(dim, start, length)".
+local function method_form(signature, name)
+  local args = signature:match("^lv%.[%w_]+%((.*)%)%s*%->") or signature:match("^lv%.[%w_]+%((.*)%)$")
+  local receiver, rest = (args or ""):match("^([%a_][%w_]*)(.*)$")
+  if not receiver then return nil end
+  rest = rest:gsub("^,%s*", ""):gsub("^%s*%[,%s*", "[")
+  return string.format("%s:%s(%s)", receiver, name, rest)
+end
+
+--- The entries of lvae.core_doc by the C function they document (a
+-- function may have several names: lv.t is lv.transpose), built once.
+local core_entries
+local function core_doc_entries(methods)
+  if core_entries then return core_entries end
+  local doc = require "lvae.core_doc"
+  local core = require "lvae.core"
+  local registry = debug.getregistry()
+  local where = {
+    functions = core, integrators = core.integrators, flows = core.flows,
+    Generator = registry["lvae.Generator"].__index,
+    Integrator = registry["lvae.Integrator"].__index,
+  }
+  core_entries = {}
+  for group, entries in pairs(doc) do
+    for name, entry in pairs(entries) do
+      local fn = where[group] and where[group][name]
+      if type(fn) == "function" then
+        local list = core_entries[fn] or {}
+        list[#list + 1] = { signature = entry[1], description = entry[2],
+                            method = group == "functions" and methods[name] == fn
+                                     and method_form(entry[1], name) or nil }
+        core_entries[fn] = list
+      end
+    end
+  end
+  for _, list in pairs(core_entries) do
+    table.sort(list, function(a, b) return a.signature < b.signature end)
+  end
+  return core_entries
+end
+
 --- help(lv, methods, obj) -> text.
 function M.describe(lv, methods, obj)
   local lines = {}
@@ -128,10 +173,14 @@ function M.describe(lv, methods, obj)
     elseif debug.getinfo(obj, "S").what ~= "C" then
       lines[#lines + 1] = string.format("%s, defined in %s (no source file to read its comment from)",
         name or "a Lua function", debug.getinfo(obj, "S").short_src)
+    elseif core_doc_entries(methods)[obj] then
+      for _, e in ipairs(core_doc_entries(methods)[obj]) do
+        lines[#lines + 1] = e.signature
+        lines[#lines + 1] = "  " .. e.description
+        if e.method then lines[#lines + 1] = string.format("  (also the method %s)", e.method) end
+      end
     elseif name then
-      local short = name:match("^lv%.([%w_]+)$")
-      lines[#lines + 1] = string.format("%s: a function of the C core%s; README.md documents it", name,
-        short and methods[short] and string.format(" (also the method x:%s())", short) or "")
+      lines[#lines + 1] = string.format("%s: a function of the C core, not yet in lua/lvae/core_doc.lua", name)
     else
       lines[#lines + 1] = "a C function"
     end
