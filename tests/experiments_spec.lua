@@ -216,4 +216,45 @@ describe("experiments", function()
       assert.is_true(img:size(2) > 2 * img:size(1), flow)
     end
   end)
+
+  it("toy2d.lua trains several flows and draws them side by side, with the target's exact answers", function()
+    local dir = run({ "scripts/toy2d.lua", "--flow", "leapfrog,qsl", "--K", "2", "--iterations", "20" })
+    local res = read_json(dir .. "/results.json")
+    assert.are.equal(math.log(2 * math.pi * 2 * 0.3), res.log_z)
+    assert.are.equal(2, #res.flows)
+    for i, name in ipairs({ "leapfrog", "qsl" }) do
+      local r = res.flows[i]
+      assert.are.equal(name, r.flow)
+      -- an ELBO is a lower bound on log Z: the gap is positive
+      assert.is_true(finite(r.elbo) and r.kl > 0 and math.abs(r.kl - (res.log_z - r.elbo)) < 1e-12, name)
+      -- the samples inside each contour: a fraction, growing with the mass the contour holds
+      assert.is_true(r.inside[1] > 0 and r.inside[1] <= r.inside[2] and r.inside[2] <= r.inside[3]
+        and r.inside[3] <= 1, name)
+      assert.is_true(exists(dir .. "/pictures/flow-" .. name .. ".png"), name)
+    end
+    if (require "lvae.plot").has_gnuplot() then
+      assert.are.equal("posterior.png", res.picture)
+      local img = lv.load_png(dir .. "/pictures/posterior.png")
+      assert.is_true(img:size(2) > img:size(1), "two panels side by side")
+    end
+    local status = runner.main({ "scripts/toy2d.lua", "--flow", "qsl,euler", "--out", out, "--quiet" },
+      { stdout = io.open("/dev/null", "w"), stderr = io.open("/dev/null", "w") })
+    assert.are.equal(1, status)
+  end)
+
+  it("toy2d.lua's contours hold the mass they claim: samples of the target itself", function()
+    -- the target drawn exactly (its whitening map inverted): each contour
+    -- holds its share of 200,000 samples to within 4 standard errors
+    local target = dofile("scripts/toy2d.lua").target
+    local g = lv.Generator(7)
+    local w = lv.randn({ 200000, 2 }, "f64", g)
+    local a = w:select(2, 1) * 2
+    local z = lv.stack({ a, w:select(2, 2) * 0.3 + a:square() * 0.25 }, 2)
+    local shares = target.coverage(z)
+    for i, p in ipairs(target.masses) do
+      assert.is_true(math.abs(shares[i] - p) < 4 * math.sqrt(p * (1 - p) / 200000), tostring(p))
+    end
+    -- and U is the banana's energy: its mean under the target is 1 (2-D chi-square / 2)
+    assert.is_true(math.abs(target.U(z):mean():item() - 1) < 0.02)
+  end)
 end)
