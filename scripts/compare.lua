@@ -1,5 +1,6 @@
 --- Runs a list of configurations of an experiment and gathers their
--- results.json into one markdown table (also the `make demo` job).
+-- results.json into one markdown table and a plain-language reading of it
+-- (also the `make demo` job).
 --
 --   ./lvae run scripts/compare.lua --configs="--model vae; --model hvae --K 5; --model qsl --K 5" \
 --                                  --common="--epochs 20 --subset 10000"
@@ -8,18 +9,30 @@
 --
 -- Each configuration is one run of --experiment (scripts/images.lua by
 -- default) with --common options in front, in a folder under this run's
--- own. --demo is the main job on its defaults: VAE, HVAE and the
--- quasi-symplectic flow trained briefly on a Fashion-MNIST subset (mlp),
--- a few minutes on 2 cores. --gather="DIR; DIR" tabulates finished run
--- folders instead (runs made one by one or in parallel), each row named by
--- the options its command line does not share with the others.
+-- own. --gather="DIR; DIR" tabulates finished run folders instead (runs
+-- made one by one or in parallel), each row named by the options its
+-- command line does not share with the others. The reading (lvae.reading)
+-- pairs the models' per-image NLLs when they met the same test images.
+--
+-- --demo is the main job on its defaults, a few minutes on 2 cores: the
+-- first 500 Fashion-MNIST test images binarised once into one fixed file
+-- (test-fixed.npy, its SHA-256 printed: the file another implementation
+-- evaluates on), then the VAE, HVAE and the quasi-symplectic flow with
+-- matched and with unit initial temperature trained briefly on 10,000
+-- training images (mlp) and evaluated on that file, and the toy 2-D
+-- posterior of leapfrog and qsl side by side (toy2d-posterior.png).
 
 local runner = require "lvae.run"
+local reading = require "lvae.reading"
+local lv = require "lvae"
 local cjson = require "cjson"
 
-local DEMO_COMMON = "--data fashion --arch mlp --d 32 --subset 3000 --epochs 3 "
-  .. "--test-subset 200 --nll-samples 100 --nll-runs 2 --patience 0"
-local DEMO_CONFIGS = "--model vae; --model hvae --K 5 --tempering fixed; --model qsl --K 5"
+local DEMO_COMMON = "--data fashion --arch mlp --d 32 --subset 10000 --epochs 5 "
+  .. "--nll-samples 200 --nll-runs 2 --patience 0"
+local DEMO_CONFIGS = "--model vae; --model hvae --K 5 --tempering fixed; "
+  .. "--model qsl --K 5 --init-temperature matched; --model qsl --K 5 --init-temperature unit"
+--- The demo's fixed test set: the first DEMO_TEST_IMAGES test images.
+local DEMO_TEST_IMAGES = 500
 
 local function words(text)
   local out = {}
@@ -41,9 +54,23 @@ local function fmt(v, pattern)
   return string.format(pattern or "%.2f", v)
 end
 
+--- The demo's fixed test set, written once into the run folder: its path.
+local function write_demo_test_set(run, c)
+  local experiment = dofile(c.experiment)
+  if type(experiment) ~= "table" or type(experiment.test_set) ~= "function" then
+    error(string.format("--demo: %s has no test_set function to write a fixed test set with", c.experiment), 0)
+  end
+  local set, source = experiment.test_set({ data = "fashion", ["test-subset"] = DEMO_TEST_IMAGES })
+  local path = run.dir .. "/test-fixed.npy"
+  local sha = lv.data.save_binarized(path, set)
+  run:print(string.format("fixed test set: %d Fashion-MNIST test images binarised with seed %d -> %s "
+    .. "(SHA-256 %s)", set.x:size(1), source.binarized_with_seed, path, sha))
+  return path
+end
+
 --- Runs each configuration as a run of c.experiment in this run's folder.
 local function run_configs(run, c)
-  local common = c.demo and DEMO_COMMON or c.common
+  local common = c.demo and (DEMO_COMMON .. " --test-file " .. write_demo_test_set(run, c)) or c.common
   local configs = {}
   for part in tostring(c.demo and DEMO_CONFIGS or c.configs):gmatch("[^;]+") do
     if part:match("%S") then configs[#configs + 1] = part end
@@ -116,9 +143,22 @@ return {
   finish = function(run)
     local c = run.config
     local rows = c.gather ~= "" and gather(run, c.gather) or run_configs(run, c)
+    for _, r in ipairs(rows) do
+      r.label = r.config:gsub("^%s+", ""):gsub("%s+$", "")
+      local file = r.dir and r.results and r.results.nll_per_datapoint
+      local ok, nll = false, nil
+      if file then ok, nll = pcall(lv.load_npy, r.dir .. "/" .. file, "f64") end
+      r.per_datapoint = ok and nll:totable() or nil
+    end
+    local best
+    for _, r in ipairs(rows) do
+      local nll = r.results and r.results.test_nll
+      if type(nll) == "number" and nll == nll and (not best or nll < best.results.test_nll) then best = r end
+    end
     local lines = {
-      "| configuration | test NLL | ± s.e. | ESS | test ELBO | s / epoch | grad evals / step | train peak MiB | eval peak MiB |",
-      "|---|---|---|---|---|---|---|---|---|",
+      "| configuration | test NLL | ± s.e. | Δ vs best (paired) | ESS | test ELBO | ms / step | grad evals / step "
+        .. "| s / epoch | train peak MiB | eval peak MiB |",
+      "|---|---|---|---|---|---|---|---|---|---|---|",
     }
     local summary = {}
     for _, r in ipairs(rows) do
@@ -126,27 +166,63 @@ return {
       -- training time per epoch: the run's seconds less the final evaluation
       local per_epoch = (res.seconds and res.epochs and res.epochs > 0)
         and (res.seconds - (res.evaluation_seconds or 0)) / res.epochs or nil
-      lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-        r.config:gsub("^%s+", ""):gsub("%s+$", ""),
-        fmt(res.test_nll), fmt(res.test_nll_se), fmt(res.ess, "%.1f"), fmt(res.test_elbo),
-        fmt(per_epoch, "%.1f"), fmt(res.grad_evals_per_step, "%d"),
+      local delta = "–"
+      if r == best then
+        delta = "best"
+      elseif best and r.per_datapoint and best.per_datapoint and #r.per_datapoint == #best.per_datapoint then
+        local p = reading.paired(best.per_datapoint, r.per_datapoint)
+        delta = string.format("%+.2f ± %.2f%s", p.diff, p.se, p.significant and "" or " (n.s.)")
+      end
+      local ess = fmt(res.ess, "%.1f")
+      if res.nll_samples and ess ~= "–" then ess = string.format("%s / %d", ess, math.floor(res.nll_samples)) end
+      lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+        r.label, fmt(res.test_nll), fmt(res.test_nll_se), delta, ess, fmt(res.test_elbo),
+        fmt(res.ms_per_step, "%.1f"), fmt(res.grad_evals_per_step, "%d"), fmt(per_epoch, "%.1f"),
         fmt(res.peak_train_bytes and res.peak_train_bytes / 2 ^ 20, "%.0f"),
         fmt(res.peak_tensor_bytes and res.peak_tensor_bytes / 2 ^ 20, "%.0f"))
       summary[#summary + 1] = { config = r.config, status = r.status, dir = r.dir, results = res }
     end
-    local markdown = table.concat(lines, "\n")
+    local read = reading.read(rows)
+    local text = { table.concat(lines, "\n"), "" }
+    for _, sentence in ipairs(read) do text[#text + 1] = "- " .. sentence end
+    local markdown = table.concat(text, "\n")
     run:print("\n" .. markdown)
-    local f = assert(io.open(run.dir .. "/table.md", "w"))
-    f:write(markdown, "\n")
-    f:close()
+    local back = { table = "table.md", runs = summary, reading = read }
+
+    if c.demo then
+      -- the toy 2-D posterior of leapfrog and qsl, beside the table
+      local status, toy = runner.main({ "scripts/toy2d.lua", "--flow", "leapfrog,qsl", "--out", run.dir .. "/runs",
+                                        "--seed", tostring(run.seed), "--name", "toy2d", "--quiet" })
+      local res = status == 0 and read_json(toy.dir .. "/results.json") or nil
+      if res and res.picture then
+        local from = assert(io.open(toy.dir .. "/pictures/" .. res.picture, "rb"))
+        runner.write_atomic(run.dir .. "/toy2d-posterior.png", from:read("a"))
+        from:close()
+        back.toy2d = res.flows
+        local parts = {}
+        for _, f in ipairs(res.flows) do
+          parts[#parts + 1] = string.format("%s %.3f nats (%.0f%% of its samples inside the target's 90%% contour)",
+            f.flow, f.kl, 100 * f.inside[2])
+        end
+        local toy_line = string.format("- The toy 2-D posterior (toy2d-posterior.png, exact log Z = %.3f): the "
+          .. "gap log Z − ELBO after K = %d steps is %s.", res.log_z, res.K, table.concat(parts, "; "))
+        markdown = markdown .. "\n" .. toy_line .. "\n\n![leapfrog and qsl on the toy 2-D posterior](toy2d-posterior.png)"
+        run:print(toy_line)
+        run:print("the toy 2-D posterior of leapfrog and qsl: " .. run.dir .. "/toy2d-posterior.png")
+      else
+        run:print("the toy 2-D posterior was not drawn (toy2d.lua failed, or gnuplot is missing)")
+      end
+    end
+
+    runner.write_atomic(run.dir .. "/table.md", markdown .. "\n")
     for _, r in ipairs(rows) do
       if r.results and r.results.pictures then
-        run:print(string.format("pictures of %s: %s/pictures/", r.config, r.dir))
+        run:print(string.format("pictures of %s: %s/pictures/", r.label, r.dir))
       end
     end
     local failed = 0
     for _, r in ipairs(rows) do if r.status ~= 0 then failed = failed + 1 end end
     if failed > 0 then run:print(string.format("%d configuration(s) did not finish", failed)) end
-    return { table = "table.md", runs = summary }
+    return back
   end,
 }

@@ -7,8 +7,9 @@
 -- binarised training images (10,000 held out for validation and early
 -- stopping), then reports the test NLL (importance sampling, S = 1000 by
 -- default, with its standard error over runs and the ESS), the test ELBO,
--- seconds per epoch, gradient evaluations per step and peak tensor memory,
--- and writes a sample grid and reconstructions.
+-- seconds per epoch, milliseconds per training step, gradient evaluations
+-- per step and peak tensor memory, writes each test image's NLL
+-- (nll_per_datapoint.npy) and a sample grid and reconstructions.
 --
 -- Evaluation data: the validation and test images are binarised once with
 -- fixed seeds, or read from fixed binarised files (--valid-file,
@@ -127,6 +128,14 @@ return {
   -- decoder and the decoder's output layer; make_flow(config) the flow
   architectures = { mlp = mlp, conv = conv },
   make_flow = make_flow,
+  -- the binarised test set a run with these options evaluates on
+  -- ({data, ["test-subset"], ["test-file"]}), and where it came from:
+  -- what compare.lua --demo writes once so that every model meets the
+  -- same file
+  test_set = function(c)
+    local _, _, test = load_data(c)
+    return fixed_set(c["test-file"] or "", test, TEST_SEED, c["test-subset"])
+  end,
   options = {
     { "--data", "fashion or mnist", "fashion", choices = { "fashion", "mnist" } },
     { "--arch", "mlp or conv", "mlp", choices = { "mlp", "conv" } },
@@ -185,6 +194,7 @@ return {
   step = function(run, state, batch)
     local c, model = run.config, state.model
     local x = batch.x or batch
+    local t0 = lv.clock()
     local objective
     if c.model == "iwae" then
       objective = lv.estimators.iwae(model, x, c["iwae-samples"])
@@ -193,7 +203,10 @@ return {
     end
     local loss = state.opt:step(-objective:mean())
     state.grad_evals, state.trained = model.grad_evals or 0, true
-    return loss, { elbo = -loss:item(), grad_evals = state.grad_evals }
+    -- a whole step, the Adamax update included (loss:item() waits for it)
+    local value = loss:item()
+    state.step_seconds, state.steps_timed = (state.step_seconds or 0) + lv.clock() - t0, (state.steps_timed or 0) + 1
+    return loss, { elbo = -value, grad_evals = state.grad_evals }
   end,
 
   validate = function(run, state)
@@ -242,9 +255,15 @@ return {
       evaluation_seconds = lv.clock() - t0,
       peak_tensor_bytes = lv.memory_stats().peak_bytes,
       peak_train_bytes = train_peak,
-      test_images = x:size(1), test_set = state.sources.test, validation_set = state.sources.valid,
+      test_images = x:size(1), train_images = state.train.x:size(1),
+      test_set = state.sources.test, validation_set = state.sources.valid,
       saved_test = state.sources.saved_test,
+      ms_per_step = state.steps_timed and 1000 * state.step_seconds / state.steps_timed or nil,
+      nll_per_datapoint = "nll_per_datapoint.npy",
     }
+    -- each test image's NLL (mean over the runs): paired comparisons of
+    -- models evaluated on the same images (compare.lua) read it
+    lv.save_npy(run.dir .. "/nll_per_datapoint.npy", info.per_datapoint)
     local ok, plot = pcall(require, "lvae.plot")
     if ok and plot.sample_grid then
       -- the decoder's means (Bernoulli draws would show mostly noise)

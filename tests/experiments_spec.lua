@@ -186,15 +186,22 @@ describe("experiments", function()
     f = assert(io.open(gathered .. "/table.md"))
     text = f:read("a")
     f:close()
-    local rows = {}
-    for line in text:gmatch("[^\n]+") do rows[#rows + 1] = line end
+    local rows, sentences = {}, {}
+    for line in text:gmatch("[^\n]+") do
+      if line:match("^|") then rows[#rows + 1] = line else sentences[#sentences + 1] = line end
+    end
     assert.are.equal(4, #rows, text)
+    -- the reading below the table: the best, the paired difference, the cost
+    assert.truthy(sentences[1]:find("^%- Lowest test NLL: `%-%-model"), sentences[1])
+    assert.truthy(text:find("paired over the same 20 test images", 1, true), text)
+    assert.truthy(text:find("Cost of a training step", 1, true), text)
+    assert.are.same(read_json(gathered .. "/results.json").reading[1], sentences[1]:sub(3))
     assert.truthy(rows[3]:find("^| %-%-model qsl |"), rows[3])
     assert.truthy(rows[4]:find("^| %-%-model vae |"), rows[4])
     -- the same numbers as the table made while running
     local function cells(line) return line:match("^| [^|]+ (|.*)$") end
     local made = {}
-    for line in table_text:gmatch("[^\n]+") do made[#made + 1] = line end
+    for line in table_text:gmatch("[^\n]+") do if line:match("^|") then made[#made + 1] = line end end
     assert.are.equal(cells(made[3]), cells(rows[4]))
     assert.are.equal(cells(made[4]), cells(rows[3]))
     local status, failed = runner.main({ "scripts/compare.lua", "--gather=" .. out .. "/nothing-here",

@@ -217,6 +217,7 @@ local function json_encode(v, indent)
 end
 
 M.json_encode = json_encode
+M.write_atomic = write_atomic
 
 local function write_json(path, value) write_atomic(path, json_encode(value) .. "\n") end
 
