@@ -103,7 +103,7 @@ lv_tensor *lv_amat_decode(const uint8_t *data, size_t len, int dtype)
                 lv_tensor_release(t);
                 return NULL;
             }
-            if (out32 && fabs(v) > FLT_MAX) {
+            if (out32 && fabs(v) > (double)FLT_MAX) {
                 lv_error_set(0, "line %lld, value %lld: '%s' is beyond the range of f32",
                              (long long)line, (long long)column, token);
                 lv_tensor_release(t);

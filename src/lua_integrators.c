@@ -302,6 +302,7 @@ static int new_planar(lua_State *L) { return make_integrator(L, LV_INTEGRATOR_PL
 typedef struct lua_potential {
     lua_State *L;
     int fn_idx;                       /* the Lua function's stack index */
+    int error_ref;                    /* what the function raised (registry), or LUA_NOREF */
 } lua_potential;
 
 /* Runs at the top of the Lua stack under lua_pcall: U = potential(z). */
@@ -325,8 +326,11 @@ static int potential_bridge(void *ctx, lv_tensor *z, int create_graph,
     *box = z;
     lv_tensor_retain(z);
     if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        lv_error_set(3, "the potential raised an error: %s",
-                     lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+        lv_error_set(3, "the potential raised an error");
+        /* Kept to be raised again once the flow has unwound: an interrupt
+         * (Ctrl-C) or an error object must reach the caller as it was. */
+        if (p->error_ref == LUA_NOREF)
+            p->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         lua_settop(L, top);
         return -1;
     }
@@ -436,12 +440,22 @@ static int integrator_flow(lua_State *L)
     lv_tensor **boxes[3];
     for (int i = 0; i < 3; i++)
         boxes[i] = lv_lua_push_box(L);
-    lua_potential ctx = {L, 4};
+    lua_potential ctx = {L, 4, LUA_NOREF};
     lv_flow_result res;
     if (lv_integrator_flow(it, z0, rho0, (int)K, potential_bridge, &ctx,
                            create_graph, have_planar ? planar : NULL, gen,
-                           &res) < 0)
-        return lv_lua_raise(L, "flow");
+                           &res) < 0) {
+        if (ctx.error_ref == LUA_NOREF)
+            return lv_lua_raise(L, "flow");
+        /* The potential's own error: a message keeps its text at the end
+         * (the runner knows "interrupted!" by it), any other value is
+         * raised unchanged. */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx.error_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx.error_ref);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            lua_pushfstring(L, "flow: the potential U raised an error: %s", lua_tostring(L, -1));
+        return lua_error(L);
+    }
     *boxes[0] = res.z;
     *boxes[1] = res.rho;
     *boxes[2] = res.logdet;

@@ -453,3 +453,21 @@ describe("integrators", function()
     assert.is_true(g:abs():sum():item() > 0)
   end)
 end)
+
+describe("an error raised by the potential", function()
+  it("reaches the caller: a message with its text kept at the end, any other value unchanged", function()
+    local flow = lv.integrators.qsl{ dim = 2, K = 2 }
+    local z = lv.randn({ 3, 2 })
+    local function run_with(U) return pcall(function() return flow:flow(z, flow:init_momentum(3, 2), U, 2) end) end
+    local ok, msg = run_with(function() error("interrupted!", 0) end)
+    assert.is_false(ok)
+    assert.are.equal("flow: the potential U raised an error: interrupted!", msg)
+    local object = setmetatable({ what = "diverged" }, {})
+    local ok2, raised = run_with(function() error(object) end)
+    assert.is_false(ok2)
+    assert.are.equal(object, raised)
+    -- the flow is usable afterwards
+    local zK = flow:flow(z, flow:init_momentum(3, 2), function(x) return x:square():sum(2) * 0.5 end, 2)
+    assert.are.same({ 3, 2 }, zK:size())
+  end)
+end)

@@ -1312,10 +1312,15 @@ end
 -- written when it stops early. Returns main's results.
 run_locked = function(run)
   local traceback
+  -- SIGTERM (a scheduler's stop) and SIGHUP (a closed terminal) end the
+  -- run as Ctrl-C does: written down, with the checkpoint to resume from
+  local core = require "lvae.core"
+  local trap = core._trap_termination()
   local done, result = xpcall(function() return run:_go() end, function(e)
     if getmetatable(e) ~= Diverged then traceback = debug.traceback(tostring(e), 2) end
     return e
   end)
+  trap:restore()
   if done then return result, run end
 
   if run.csv then pcall(function() run.csv:close() end) end
@@ -1330,13 +1335,14 @@ run_locked = function(run)
     return 2, run
   end
   local text = tostring(result)
-  if text:match("interrupted!$") then
-    local msg = string.format("interrupted at step %d; the last checkpoint is %s (continue with "
-      .. "./lvae run %s --resume %s)", run.step, run.last_good or "none", run.file, run.dir)
+  local signal = text:match("interrupted by (SIG%u+)!$") or (text:match("interrupted!$") and "SIGINT")
+  if signal then
+    local msg = string.format("interrupted (%s) at step %d; the last checkpoint is %s (continue with "
+      .. "./lvae run %s --resume %s)", signal, run.step, run.last_good or "none", run.file, run.dir)
     run:_warn(msg)
     pcall(run._write_results, run, "interrupted", { step = run.step, epoch = run.epoch, message = msg,
-      last_good_checkpoint = run.last_good })
-    return 130, run
+      signal = signal, last_good_checkpoint = run.last_good })
+    return 128 + ({ SIGINT = 2, SIGTERM = 15, SIGHUP = 1 })[signal], run
   end
   -- A worded error (raised at level 0: no "file.lua:12:" in front) says
   -- what was wrong with the input; a traceback is for the code's faults.
