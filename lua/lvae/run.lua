@@ -97,8 +97,9 @@
 -- M.main(args [, streams]) runs `lvae run`'s command line (args[1] the
 -- file, or an experiment table) and returns an exit status: 0 done (also
 -- early stopping, --max-steps, --stop-after-epoch), 1 bad options or an
--- error in the experiment (results.json says "failed"), 2 diverged, 130
--- interrupted (Ctrl-C); and the run (or the error message) as a second
+-- error in the experiment (results.json says "failed"), 2 diverged, 128 +
+-- n interrupted by signal n (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); and the
+-- run (or the error message) as a second
 -- value. streams = {stdout = f, stderr = f} redirects the output.
 
 local lv = require "lvae"
