@@ -1062,3 +1062,36 @@ describe("nn", function()
     end)
   end)
 end)
+
+describe("nn arguments (issue 14: whole-number floats, worded refusals)", function()
+  it("takes whole-number floats wherever an integer is asked for, as luaL_checkinteger does", function()
+    local l = nn.Linear(784.0, 2.0)
+    assert.are.same({ 2, 784 }, l.weight:size())
+    assert.are.equal("integer", math.type(l.n_in))
+    local c = nn.Conv2d(1, 2.0, 3.0, { stride = 2.0, padding = 1.0 })
+    assert.are.same({ 2, 1, 3, 3 }, c.weight:size())
+    assert.are.same({ 1, 2, 3, 3 }, c(lv.zeros({ 1, 1, 5, 5 })):size())
+    local same = nn.Conv2d(1, 1, 3.0, { stride = 2.0, padding = "same" })
+    assert.are.same({ 1, 1, 3, 3 }, same(lv.zeros({ 1, 1, 5, 5 })):size())
+    assert.are.same({ 3, 2, 2 }, nn.Reshape(2.0, 2)(lv.zeros({ 3, 4 })):size())
+    assert.are.same({ 1, 2 }, { nn.F.same_padding(28.0, 5.0, 2.0) })
+    -- padding {1, 2}: 3 + 2 - 3 + 1 rows, 3 + 4 - 3 + 1 columns
+    assert.are.same({ 1, 1, 3, 5 }, nn.Conv2d(1, 1, 3, { padding = { 1.0, 2.0 } })(lv.zeros({ 1, 1, 3, 3 })):size())
+    assert.are.equal(3, nn.GaussianHead(4, 3.0).d)
+  end)
+
+  it("refuses fractions, a dtype it does not know and non-tensor inputs, naming the layer", function()
+    H.expect_error(function() nn.Linear(3.5, 4) end, "Linear: n_in must be a positive integer, got 3.5")
+    H.expect_error(function() nn.Conv2d(1, 1, 2.5) end, "Conv2d: kernel must be an integer or {h, w} of integers")
+    H.expect_error(function() nn.Linear(3, 4, { dtype = "f16" }) end, 'Linear: dtype must be "f32" or "f64" (got "f16")')
+    H.expect_error(function() nn.Conv2d(1, 1, 3, { dtype = 64 }) end, 'Conv2d: dtype must be "f32" or "f64" (got number)')
+    for name, layer in pairs({ Linear = nn.Linear(4, 2), Conv2d = nn.Conv2d(1, 1, 3),
+                               ConvTranspose2d = nn.ConvTranspose2d(1, 1, 3), Softplus = nn.Softplus(),
+                               Tanh = nn.Tanh(), Reshape = nn.Reshape(2, 2), Flatten = nn.Flatten(),
+                               GaussianHead = nn.GaussianHead(2, 2) }) do
+      H.expect_error(function() layer("str") end, name .. ": the input must be a tensor (got string)")
+      H.expect_error(function() layer(nil) end, name .. ": the input must be a tensor (got nil)")
+    end
+    H.expect_error(function() nn.Sequential(nn.Linear(2, 2))({}) end, "Linear: the input must be a tensor (got table)")
+  end)
+end)

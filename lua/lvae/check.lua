@@ -39,9 +39,27 @@ function M.options(where, opts, known)
   return opts
 end
 
+--- v as an integer when it is a whole number (3 or 3.0: the rule of
+-- Lua's own luaL_checkinteger), else nil.
+function M.integral(v)
+  if math.type(v) == "integer" then return v end
+  if math.type(v) == "float" then return math.tointeger(v) end
+  return nil
+end
+
+--- A dtype option: "f32" (the default, for nil) or "f64".
+function M.dtype(where, v)
+  if v == nil then return "f32" end
+  if v ~= "f32" and v ~= "f64" then
+    M.fail(where, "dtype must be \"f32\" or \"f64\" (got %s)", type(v) == "string" and string.format("%q", v)
+      or M.typename(v))
+  end
+  return v
+end
+
 --- An integer >= 1 (an integral float is accepted).
 function M.count(where, what, v)
-  if math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
+  v = M.integral(v) or v
   if math.type(v) ~= "integer" or v < 1 then
     M.fail(where, "%s must be an integer >= 1 (got %s)", what, tostring(v))
   end

@@ -244,6 +244,8 @@ end
 
 --- TensorFlow's SAME padding for one direction: {before, after}.
 local function same_padding(size, kernel, stride)
+  size, kernel, stride = check.integral(size) or size, check.integral(kernel) or kernel,
+    check.integral(stride) or stride
   for _, v in ipairs({ { size, "size", 0 }, { kernel, "kernel", 1 }, { stride, "stride", 1 } }) do
     if math.type(v[1]) ~= "integer" or v[1] < v[3] then
       error(string.format("same_padding: %s must be an integer >= %d (got %s)", v[2], v[3],
@@ -266,22 +268,22 @@ local function resolve_padding(padding, h, w, kh, kw, sh, sw)
     return { t, b, l, r }
   end
   local function amount(v)
+    v = check.integral(v) or v
     if math.type(v) ~= "integer" then
       error("padding must be made of integers, got " .. tostring(v), 4)
     end
     if v < 0 then error("padding must not be negative, got " .. tostring(v), 4) end
     return v
   end
-  if math.type(padding) == "integer" then
-    amount(padding)
-    return { padding, padding, padding, padding }
+  if check.integral(padding) then
+    local p = amount(padding)
+    return { p, p, p, p }
   end
   if type(padding) == "table" and #padding == 2 then
     return { amount(padding[1]), amount(padding[1]), amount(padding[2]), amount(padding[2]) }
   end
   if type(padding) == "table" and #padding == 4 then
-    for i = 1, 4 do amount(padding[i]) end
-    return padding
+    return { amount(padding[1]), amount(padding[2]), amount(padding[3]), amount(padding[4]) }
   end
   error("padding must be a number, {vertical, horizontal}, {top, bottom, left, right}, "
     .. "'valid' or 'same', got " .. tostring(padding), 3)
@@ -289,11 +291,11 @@ end
 
 local function pair(v, what, positive)
   local a, b
-  if math.type(v) == "integer" then
-    a, b = v, v
-  elseif type(v) == "table" and #v == 2 and math.type(v[1]) == "integer"
-      and math.type(v[2]) == "integer" then
-    a, b = v[1], v[2]
+  if check.integral(v) then
+    a = check.integral(v)
+    b = a
+  elseif type(v) == "table" and #v == 2 and check.integral(v[1]) and check.integral(v[2]) then
+    a, b = check.integral(v[1]), check.integral(v[2])
   else
     local shown = type(v) == "table" and "{" .. table.concat(v, ", ") .. "}" or tostring(v)
     error(string.format("%s must be an integer or {h, w} of integers, got %s", what, shown), 3)
@@ -383,18 +385,21 @@ end
 
 -- ---- layers -------------------------------------------------------------------
 
+--- v (a whole number >= 1, 3.0 taken as 3) as an integer.
 local function check_positive(v, what, level)
-  if math.type(v) ~= "integer" or v < 1 then
+  local n = check.integral(v)
+  if not n or n < 1 then
     error(string.format("%s must be a positive integer, got %s", what, tostring(v)), level or 3)
   end
+  return n
 end
 
 nn.Linear = class("Linear")
 function nn.Linear:init(n_in, n_out, opts)
   opts = check.options("Linear", opts, { "bias", "dtype", "init" })
-  check_positive(n_in, "Linear: n_in", 4)
-  check_positive(n_out, "Linear: n_out", 4)
-  local dtype = opts.dtype or "f32"
+  n_in = check_positive(n_in, "Linear: n_in", 4)
+  n_out = check_positive(n_out, "Linear: n_out", 4)
+  local dtype = check.dtype("Linear", opts.dtype)
   self.n_in, self.n_out = n_in, n_out
   initialise(self:register_parameter("weight", lv.zeros({ n_out, n_in }, dtype)), opts.init)
   if opts.bias ~= false then
@@ -407,17 +412,18 @@ function nn.Linear:extra_repr()
 end
 
 --- What Conv2d and ConvTranspose2d share: checked sizes, stride and
--- padding, and a weight of `weight_shape(kh, kw)` with a bias [c_out].
+-- padding, and a weight of `weight_shape(kh, kw, c_in, c_out)` with a
+-- bias [c_out].
 local function init_conv(self, name, c_in, c_out, kernel, opts, weight_shape)
-  check_positive(c_in, name .. ": c_in", 5)
-  check_positive(c_out, name .. ": c_out", 5)
+  c_in = check_positive(c_in, name .. ": c_in", 5)
+  c_out = check_positive(c_out, name .. ": c_out", 5)
   local kh, kw = pair(kernel, name .. ": kernel", true)
   self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
   self.stride, self.padding = opts.stride or 1, opts.padding or 0
   pair(self.stride, name .. ": stride", true)
   resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
-  local dtype = opts.dtype or "f32"
-  initialise(self:register_parameter("weight", lv.zeros(weight_shape(kh, kw), dtype)), opts.init)
+  local dtype = check.dtype(name, opts.dtype)
+  initialise(self:register_parameter("weight", lv.zeros(weight_shape(kh, kw, c_in, c_out), dtype)), opts.init)
   if opts.bias ~= false then self:register_parameter("bias", lv.zeros({ c_out }, dtype)) end
 end
 
@@ -425,7 +431,7 @@ nn.Conv2d = class("Conv2d")
 function nn.Conv2d:init(c_in, c_out, kernel, opts)
   opts = check.options("Conv2d", opts, { "stride", "padding", "bias", "dtype", "init" })
   init_conv(self, "Conv2d", c_in, c_out, kernel, opts,
-            function(kh, kw) return { c_out, c_in, kh, kw } end)
+            function(kh, kw, i, o) return { o, i, kh, kw } end)
 end
 function nn.Conv2d:forward(x)
   return nn.F.conv2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding })
@@ -444,7 +450,7 @@ function nn.ConvTranspose2d:init(c_in, c_out, kernel, opts)
   self.output_padding = opts.output_padding
   -- [c_in, c_out, kh, kw]: fans as the adjoint convolution sees them
   init_conv(self, "ConvTranspose2d", c_in, c_out, kernel, opts,
-            function(kh, kw) return { c_in, c_out, kh, kw } end)
+            function(kh, kw, i, o) return { i, o, kh, kw } end)
 end
 function nn.ConvTranspose2d:forward(x, output_size)
   return nn.F.conv_transpose2d(x, self.weight, self.bias, {
@@ -462,6 +468,20 @@ nn.Softplus = activation("Softplus", "softplus")
 nn.ReLU = activation("ReLU", "relu")
 nn.Tanh = activation("Tanh", "tanh")
 nn.Sigmoid = activation("Sigmoid", "sigmoid")
+
+--- The built-in layers take a tensor: anything else is refused in words,
+-- naming the layer, before it reaches an op.
+local function takes_tensor(C)
+  C.__call = function(self, x, ...)
+    if not lv.is_tensor(x) then
+      error(string.format("%s: the input must be a tensor (got %s)", C.name, check.typename(x)), 2)
+    end
+    return self:forward(x, ...)
+  end
+end
+for _, C in ipairs({ nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Softplus, nn.ReLU, nn.Tanh, nn.Sigmoid }) do
+  takes_tensor(C)
+end
 
 --- Sequential(m1, m2, ...): each module's results are the next one's
 -- arguments (so a GaussianHead may end it with two results).
@@ -488,12 +508,15 @@ function nn.Sequential:__len() return #self._children end
 --- Reshape(d1, d2, ...): each sample to the given shape (the batch dim is
 -- kept). Flatten(): each sample to a vector.
 nn.Reshape = class("Reshape")
+takes_tensor(nn.Reshape)
 function nn.Reshape:init(...)
   self.shape = type(...) == "table" and { table.unpack((...)) } or { ... }
   for i, s in ipairs(self.shape) do
-    if math.type(s) ~= "integer" or (s < 1 and s ~= -1) then
+    local n = check.integral(s)
+    if not n or (n < 1 and n ~= -1) then
       error(string.format("Reshape: size %d must be a positive integer or -1", i), 4)
     end
+    self.shape[i] = n
   end
 end
 function nn.Reshape:forward(x)
@@ -502,12 +525,15 @@ end
 function nn.Reshape:extra_repr() return table.concat(self.shape, "x") end
 
 nn.Flatten = class("Flatten")
+takes_tensor(nn.Flatten)
 function nn.Flatten:forward(x) return x:reshape(x:size(1), -1) end
 
 --- GaussianHead(n_in, d): returns mu [B, d] and sigma = softplus(.) [B, d].
 nn.GaussianHead = class("GaussianHead")
+takes_tensor(nn.GaussianHead)
 function nn.GaussianHead:init(n_in, d, opts)
   check.options("GaussianHead", opts, { "bias", "dtype", "init" })
+  d = check_positive(d, "GaussianHead: d", 4)
   self.d = d
   self:add_module("mu", nn.Linear(n_in, d, opts))
   self:add_module("sigma", nn.Linear(n_in, d, opts))
