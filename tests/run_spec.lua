@@ -542,4 +542,76 @@ describe("run", function()
     local again = main({ "--resume", cut.dir, "--quiet" }, false)
     assert.are.equal(0, again)
   end)
+
+  it("keeps the run's story in messages.log: epoch lines, the resume and how a run ended", function()
+    local status, cut = main({ "--out", tmp, "--epochs", "3", "--seed", "5", "--quiet", "--stop-after-epoch", "1" })
+    assert.are.equal(0, status)
+    local log = read(cut.dir .. "/messages.log")
+    assert.truthy(log:find("epoch 1/3: 3 batches in", 1, true), log)
+    assert.truthy(log:find("stopped after epoch 1", 1, true), log)
+    local diverged, run = main({ "--out", tmp, "--epochs", "2", "--nan-at-step", "4", "--quiet" })
+    assert.are.equal(2, diverged)
+    log = read(run.dir .. "/messages.log")
+    assert.truthy(log:find("lvae run: step 4: the loss is nan; the last good checkpoint is checkpoints/epoch-1.ckpt",
+      1, true), log)
+  end)
+
+  it("on --resume removes what a save stopped mid-write left, saying so", function()
+    local status, cut = main({ "--out", tmp, "--epochs", "2", "--seed", "5", "--quiet", "--stop-after-epoch", "1" })
+    assert.are.equal(0, status)
+    local partial = cut.dir .. "/checkpoints/epoch-2.ckpt.tmp.4242.1"
+    local f = assert(io.open(partial, "wb"))
+    f:write("LVAECKPT half a file")
+    f:close()
+    local resumed = main({ "--resume", cut.dir, "--quiet" }, false)
+    assert.are.equal(0, resumed)
+    assert.is_false(exists(partial))
+    assert.truthy(read(cut.dir .. "/messages.log"):find(
+      "removed checkpoints/epoch-2.ckpt.tmp.4242.1, left by a save stopped mid-write", 1, true))
+  end)
+
+  it("resumes from the newest intact checkpoint when the latest is damaged, saying so", function()
+    local status, cut = main({ "--out", tmp, "--epochs", "3", "--seed", "5", "--quiet", "--stop-after-epoch", "2" })
+    assert.are.equal(0, status)
+    local whole_status, whole = main({ "--out", tmp, "--epochs", "3", "--seed", "5", "--quiet" })
+    assert.are.equal(0, whole_status)
+    -- a flipped byte in the latest checkpoint's payload
+    local path = cut.dir .. "/checkpoints/epoch-2.ckpt"
+    local bytes = read(path)
+    local f = assert(io.open(path, "wb"))
+    f:write(bytes:sub(1, 40), string.char((bytes:byte(41) + 1) % 256), bytes:sub(42))
+    f:close()
+    local resumed, run, _, err = main({ "--resume", cut.dir, "--quiet" }, false)
+    assert.are.equal(0, resumed, err)
+    assert.truthy(err:find("checkpoints/epoch-2.ckpt is damaged (", 1, true), err)
+    assert.truthy(err:find("resuming from checkpoints/epoch-1.ckpt, the newest intact checkpoint before it", 1, true), err)
+    assert.are.equal("checkpoints/epoch-1.ckpt", json(cut.dir .. "/config.json").resumes[1].from)
+    -- epoch 2 trained again from epoch 1: the same run as one never stopped
+    assert.are.same(json(whole.dir .. "/results.json").test_mse, json(run.dir .. "/results.json").test_mse)
+    -- with no intact checkpoint before it, the resume is refused
+    for _, e in ipairs({ 0, 1, 2, 3 }) do
+      local p = cut.dir .. "/checkpoints/epoch-" .. e .. ".ckpt"
+      if exists(p) then
+        local g = assert(io.open(p, "wb"))
+        g:write("damaged")
+        g:close()
+      end
+    end
+    local refused, msg = main({ "--resume", cut.dir, "--quiet" }, false)
+    assert.are.equal(1, refused)
+    assert.truthy(tostring(msg):find("no intact checkpoint before it", 1, true), tostring(msg))
+  end)
+
+  it("refuses a checkpoints/latest that leads outside the run folder", function()
+    local status, cut = main({ "--out", tmp, "--epochs", "2", "--seed", "5", "--quiet", "--stop-after-epoch", "1" })
+    assert.are.equal(0, status)
+    for _, name in ipairs({ "../../outside.ckpt", "/etc/passwd", "epoch-1.ckpt/../../x" }) do
+      local f = assert(io.open(cut.dir .. "/checkpoints/latest", "wb"))
+      f:write(name, "\n")
+      f:close()
+      local refused, msg = main({ "--resume", cut.dir, "--quiet" }, false)
+      assert.are.equal(1, refused)
+      assert.truthy(tostring(msg):find("not a checkpoint of this run folder", 1, true), tostring(msg))
+    end
+  end)
 end)

@@ -657,11 +657,12 @@ function Progress:task(label, done, total, t0)
   end
 end
 
-function Progress:end_epoch(extra)
+--- The epoch's summary line (the run prints it and keeps it in messages.log).
+function Progress:epoch_summary(extra)
   local items_rate = self:rate()
   local mean = self.batches > 0 and self.loss_sum / self.batches or 0 / 0
-  self:line(string.format("epoch %d/%d: %d batches in %.1f s (%.0f it/s), loss %.6g%s", self.epoch,
-    self.epochs, self.batches, lv.clock() - self.t0, items_rate, mean, extra or ""))
+  return string.format("epoch %d/%d: %d batches in %.1f s (%.0f it/s), loss %.6g%s", self.epoch,
+    self.epochs, self.batches, lv.clock() - self.t0, items_rate, mean, extra or "")
 end
 
 ---- the run object ---------------------------------------------------------------------
@@ -709,10 +710,17 @@ function Run:task(label)
   return function(done, total) progress:task(label, done, total, t0) end
 end
 
+--- A warning or the message a run ends with: on stderr, and in
+-- messages.log with the rest of the run's story.
 function Run:_warn(text)
   self.progress:clear()
   self.err:write("lvae run: ", text, "\n")
   self.err:flush()
+  local f = self.dir and io.open(self.dir .. "/messages.log", "ab")
+  if f then
+    f:write("lvae run: ", text, "\n")
+    f:close()
+  end
 end
 
 --- The newest checkpoint on disk, relative to the run folder (what
@@ -820,14 +828,65 @@ local function load_checkpoint(path)
   return ck
 end
 
---- The newest checkpoint of a run folder.
+--- The names in a run's checkpoints folder.
+local function checkpoint_files(dir)
+  local names = {}
+  local listing = command_output("ls -1A " .. quote(dir .. "/checkpoints")) or ""
+  for name in listing:gmatch("[^\n]+") do names[#names + 1] = name end
+  return names
+end
+
+--- The newest checkpoint of a run folder. checkpoints/latest must name a
+-- checkpoint inside the folder (epoch-N.ckpt): a name that leads
+-- elsewhere is refused, not followed.
 local function latest_checkpoint(dir)
   local name = read_file(dir .. "/checkpoints/latest")
   name = name and name:match("^%s*(.-)%s*$")
   if not name or name == "" then
     error(string.format("%s has no checkpoint to resume from (no checkpoints/latest)", dir), 0)
   end
+  if not name:match("^epoch%-%d+%.ckpt$") then
+    error(string.format("%s/checkpoints/latest names %q, not a checkpoint of this run folder (epoch-N.ckpt); "
+      .. "it is not followed", dir, name), 0)
+  end
   return "checkpoints/" .. name
+end
+
+--- The checkpoint to resume from: the latest, or, when it is damaged, the
+-- newest intact one before it (with a message saying so). Returns the
+-- checkpoint, its name and the message (nil when the latest was used).
+local function resumable_checkpoint(dir)
+  local rel = latest_checkpoint(dir)
+  local ok, ck = pcall(load_checkpoint, dir .. "/" .. rel)
+  if ok then return ck, rel, nil end
+  local newest = tonumber(rel:match("epoch%-(%d+)"))
+  local earlier = {}
+  for _, name in ipairs(checkpoint_files(dir)) do
+    local e = tonumber(name:match("^epoch%-(%d+)%.ckpt$"))
+    if e and e < newest then earlier[#earlier + 1] = e end
+  end
+  table.sort(earlier, function(a, b) return a > b end)
+  for _, e in ipairs(earlier) do
+    local older = ckpt_name(e)
+    local fine, back = pcall(load_checkpoint, dir .. "/" .. older)
+    if fine then
+      return back, older, string.format("%s is damaged (%s); resuming from %s, the newest intact checkpoint "
+        .. "before it", rel, tostring(ck), older)
+    end
+  end
+  error(string.format("%s (and no intact checkpoint before it to resume from)", tostring(ck)), 0)
+end
+
+--- Removes what a save stopped mid-write left in the checkpoints folder
+-- (NAME.tmp.PID.N); returns the names removed.
+local function remove_partial_saves(dir)
+  local removed = {}
+  for _, name in ipairs(checkpoint_files(dir)) do
+    if name:match("%.tmp%.%d+%.%d+$") or name:match("%.tmp%.%d+$") then
+      if os.remove(dir .. "/checkpoints/" .. name) then removed[#removed + 1] = name end
+    end
+  end
+  return removed
 end
 
 function Run:_restore(ck)
@@ -1000,7 +1059,7 @@ function Run:_epoch(epoch)
   self.log_bytes = self.csv:flush(val)
   self.epochs_done = epoch
   self:_save_checkpoint(epoch)
-  self.progress:end_epoch(extra)
+  self:_message(self.progress:epoch_summary(extra))
   if self.early_stopped then return "early_stopped" end
 end
 
@@ -1125,8 +1184,8 @@ local function prepare(args, out, err)
                              t0 = lv.clock(), resumed = false, log_bytes = 0 }, Run)
   if parsed.resume then
     local dir = parsed.resume:gsub("/+$", "")
-    local rel = latest_checkpoint(dir)
-    local ck = load_checkpoint(dir .. "/" .. rel)
+    local ck, rel, fallback = resumable_checkpoint(dir)
+    run.resume_notes = { fallback }
     -- The run's own values, except for what may change on resume.
     local merged = setmetatable(ck.config, config_mt)
     for target, o in pairs(by_target) do
@@ -1220,6 +1279,10 @@ function Run:_go()
     self.last_good = self.checkpoint_name
     start = ck.epoch + 1
     self:_message(string.format("resumed %s from %s (step %d)", self.dir, self.checkpoint_name, self.step))
+    for _, note in ipairs(self.resume_notes or {}) do self:_warn(note) end
+    for _, name in ipairs(remove_partial_saves(self.dir)) do
+      self:_message(string.format("removed checkpoints/%s, left by a save stopped mid-write", name))
+    end
   elseif exp.step then
     self:_save_checkpoint(0)
   end
