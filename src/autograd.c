@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "autograd.h"
 
 /* ---- grad mode ---------------------------------------------------------- */
@@ -55,10 +56,12 @@ static void node_free_saved(lv_node *node)
 static void node_destroy(lv_node *node)
 {
     node_free_saved(node);
+    /* A node whose recording ran out of memory may lack its edge arrays. */
     for (int i = 0; i < node->n_inputs; i++) {
-        if (node->edge_fn[i])
+        if (node->edge_fn && node->edge_fn[i])
             lv_node_release(node->edge_fn[i]);
-        lv_tensor_release(node->edge_leaf[i]);
+        if (node->edge_leaf)
+            lv_tensor_release(node->edge_leaf[i]);
     }
     free(node->edge_fn);
     free(node->edge_index);
@@ -80,7 +83,7 @@ void lv_node_release(lv_node *node)
         return;
     if (graveyard_len == graveyard_cap) {
         size_t cap = graveyard_cap ? 2 * graveyard_cap : 256;
-        lv_node **grown = realloc(graveyard, cap * sizeof *grown);
+        lv_node **grown = lv_realloc(graveyard, cap * sizeof *grown);
         if (!grown) {               /* no room to queue: recurse instead */
             node_destroy(node);
             return;
@@ -143,7 +146,7 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
     if (!any)
         return 0;
 
-    lv_node *node = calloc(1, sizeof *node);
+    lv_node *node = lv_calloc(1, sizeof *node);
     if (!node)
         return lv_error_set(0, "out of memory recording %s", def->name);
     node->refcount = 0;
@@ -151,11 +154,11 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
     node->params = *p;
     node->n_inputs = n_in;
     node->n_outputs = n_out;
-    node->inputs = calloc((size_t)n_in, sizeof *node->inputs);
-    node->input_versions = calloc((size_t)n_in, sizeof *node->input_versions);
-    node->edge_fn = calloc((size_t)n_in, sizeof *node->edge_fn);
-    node->edge_index = calloc((size_t)n_in, sizeof *node->edge_index);
-    node->edge_leaf = calloc((size_t)n_in, sizeof *node->edge_leaf);
+    node->inputs = lv_calloc((size_t)n_in, sizeof *node->inputs);
+    node->input_versions = lv_calloc((size_t)n_in, sizeof *node->input_versions);
+    node->edge_fn = lv_calloc((size_t)n_in, sizeof *node->edge_fn);
+    node->edge_index = lv_calloc((size_t)n_in, sizeof *node->edge_index);
+    node->edge_leaf = lv_calloc((size_t)n_in, sizeof *node->edge_leaf);
     int keep_in[LV_OP_MAX_INPUTS_SAVED], keep_out[LV_OP_MAX_OUTPUTS];
     saved_values(def->saves, n_in, in, keep_in, keep_out);
     for (int k = 0; k < n_out; k++)
@@ -411,7 +414,7 @@ static int list_push(node_list *l, lv_node *node)
 {
     if (l->len == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
-        lv_node **grown = realloc(l->items, cap * sizeof *grown);
+        lv_node **grown = lv_realloc(l->items, cap * sizeof *grown);
         if (!grown)
             return lv_error_set(0, "out of memory in backward");
         l->items = grown;
@@ -696,7 +699,7 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
             int needs[256];
             lv_tensor *din_small[8];
             lv_tensor **din = node->n_inputs <= 8 ? din_small
-                              : calloc((size_t)node->n_inputs, sizeof *din);
+                              : lv_calloc((size_t)node->n_inputs, sizeof *din);
             if (!din || node->n_inputs > 256) {
                 status = lv_error_set(0, "out of memory in backward");
                 break;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "estimators.h"
 
 /* ---- the stream --------------------------------------------------------- */
@@ -43,10 +44,10 @@ int lv_lse_stream_init(lv_lse_stream *s, int64_t n)
                             (long long)n);
     size_t m = n > 0 ? (size_t)n : 1;
     s->n = n;
-    s->max = malloc(m * sizeof *s->max);
-    s->sum = malloc(m * sizeof *s->sum);
-    s->sum2 = malloc(m * sizeof *s->sum2);
-    s->bad = malloc(m * sizeof *s->bad);
+    s->max = lv_malloc(m * sizeof *s->max);
+    s->sum = lv_malloc(m * sizeof *s->sum);
+    s->sum2 = lv_malloc(m * sizeof *s->sum2);
+    s->bad = lv_malloc(m * sizeof *s->bad);
     if (!s->max || !s->sum || !s->sum2 || !s->bad) {
         lv_lse_stream_free(s);
         return lv_error_set(0, "out of memory (a log-mean-exp stream of %lld datapoints)",
@@ -148,7 +149,7 @@ int lv_lse_stream_update(lv_lse_stream *s, const lv_tensor *log_w)
     }
     int64_t n = log_w->shape[0];
     if (n > s->column_size) {
-        double *col = realloc(s->column, (size_t)n * sizeof *col);
+        double *col = lv_realloc(s->column, (size_t)n * sizeof *col);
         if (!col)
             return lv_error_set(0, "out of memory (a chunk of %lld log weights)",
                                 (long long)n);

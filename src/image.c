@@ -26,6 +26,7 @@
 
 #include <png.h>
 
+#include "alloc.h"
 #include "image.h"
 
 /* ---- elements in row-major order -------------------------------------- */
@@ -35,7 +36,7 @@
 static double *gather(const lv_tensor *t)
 {
     int64_t n = lv_tensor_numel(t);
-    double *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+    double *out = lv_malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
     if (!out) {
         lv_error_set(0, "out of memory");
         return NULL;
@@ -186,8 +187,8 @@ int lv_png_encode(lv_io_writer *w, const lv_tensor *img)
     if (!v)
         return -1;
     size_t rowbytes = (size_t)wd * (size_t)c;
-    s.pixels = malloc((size_t)h * rowbytes);
-    s.rows = malloc((size_t)h * sizeof *s.rows);
+    s.pixels = lv_malloc((size_t)h * rowbytes);
+    s.rows = lv_malloc((size_t)h * sizeof *s.rows);
     int rc = -1;
     if (!s.pixels || !s.rows) {
         lv_error_set(0, "out of memory");
@@ -303,8 +304,8 @@ static int read_with_libpng(png_state *s)
         rowbytes != (size_t)s->width * (size_t)s->channels)
         png_error(png, "unexpected pixel layout after conversion");
 
-    s->pixels = malloc((size_t)s->height * rowbytes);
-    s->rows = malloc((size_t)s->height * sizeof *s->rows);
+    s->pixels = lv_malloc((size_t)s->height * rowbytes);
+    s->rows = lv_malloc((size_t)s->height * sizeof *s->rows);
     if (!s->pixels || !s->rows)
         png_error(png, "out of memory");
     for (uint32_t i = 0; i < s->height; i++)

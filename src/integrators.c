@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "autograd.h"
 #include "integrators.h"
 #include "rng.h"
@@ -29,7 +30,7 @@
 lv_integrator *lv_integrator_new(lv_integrator_kind kind, int dim,
                                  lv_dtype dtype)
 {
-    lv_integrator *it = calloc(1, sizeof *it);
+    lv_integrator *it = lv_calloc(1, sizeof *it);
     if (!it) {
         lv_error_set(0, "out of memory");
         return NULL;
@@ -322,15 +323,28 @@ static lv_tensor *noise_like(lv_generator *gen, const lv_tensor *x)
 }
 
 /* a x + b y [+ c w] */
-static lv_tensor *lincomb(lv_scope *S, lv_tensor *a, lv_tensor *x, lv_tensor *b,
-                          lv_tensor *y, lv_tensor *c, lv_tensor *w)
+static lv_tensor *lincomb_n(lv_scope *S, int n, lv_tensor **in)
 {
-    lv_tensor *in[6] = {a, x, b, y, c, w};
-    int n = c ? 6 : 4;
     for (int i = 0; i < n; i++)
         if (!in[i])
-            return NULL;
+            return NULL;              /* an operand failed: so does the sum */
     return lv_keep(S, lv_apply1(LV_OP_LINCOMB, n, in, NULL));
+}
+
+/* a x + b y. */
+static lv_tensor *lincomb(lv_scope *S, lv_tensor *a, lv_tensor *x, lv_tensor *b, lv_tensor *y)
+{
+    lv_tensor *in[4] = {a, x, b, y};
+    return lincomb_n(S, 4, in);
+}
+
+/* a x + b y + c w: a separate function, so that a third term that failed
+ * (NULL) can never pass for one left out. */
+static lv_tensor *lincomb3(lv_scope *S, lv_tensor *a, lv_tensor *x, lv_tensor *b,
+                           lv_tensor *y, lv_tensor *c, lv_tensor *w)
+{
+    lv_tensor *in[6] = {a, x, b, y, c, w};
+    return lincomb_n(S, 6, in);
 }
 
 static lv_tensor *one(lv_scope *S, lv_dtype dtype) { return lv_keep(S, lv_scalar(dtype, 1.0)); }
@@ -353,7 +367,7 @@ static lv_tensor *hessian(lv_scope *S, force_ctx *f, lv_tensor *g)
 {
     int d = f->it->dim;
     lv_tensor *zin = f->z_used;
-    lv_tensor **rows = calloc((size_t)d, sizeof *rows);
+    lv_tensor **rows = lv_calloc((size_t)d, sizeof *rows);
     if (!rows) {
         lv_error_set(0, "out of memory");
         return NULL;
@@ -391,6 +405,8 @@ static lv_tensor *hessian(lv_scope *S, force_ctx *f, lv_tensor *g)
 /* A [d] vector as a [d, d] diagonal matrix: diag(v) = I * v. */
 static lv_tensor *diag(lv_scope *S, lv_tensor *v, int d)
 {
+    if (!v)
+        return NULL;
     int64_t shape[2] = {d, d};
     lv_tensor *I = lv_keep(S, lv_tensor_zeros(v->dtype, 2, shape));
     for (int i = 0; I && i < d; i++)
@@ -514,7 +530,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                             lv_dtype_name(it->dtype));
 
     res->stats.steps = K;
-    res->stats.max_grad = calloc((size_t)K + 1, sizeof(double));
+    res->stats.max_grad = lv_calloc((size_t)K + 1, sizeof(double));
     if (!res->stats.max_grad)
         return lv_error_set(0, "out of memory");
     for (int k = 0; k <= K; k++)
@@ -554,11 +570,11 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                     H_start = hamiltonian(f.last_U, rho);
             }
             lv_tensor *half = ag_scale(&S, h, -0.5);
-            lv_tensor *rho_half = lincomb(&S, one(&S, dt), rho, half, g_here, NULL, NULL);
-            z_new = lincomb(&S, one(&S, dt), z, h, rho_half, NULL, NULL);
+            lv_tensor *rho_half = lincomb(&S, one(&S, dt), rho, half, g_here);
+            z_new = lincomb(&S, one(&S, dt), z, h, rho_half);
             f.step = k;
             g_new = z_new ? lv_keep(&S, force(&f, z_new)) : NULL;
-            rho_new = lincomb(&S, one(&S, dt), rho_half, half, g_new, NULL, NULL);
+            rho_new = lincomb(&S, one(&S, dt), rho_half, half, g_new);
             if (it->tempering != LV_TEMPERING_NONE) {
                 lv_tensor *alpha = tempering_alpha(&S, it, k, K);
                 rho_new = ag_mul(&S, rho_new, alpha);
@@ -571,7 +587,7 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
         case LV_INTEGRATOR_QSL: {
             /* SPEC §3.2: z' = z + h rho; rho' = e^{-gamma h} rho - h g(z')
              * + s xi, s = sqrt(1 - e^{-2 gamma h}) */
-            z_new = lincomb(&S, one(&S, dt), z, h, rho, NULL, NULL);
+            z_new = lincomb(&S, one(&S, dt), z, h, rho);
             f.step = k;
             g_new = z_new ? lv_keep(&S, force(&f, z_new)) : NULL;
             if (k == 1)
@@ -583,9 +599,9 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                 lv_tensor *s = ag_op(&S, LV_OP_SQRT, ag_op(&S, LV_OP_NEG,
                                       ag_op(&S, LV_OP_EXPM1, ag_scale(&S, gh, -2.0))));
                 lv_tensor *xi = lv_keep(&S, noise_like(gen, rho));
-                rho_new = lincomb(&S, decay, rho, minus_h, g_new, s, xi);
+                rho_new = lincomb3(&S, decay, rho, minus_h, g_new, s, xi);
             } else {
-                rho_new = lincomb(&S, decay, rho, minus_h, g_new, NULL, NULL);
+                rho_new = lincomb(&S, decay, rho, minus_h, g_new);
             }
             break;
         }
@@ -599,22 +615,22 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
             }
             lv_tensor *half = ag_scale(&S, h, 0.5);
             lv_tensor *minus_half = ag_scale(&S, h, -0.5);
-            lv_tensor *r = lincomb(&S, one(&S, dt), rho, minus_half, g_here, NULL, NULL);
-            lv_tensor *zm = lincomb(&S, one(&S, dt), z, half, r, NULL, NULL);
+            lv_tensor *r = lincomb(&S, one(&S, dt), rho, minus_half, g_here);
+            lv_tensor *zm = lincomb(&S, one(&S, dt), z, half, r);
             lv_tensor *gh = ag_mul(&S, gamma, h);
             lv_tensor *decay = ag_op(&S, LV_OP_EXP, ag_op(&S, LV_OP_NEG, gh));
             if (it->noise) {
                 lv_tensor *s = ag_op(&S, LV_OP_SQRT, ag_op(&S, LV_OP_NEG,
                                       ag_op(&S, LV_OP_EXPM1, ag_scale(&S, gh, -2.0))));
                 lv_tensor *xi = lv_keep(&S, noise_like(gen, rho));
-                r = lincomb(&S, decay, r, s, xi, NULL, NULL);
+                r = lincomb(&S, decay, r, s, xi);
             } else {
                 r = ag_mul(&S, decay, r);
             }
-            z_new = lincomb(&S, one(&S, dt), zm, half, r, NULL, NULL);
+            z_new = lincomb(&S, one(&S, dt), zm, half, r);
             f.step = k;
             g_new = z_new ? lv_keep(&S, force(&f, z_new)) : NULL;
-            rho_new = lincomb(&S, one(&S, dt), r, minus_half, g_new, NULL, NULL);
+            rho_new = lincomb(&S, one(&S, dt), r, minus_half, g_new);
             break;
         }
         case LV_INTEGRATOR_EULER: {
@@ -634,22 +650,22 @@ int lv_integrator_flow(const lv_integrator *it, lv_tensor *z0, lv_tensor *rho0,
                 lv_tensor *M = ag_sub(&S, diag(&S, one(&S, dt), d), ag_mul(&S, h_row, H));
                 ld_new = ag_add(&S, logdet, batched_logdet(&S, M));
                 z_new = it->noise
-                    ? lincomb(&S, one(&S, dt), z, minus_h, g_here,
-                              ag_op(&S, LV_OP_SQRT, ag_scale(&S, h, 2.0)),
-                              lv_keep(&S, noise_like(gen, z)))
-                    : lincomb(&S, one(&S, dt), z, minus_h, g_here, NULL, NULL);
+                    ? lincomb3(&S, one(&S, dt), z, minus_h, g_here,
+                               ag_op(&S, LV_OP_SQRT, ag_scale(&S, h, 2.0)),
+                               lv_keep(&S, noise_like(gen, z)))
+                    : lincomb(&S, one(&S, dt), z, minus_h, g_here);
             } else {
                 lv_tensor *hh = ag_mul(&S, h_row, ag_opp(&S, LV_OP_UNSQUEEZE, h, &col));
                 lv_tensor *gh = ag_mul(&S, gamma, h);
                 lv_tensor *damp = ag_op(&S, LV_OP_NEG, ag_add_scalar(&S, gh, -1.0));
                 lv_tensor *M = ag_add(&S, diag(&S, damp, d), ag_mul(&S, hh, H));
                 ld_new = ag_add(&S, logdet, batched_logdet(&S, M));
-                z_new = lincomb(&S, one(&S, dt), z, h, rho, NULL, NULL);
+                z_new = lincomb(&S, one(&S, dt), z, h, rho);
                 rho_new = it->noise
-                    ? lincomb(&S, damp, rho, minus_h, g_here,
-                              ag_op(&S, LV_OP_SQRT, ag_scale(&S, gh, 2.0)),
-                              lv_keep(&S, noise_like(gen, rho)))
-                    : lincomb(&S, damp, rho, minus_h, g_here, NULL, NULL);
+                    ? lincomb3(&S, damp, rho, minus_h, g_here,
+                               ag_op(&S, LV_OP_SQRT, ag_scale(&S, gh, 2.0)),
+                               lv_keep(&S, noise_like(gen, rho)))
+                    : lincomb(&S, damp, rho, minus_h, g_here);
             }
             break;
         }

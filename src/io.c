@@ -38,6 +38,7 @@
 
 #include <zlib.h>
 
+#include "alloc.h"
 #include "io.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -195,7 +196,7 @@ static int writer_reserve(lv_io_writer *w, size_t n)
     size_t cap = w->cap ? w->cap : 256;
     while (cap < w->len + n)
         cap *= 2;
-    uint8_t *p = realloc(w->data, cap);
+    uint8_t *p = lv_realloc(w->data, cap);
     if (!p)
         return lv_error_set(0, "out of memory (a buffer of %zu bytes)", cap);
     w->data = p;
@@ -367,7 +368,7 @@ int lv_io_read_file(const char *path, uint8_t **data, size_t *len)
      * said, growing the buffer if the file grew. */
     size_t cap = (uint64_t)st.st_size < SIZE_MAX / 2 ? (size_t)st.st_size + 1
                                                      : SIZE_MAX / 2;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = lv_malloc(cap);
     size_t n = 0;
     if (!buf) {
         close(fd);
@@ -375,7 +376,7 @@ int lv_io_read_file(const char *path, uint8_t **data, size_t *len)
     }
     for (;;) {
         if (n == cap) {
-            uint8_t *p = cap < SIZE_MAX / 4 ? realloc(buf, 2 * cap) : NULL;
+            uint8_t *p = cap < SIZE_MAX / 4 ? lv_realloc(buf, 2 * cap) : NULL;
             if (!p) {
                 free(buf);
                 close(fd);
@@ -413,7 +414,7 @@ static void sync_parent_dir(const char *path)
         dir = strdup(".");
     } else {
         size_t n = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(n + 1);
+        dir = lv_malloc(n + 1);
         if (dir) {
             memcpy(dir, path, n);
             dir[n] = '\0';
@@ -434,7 +435,7 @@ int lv_io_write_file_atomic(const char *path, const void *data, size_t len)
     static unsigned long counter;
     unsigned long k = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
     size_t size = strlen(path) + 64;
-    char *tmp = malloc(size);
+    char *tmp = lv_malloc(size);
     if (!tmp)
         return lv_error_set(0, "out of memory");
     snprintf(tmp, size, "%s.tmp.%ld.%lu", path, (long)getpid(), k);
@@ -1138,7 +1139,7 @@ int lv_io_is_gzip(const uint8_t *data, size_t len)
 /* Grows w's allocation to exactly cap bytes (cap > w->cap). */
 static int writer_grow_to(lv_io_writer *w, size_t cap)
 {
-    uint8_t *p = realloc(w->data, cap);
+    uint8_t *p = lv_realloc(w->data, cap);
     if (!p)
         return lv_error_set(0, "out of memory (a buffer of %zu bytes)", cap);
     w->data = p;
@@ -1454,7 +1455,7 @@ int lv_idx_encode(lv_io_writer *w, const lv_tensor *t, int type)
     const uint8_t *src = lv_tensor_data(t);
     uint8_t *copy = NULL;
     if (n > 0 && t->ndim > 0 && !lv_tensor_is_contiguous(t)) {
-        copy = malloc((size_t)n * es);
+        copy = lv_malloc((size_t)n * es);
         if (!copy)
             return lv_error_set(0, "out of memory (%zu bytes)", (size_t)n * es);
         copy_strided(copy, src, t->ndim, t->shape, t->stride, es, 0);

@@ -41,6 +41,7 @@
 
 #include <lapacke.h>
 
+#include "alloc.h"
 #include "autograd.h"
 #include "op.h"
 
@@ -89,7 +90,7 @@ static strided_matrix matrix_of(const lv_tensor *t, int nbatch_dims, int64_t b)
  * malloc, so that NULL always means out of memory. */
 static void *work_alloc(int64_t count, size_t size)
 {
-    void *p = malloc((size_t)(count > 0 ? count : 1) * size);
+    void *p = lv_malloc((size_t)(count > 0 ? count : 1) * size);
     if (!p)
         lv_error_set(0, "out of memory (allocating a %lld-element work buffer)",
                      (long long)count);

@@ -10,11 +10,30 @@
 #endif
 #include <cblas.h>
 
+#include "alloc.h"
 #include "lua_common.h"
 #include "op.h"
 #include "profile.h"
 
 int luaopen_lvae_core(lua_State *L);
+
+/* core._fail_allocation(n): the n-th allocation of the core from now
+ * fails (0: none), for the tests that check every caller recovers;
+ * core._allocations() -> count since then, whether it failed. */
+static int util_fail_allocation(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "n must be >= 0");
+    lv_alloc_fail_at((long long)n);
+    return 0;
+}
+
+static int util_allocations(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)lv_alloc_count());
+    lua_pushboolean(L, lv_alloc_failed());
+    return 2;
+}
 
 /* lv.clock(): monotonic seconds, for timing (os.clock is CPU time). */
 static int util_clock(lua_State *L)
@@ -88,6 +107,8 @@ static const luaL_Reg util_functions[] = {
     {"_profile_start", util_profile_start},
     {"_profile_stop", util_profile_stop},
     {"clock", util_clock},
+    {"_fail_allocation", util_fail_allocation},
+    {"_allocations", util_allocations},
     {"num_threads", util_num_threads},
     {"set_num_threads", util_set_num_threads},
     {NULL, NULL}

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "autograd.h"
 #include "op.h"
 
@@ -169,7 +170,7 @@ static int sum_leading_dims(lv_tensor *y, const lv_tensor *x, unsigned mask,
         rows *= x->shape[i];
     if (rows < 2 || n_out < 8)
         return 0;
-    double *acc = calloc((size_t)n_out, sizeof *acc);
+    double *acc = lv_calloc((size_t)n_out, sizeof *acc);
     if (!acc)
         return 0;
     size_t el = lv_dtype_size(x->dtype);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "tensor.h"
 
 /* ---- dtypes ---------------------------------------------------------- */
@@ -114,12 +115,12 @@ lv_storage *lv_storage_new(size_t nbytes, int zero)
         cache_heads[index] = *(lv_storage **)s->data;
         cached_bytes -= s->nbytes;
     } else {
-        s = malloc(sizeof *s);
+        s = lv_malloc(sizeof *s);
         if (!s) {
             lv_error_set(0, "out of memory (allocating %zu bytes)", nbytes);
             return NULL;
         }
-        s->data = aligned_alloc(LV_ALIGNMENT, class_bytes);
+        s->data = lv_aligned_alloc(LV_ALIGNMENT, class_bytes);
         if (!s->data) {
             free(s);
             lv_alloc_trim();
@@ -221,7 +222,7 @@ int lv_dim_normalize(const char *what, int dim, int ndim)
 
 static lv_tensor *tensor_header(lv_dtype dtype, int ndim, const int64_t *shape)
 {
-    lv_tensor *t = calloc(1, sizeof *t);
+    lv_tensor *t = lv_calloc(1, sizeof *t);
     if (!t) {
         lv_error_set(0, "out of memory");
         return NULL;
