@@ -102,6 +102,8 @@ describe("an allocation of the core that fails", function()
       local swept, problem = sweep(step, restore)
       assert.is_nil(problem, problem)
       assert.is_true(swept > 50, "swept only " .. swept .. " allocations")
+      -- LVAE_SWEEP_REPORT=1 prints the counts ROBUSTNESS.md quotes
+      if os.getenv("LVAE_SWEEP_REPORT") then io.stderr:write(string.format("\n%s: %d allocations\n", case[1], swept)) end
     end)
   end
 
@@ -116,5 +118,6 @@ describe("an allocation of the core that fails", function()
     local swept, problem = sweep(nll, restore)
     assert.is_nil(problem, problem)
     assert.is_true(swept > 50)
+    if os.getenv("LVAE_SWEEP_REPORT") then io.stderr:write(string.format("\ntest NLL: %d allocations\n", swept)) end
   end)
 end)
