@@ -46,10 +46,12 @@ ifeq ($(DEBUG),1)
 else
   CFLAGS  += -DNDEBUG
 endif
+# UBSan is fatal (-fno-sanitize-recover): undefined behaviour fails the
+# run instead of printing a line that scrolls by.
 ifeq ($(SANITIZE),1)
   OPT     := -O1 -g -fno-omit-frame-pointer
-  CFLAGS  += -fsanitize=address,undefined
-  LDFLAGS += -fsanitize=address,undefined
+  CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 
 BUILD     := build$(if $(filter 1,$(SANITIZE)),-sanitize)
@@ -60,7 +62,7 @@ OBJECTS   := $(patsubst src/%.c,$(BUILD)/%.o,$(SOURCES))
 # normal one (it needs the ASan runtime preloaded).
 MODULE    := $(if $(filter 1,$(SANITIZE)),build-sanitize/lvae/core.so,lua/lvae/core.so)
 
-.PHONY: all test bench bench-peer demo sanitize fuzz clean setup
+.PHONY: all test bench bench-peer demo sanitize misuse fuzz clean setup
 
 all: $(MODULE)
 
@@ -120,6 +122,26 @@ sanitize: setup
 	$(MAKE) SANITIZE=1 all
 	./scripts/test.sh --sanitize
 
+# make misuse: every public function called with bad arguments
+# (tests/misuse_spec.lua, from the table tests/misuse_cases.lua) under ASan
+# and fatal UBSan, each group of the table in its own process, so that a
+# crash names its group. allocator_may_return_null: a size of 2^40 must
+# come back as an error, as it does without ASan.
+MISUSE_GROUPS = $(shell $(LUA) -e 'for _, g in ipairs(dofile("tests/misuse_cases.lua").groups) do print(g.name) end')
+misuse: setup
+	$(MAKE) SANITIZE=1 all
+	@failed=""; for g in $(MISUSE_GROUPS); do \
+	  out=$$(LVAE_MISUSE_GROUP=$$g ASAN_OPTIONS=allocator_may_return_null=1 \
+	         ./scripts/test.sh --sanitize tests/misuse_spec.lua 2>&1); status=$$?; \
+	  if [ $$status -eq 0 ]; then \
+	    echo "misuse $$g: $$(echo "$$out" | grep '^misuse:' | sed 's/^misuse: //'), $$(echo "$$out" | tail -n 1)"; \
+	  else \
+	    echo "$$out"; echo "misuse $$g: FAILED"; failed="$$failed $$g"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "misuse: failed groups:$$failed"; exit 1; fi; \
+	echo "misuse: every group passed"
+
 # make fuzz: libFuzzer (clang) on the file parsers, under ASan and UBSan,
 # for FUZZ_SECONDS from a generated seed corpus.
 FUZZ_SECONDS ?= 60
@@ -128,7 +150,7 @@ fuzz: setup
 	./scripts/setup.sh fuzz
 	$(MAKE) all
 	mkdir -p build-fuzz/corpus
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -std=c11 \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp -std=c11 \
 	  -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags openblas lapacke) $(NIFTI_CFLAGS) \
 	  tests/fuzz/io_fuzz.c $(CORE_SOURCES) -o build-fuzz/io_fuzz \
 	  $(LDLIBS) -lmvec

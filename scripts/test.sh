@@ -14,7 +14,8 @@ if [ "${1:-}" = "--sanitize" ]; then
   # runtime loaded before lua5.4 itself.
   preload=$(gcc -print-file-name=libasan.so)
   cpath="--cpath=build-sanitize/?.so"
-  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
+  # options already in ASAN_OPTIONS come after ours, so they win
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 fi
 
 out=$(mktemp)

@@ -110,8 +110,8 @@ int lv_integrator_init_params(lv_integrator *it, double h0, double gamma0,
         return -1;
     switch (it->tempering) {
     case LV_TEMPERING_FIXED:
-        if (!(t0 > 1))
-            return lv_error_set(0, "fixed tempering needs T0 > 1, got %g", t0);
+        if (!(t0 > 1) || !isfinite(t0))
+            return lv_error_set(0, "fixed tempering needs a finite T0 > 1, got %g", t0);
         it->temper = leaf(lv_tensor_full(it->dtype, 0, NULL, log(t0 - 1)), 1);
         break;
     case LV_TEMPERING_FREE:

@@ -33,6 +33,8 @@ static int autograd_param(lua_State *L)
 static int autograd_requires_grad(lua_State *L)
 {
     lv_tensor *t = lv_lua_check_tensor(L, 1);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TBOOLEAN);
     int flag = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
     if (t->grad_fn)
         return luaL_error(L, "bad argument #1 to 'requires_grad' (only a leaf's "
@@ -82,6 +84,10 @@ static int opt_flag(lua_State *L, int idx, const char *name, int def)
     if (lua_isnoneornil(L, idx))
         return def;
     lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a "
+                                              "boolean, got %s", name,
+                                              luaL_typename(L, -1)));
     int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
@@ -205,7 +211,7 @@ static int autograd_backward(lua_State *L)
 
 static int autograd_set_grad_enabled(lua_State *L)
 {
-    luaL_checkany(L, 1);
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
     lua_pushboolean(L, lv_grad_set_enabled(lua_toboolean(L, 1)));
     return 1;
 }

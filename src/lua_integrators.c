@@ -86,23 +86,30 @@ static void check_option_names(lua_State *L, const char *kind,
     }
 }
 
-static double opt_number(lua_State *L, const char *key, double def)
+/* The opt_* readers take the options table at index 1 (opt_bool: at idx)
+ * and name `where` (the constructor, or "flow") in their errors. */
+static double opt_number(lua_State *L, const char *where, const char *key,
+                         double def)
 {
     lua_getfield(L, 1, key);
     double v = def;
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "option '%s' must be a number, got %s", key,
-                       luaL_typename(L, -1));
+            luaL_error(L, "%s: option '%s' must be a number, got %s", where,
+                       key, luaL_typename(L, -1));
         v = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);
     return v;
 }
 
-static int opt_bool(lua_State *L, int idx, const char *key, int def)
+static int opt_bool(lua_State *L, const char *where, int idx, const char *key,
+                    int def)
 {
     lua_getfield(L, idx, key);
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_error(L, "%s: option '%s' must be a boolean, got %s", where, key,
+                   luaL_typename(L, -1));
     int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
@@ -113,7 +120,8 @@ static int opt_bool(lua_State *L, int idx, const char *key, int def)
 #define MAX_DIM (1 << 24)
 #define MAX_STEPS 100000
 
-static int opt_positive_int(lua_State *L, const char *key, int def)
+static int opt_positive_int(lua_State *L, const char *where, const char *key,
+                            int def)
 {
     lua_getfield(L, 1, key);
     int v = def;
@@ -121,22 +129,23 @@ static int opt_positive_int(lua_State *L, const char *key, int def)
         int isint;
         lua_Integer n = lua_tointegerx(L, -1, &isint);
         if (!isint || n < 1 || n > 100000)
-            luaL_error(L, "option '%s' must be a positive integer, got %s", key,
-                       luaL_tolstring(L, -1, NULL));
+            luaL_error(L, "%s: option '%s' must be a positive integer up to "
+                       "100000, got %s", where, key, luaL_tolstring(L, -1, NULL));
         v = (int)n;
     }
     lua_pop(L, 1);
     return v;
 }
 
-static const char *opt_string(lua_State *L, const char *key, const char *def)
+static const char *opt_string(lua_State *L, const char *where, const char *key,
+                              const char *def)
 {
     lua_getfield(L, 1, key);
     const char *v = def;
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "option '%s' must be a string, got %s", key,
-                       luaL_typename(L, -1));
+            luaL_error(L, "%s: option '%s' must be a string, got %s", where,
+                       key, luaL_typename(L, -1));
         v = lua_tostring(L, -1);    /* the options table keeps it alive */
     }
     lua_pop(L, 1);
@@ -184,14 +193,14 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
         return lv_lua_raise(L, name);
     *box = it;
 
-    it->amortized = kind == LV_INTEGRATOR_PLANAR && opt_bool(L, 1, "amortized", 0);
-    int per_step = opt_bool(L, 1, "per_step", 0);
-    int K = opt_positive_int(L, "K", 1);
+    it->amortized = kind == LV_INTEGRATOR_PLANAR && opt_bool(L, name, 1, "amortized", 0);
+    int per_step = opt_bool(L, name, 1, "per_step", 0);
+    int K = opt_positive_int(L, name, "K", 1);
     it->per_step = per_step;
     it->steps = K;
-    it->max_step = opt_number(L, "max_step", 0.5);
-    double h0 = opt_number(L, "step", 0.2);
-    double gamma0 = opt_number(L, "friction", 0.5);
+    it->max_step = opt_number(L, name, "max_step", 0.5);
+    double h0 = opt_number(L, name, "step", 0.2);
+    double gamma0 = opt_number(L, name, "friction", 0.5);
     if (!(it->max_step > 0) || !isfinite(it->max_step))
         return luaL_error(L, "%s: max_step must be a positive number", name);
     if (kind != LV_INTEGRATOR_PLANAR) {
@@ -222,9 +231,9 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
                                   luaL_tolstring(L, -2, NULL));
             lua_pop(L, 1);
         }
-        learn_step = opt_bool(L, idx, "step", 1);
-        it->learn_friction = opt_bool(L, idx, "friction", it->learn_friction);
-        learn_temperature = opt_bool(L, idx, "temperature", 0);
+        learn_step = opt_bool(L, name, idx, "step", 1);
+        it->learn_friction = opt_bool(L, name, idx, "friction", it->learn_friction);
+        learn_temperature = opt_bool(L, name, idx, "temperature", 0);
     }
     lua_pop(L, 1);
     if (kind == LV_INTEGRATOR_LEAPFROG)
@@ -232,8 +241,8 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
     if (it->learn_friction && gamma0 == 0)
         return luaL_error(L, "%s: a learned friction is softplus(c) > 0; give "
                           "friction > 0 or learn = {friction = false}", name);
-    it->noise = opt_bool(L, 1, "noise", it->noise);
-    double clip = opt_number(L, "clip_force", 0);
+    it->noise = opt_bool(L, name, 1, "noise", it->noise);
+    double clip = opt_number(L, name, "clip_force", 0);
     if (clip < 0 || !isfinite(clip))
         return luaL_error(L, "%s: clip_force must be a positive number", name);
     if (clip > 0 && kind == LV_INTEGRATOR_EULER)
@@ -244,16 +253,16 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
 
     double t0 = 1;
     if (kind == LV_INTEGRATOR_LEAPFROG) {
-        const char *tempering = opt_string(L, "tempering", "none");
-        it->cache = opt_bool(L, 1, "cache", 1);
+        const char *tempering = opt_string(L, name, "tempering", "none");
+        it->cache = opt_bool(L, name, 1, "cache", 1);
         if (strcmp(tempering, "none") == 0) {
             it->tempering = LV_TEMPERING_NONE;
         } else if (strcmp(tempering, "fixed") == 0) {
             it->tempering = LV_TEMPERING_FIXED;
-            t0 = opt_number(L, "T0", 1.5);
+            t0 = opt_number(L, name, "T0", 1.5);
         } else if (strcmp(tempering, "free") == 0) {
             it->tempering = LV_TEMPERING_FREE;
-            t0 = opt_number(L, "alpha", 0.9);
+            t0 = opt_number(L, name, "alpha", 0.9);
         } else {
             return luaL_error(L, "leapfrog: unknown tempering '%s' (valid: none, "
                               "fixed, free)", tempering);
@@ -275,7 +284,7 @@ static int make_integrator(lua_State *L, lv_integrator_kind kind)
         }
         lua_pop(L, 1);
     } else if (kind == LV_INTEGRATOR_EULER) {
-        const char *k = opt_string(L, "kind", "underdamped");
+        const char *k = opt_string(L, name, "kind", "underdamped");
         if (strcmp(k, "overdamped") == 0) {
             it->overdamped = 1;
             it->learn_friction = 0;   /* no momentum: the friction is unused */
@@ -414,7 +423,18 @@ static int integrator_flow(lua_State *L)
     lv_generator *gen = NULL;
     if (!lua_isnoneornil(L, 6)) {
         luaL_checktype(L, 6, LUA_TTABLE);
-        create_graph = opt_bool(L, 6, "create_graph", 0);
+        lua_pushnil(L);
+        while (lua_next(L, 6)) {
+            static const char *const flow_options[] = {"create_graph", "params",
+                                                       "gen", NULL};
+            const char *const *lists[2] = {flow_options, NULL};
+            if (lua_type(L, -2) != LUA_TSTRING || !is_known(lua_tostring(L, -2), lists))
+                return luaL_error(L, "flow: unknown option '%s' (valid: "
+                                  "create_graph, params, gen)",
+                                  luaL_tolstring(L, -2, NULL));
+            lua_pop(L, 1);
+        }
+        create_graph = opt_bool(L, "flow", 6, "create_graph", 0);
         if (lua_getfield(L, 6, "gen") != LUA_TNIL) {
             gen = luaL_testudata(L, -1, LV_GENERATOR_MT);
             if (!gen)
@@ -484,7 +504,8 @@ static int integrator_init_momentum(lua_State *L)
     lua_Integer K = luaL_testudata(L, 3, LV_GENERATOR_MT) ? it->steps
                                                           : luaL_optinteger(L, 3, it->steps);
     luaL_argcheck(L, K >= 0 && K <= MAX_STEPS, 3, "K must be 0 to 100000");
-    lv_generator *gen = luaL_testudata(L, 4, LV_GENERATOR_MT);
+    lv_generator *gen = lua_isnoneornil(L, 4) ? NULL
+                                              : luaL_checkudata(L, 4, LV_GENERATOR_MT);
     if (!gen)
         gen = luaL_testudata(L, 3, LV_GENERATOR_MT);
     if (!gen)
@@ -517,10 +538,11 @@ static int integrator_step_size(lua_State *L)
 {
     lv_integrator *it = check_integrator(L, 1);
     if (!it->step_logit)
-        return luaL_error(L, "%s has no step size", kind_names[it->kind]);
+        return luaL_error(L, "step_size: %s has no step size",
+                          kind_names[it->kind]);
     lua_Integer k = luaL_optinteger(L, 2, 1);
-    luaL_argcheck(L, k >= 1 && (!it->per_step || k <= it->steps), 2,
-                  "step index out of range");
+    luaL_argcheck(L, k >= 1 && k <= MAX_STEPS && (!it->per_step || k <= it->steps),
+                  2, "step index out of range");
     lv_lua_push_tensor(L, lv_integrator_step_size(it, (int)k - 1), "step_size");
     return 1;
 }
@@ -528,8 +550,10 @@ static int integrator_step_size(lua_State *L)
 static int integrator_friction(lua_State *L)
 {
     lv_integrator *it = check_integrator(L, 1);
-    if (!it->friction)
-        return luaL_error(L, "%s has no friction", kind_names[it->kind]);
+    /* leapfrog keeps a friction tensor it never uses (HVAE's flow is
+     * frictionless): asking for it is a mistake */
+    if (!it->friction || it->kind == LV_INTEGRATOR_LEAPFROG)
+        return luaL_error(L, "friction: %s has no friction", kind_names[it->kind]);
     lv_lua_push_tensor(L, lv_integrator_gamma(it), "friction");
     return 1;
 }

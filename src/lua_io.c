@@ -443,6 +443,19 @@ static int io_load_amat(lua_State *L)
 
 /* ---- IDX -------------------------------------------------------------- */
 
+/* Raises unless idx is a table whose keys are all the one option name. */
+static void check_option_names(lua_State *L, int idx, const char *name)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), name) != 0)
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
+                          "(known: %s)", luaL_tolstring(L, -2, NULL), name));
+        lua_pop(L, 1);
+    }
+}
+
 /* lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor, type: raw or
  * gzip (recognised by its magic, not by the name); the values as stored,
  * in f32 (u8, i8, i16, f32 files) or f64 (i32, f64) unless dtype says
@@ -458,8 +471,10 @@ static int io_load_idx(lua_State *L)
     int dtype = opts == 2 || lua_isnoneornil(L, 2)
                     ? -1 : (int)lv_lua_opt_dtype(L, 2, LV_DTYPE_F32);
     double scale = 1.0;
+    if (opts == 2 && !lua_isnoneornil(L, 3))
+        luaL_typeerror(L, 2, "dtype name");   /* load_idx(path, {..}, more) */
     if (!lua_isnoneornil(L, opts)) {
-        luaL_checktype(L, opts, LUA_TTABLE);
+        check_option_names(L, opts, "scale");
         if (lua_getfield(L, opts, "scale") != LUA_TNIL) {
             int isnum;
             scale = (double)lua_tonumberx(L, -1, &isnum);
@@ -533,9 +548,12 @@ static int io_save_idx(lua_State *L)
     }
     int gzip = ends_in_gz(path);
     if (!lua_isnoneornil(L, opts)) {
-        luaL_checktype(L, opts, LUA_TTABLE);
-        if (lua_getfield(L, opts, "gzip") != LUA_TNIL)
+        check_option_names(L, opts, "gzip");
+        if (lua_getfield(L, opts, "gzip") != LUA_TNIL) {
+            luaL_argcheck(L, lua_isboolean(L, -1), opts, "option 'gzip' must "
+                          "be a boolean");
             gzip = lua_toboolean(L, -1);
+        }
         lua_pop(L, 1);
     }
     lua_settop(L, 4);

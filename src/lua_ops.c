@@ -127,8 +127,10 @@ static unsigned check_dims(lua_State *L, int idx, int ndim)
 static int reduce(lua_State *L, lv_op_id op)
 {
     lv_tensor *x = lv_lua_check_tensor(L, 1);
-    lv_op_params p = {.dim_mask = check_dims(L, 2, x->ndim),
-                      .keepdim = lua_toboolean(L, 3)};
+    lv_op_params p = {.dim_mask = check_dims(L, 2, x->ndim)};
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TBOOLEAN);
+    p.keepdim = lua_toboolean(L, 3);
     if (op == LV_OP_VAR) {
         lua_Integer correction = luaL_optinteger(L, 4, 1);
         /* n - correction must count samples: a negative one would divide
@@ -224,6 +226,8 @@ static int op_transpose(lua_State *L)
     lv_tensor *x = lv_lua_check_tensor(L, 1);
     lv_op_params p = {0};
     if (lua_isnoneornil(L, 2)) {
+        luaL_argcheck(L, lua_isnoneornil(L, 3), 2, "give both dims to swap, "
+                      "or neither (a matrix)");
         luaL_argcheck(L, x->ndim == 2, 1, "transpose without dims needs a "
                       "matrix (give the two dims to swap)");
         p.dim = 0;
@@ -245,10 +249,17 @@ static int op_narrow(lua_State *L)
     if (start < 0)
         start += x->shape[p.dim] + 1;
     luaL_argcheck(L, length >= 0, 4, "length is negative");
-    luaL_argcheck(L, start >= 1 && start - 1 + length <= x->shape[p.dim], 3,
-                  lua_pushfstring(L, "range %I..%I out of range for dimension "
-                                  "%d of size %I", start, start + length - 1,
-                                  p.dim + 1, (lua_Integer)x->shape[p.dim]));
+    /* start - 1 + length <= n, written so that it cannot overflow */
+    lua_Integer n = x->shape[p.dim], last;
+    if (!(start >= 1 && start <= n + 1 && length <= n - (start - 1))) {
+        if (__builtin_add_overflow(start, length - 1, &last))
+            return luaL_argerror(L, 3, lua_pushfstring(L, "start %I and length "
+                                 "%I out of range for dimension %d of size %I",
+                                 start, length, p.dim + 1, n));
+        return luaL_argerror(L, 3, lua_pushfstring(L, "range %I..%I out of "
+                             "range for dimension %d of size %I", start, last,
+                             p.dim + 1, n));
+    }
     p.start = start - 1;
     p.length = length;
     return lv_lua_apply(L, LV_OP_NARROW, 1, &x, &p);
@@ -350,23 +361,27 @@ static int opt_ints(lua_State *L, int idx, const char *name, int64_t *v,
         int isint;
         v[0] = lua_tointegerx(L, -1, &isint);
         if (!isint)
-            luaL_error(L, "option '%s' must be an integer", name);
+            luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be an "
+                                                  "integer", name));
         n = 1;
     } else if (lua_istable(L, -1)) {
         n = (int)luaL_len(L, -1);
         if (n < 1 || n > max_n)
-            luaL_error(L, "option '%s' must have 1 to %d entries", name, max_n);
+            luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must have 1 "
+                                                  "to %d entries", name, max_n));
         for (int i = 0; i < n; i++) {
             lua_geti(L, -1, i + 1);
             int isint;
             v[i] = lua_tointegerx(L, -1, &isint);
             if (!isint)
-                luaL_error(L, "option '%s' entry %d must be an integer", name,
-                           i + 1);
+                luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' entry %d "
+                                                      "must be an integer",
+                                                      name, i + 1));
             lua_pop(L, 1);
         }
     } else {
-        luaL_error(L, "option '%s' must be an integer or a list", name);
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be an "
+                                              "integer or a list", name));
     }
     lua_pop(L, 1);
     return n;
@@ -378,6 +393,20 @@ static int opt_ints(lua_State *L, int idx, const char *name, int64_t *v,
 static lv_conv_geometry check_geometry_opts(lua_State *L, int idx)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        static const char *const known[] = {"kernel", "stride", "padding",
+                                            "size", "layout", NULL};
+        int found = 0;
+        for (int k = 0; known[k] && !found; k++)
+            found = lua_type(L, -2) == LUA_TSTRING &&
+                    strcmp(lua_tostring(L, -2), known[k]) == 0;
+        if (!found)
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
+                          "(known: kernel, stride, padding, size, layout)",
+                          luaL_tolstring(L, -2, NULL)));
+        lua_pop(L, 1);
+    }
     lv_conv_geometry g = {0};
     int64_t v[4];
     lua_getfield(L, idx, "kernel");
@@ -406,8 +435,8 @@ static lv_conv_geometry check_geometry_opts(lua_State *L, int idx)
     lua_getfield(L, idx, "layout");
     const char *layout = lua_isnil(L, -1) ? "image" : lua_tostring(L, -1);
     if (!layout || (strcmp(layout, "image") != 0 && strcmp(layout, "batch") != 0))
-        luaL_error(L, "option 'layout' must be \"image\" (columns [N, C*kh*kw, P]) "
-                   "or \"batch\" ([C*kh*kw, N, P])");
+        luaL_argerror(L, idx, "option 'layout' must be \"image\" (columns [N, "
+                      "C*kh*kw, P]) or \"batch\" ([C*kh*kw, N, P])");
     g.batch_inner = strcmp(layout, "batch") == 0;
     lua_pop(L, 1);
     return g;

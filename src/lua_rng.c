@@ -261,11 +261,18 @@ static int bernoulli_tensor(lua_State *L, lv_tensor *p)
     int64_t n = lv_tensor_numel(p);
     int contiguous = lv_tensor_is_contiguous(p);
 
-    /* Validate every probability before allocating. */
-    for (int64_t i = 0; i < n; i++) {
+    /* Validate every probability before allocating: each stored value
+     * once, so that an expanded view of 2^40 elements over three values
+     * is three reads (and then an allocation that fails), not a hang. */
+    lv_tensor distinct = *p;
+    for (int d = 0; d < distinct.ndim; d++)
+        if (distinct.stride[d] == 0)
+            distinct.shape[d] = 1;
+    int64_t n_distinct = lv_tensor_numel(&distinct);
+    for (int64_t i = 0; i < n_distinct; i++) {
         double v;
         if (!contiguous)
-            v = lv_tensor_get_linear(p, i);
+            v = lv_tensor_get_linear(&distinct, i);
         else if (p->dtype == LV_DTYPE_F64)
             v = ((const double *)lv_tensor_data(p))[i];
         else

@@ -34,8 +34,16 @@ static size_t gc_threshold = GC_MIN_GROWTH;
 lv_tensor *lv_lua_test_tensor(lua_State *L, int idx)
 {
     lv_tensor **box = luaL_testudata(L, idx, LV_TENSOR_MT);
-    if (box && !*box)
+    if (box && !*box) {
+        if (idx > 0)
+            luaL_argerror(L, idx, "tensor has been freed (closed)");
+        /* an entry of a list: name the function as luaL_argerror would */
+        lua_Debug ar;
+        if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name)
+            luaL_error(L, "bad argument to '%s' (a tensor in the list has "
+                       "been freed (closed))", ar.name);
         luaL_error(L, "a tensor that has been freed (closed) was used");
+    }
     return box ? *box : NULL;
 }
 
@@ -207,41 +215,43 @@ int lv_lua_check_dim(lua_State *L, int idx, int ndim)
 
 /* ---- creation -------------------------------------------------------- */
 
-static int tensor_filled(lua_State *L, double value, int dtype_idx)
+static int tensor_filled(lua_State *L, double value, int dtype_idx,
+                         const char *fname)
 {
     int64_t shape[LV_MAX_DIMS];
     int ndim = lv_lua_check_shape(L, 1, shape);
     lv_dtype dtype = lv_lua_opt_dtype(L, dtype_idx, LV_DTYPE_F32);
-    lv_lua_push_tensor(L, lv_tensor_full(dtype, ndim, shape, value), "tensor");
+    lv_lua_push_tensor(L, lv_tensor_full(dtype, ndim, shape, value), fname);
     return 1;
 }
 
-static int tensor_zeros(lua_State *L) { return tensor_filled(L, 0.0, 2); }
-static int tensor_ones(lua_State *L) { return tensor_filled(L, 1.0, 2); }
+static int tensor_zeros(lua_State *L) { return tensor_filled(L, 0.0, 2, "zeros"); }
+static int tensor_ones(lua_State *L) { return tensor_filled(L, 1.0, 2, "ones"); }
 
 static int tensor_full(lua_State *L)
 {
-    return tensor_filled(L, luaL_checknumber(L, 2), 3);
+    return tensor_filled(L, luaL_checknumber(L, 2), 3, "full");
 }
 
-static int tensor_filled_like(lua_State *L, double value, int dtype_idx)
+static int tensor_filled_like(lua_State *L, double value, int dtype_idx,
+                              const char *fname)
 {
     lv_tensor *x = lv_lua_check_tensor(L, 1);
     lv_dtype dtype = lv_lua_opt_dtype(L, dtype_idx, x->dtype);
     lv_lua_push_tensor(L, lv_tensor_full(dtype, x->ndim, x->shape, value),
-                       "tensor");
+                       fname);
     return 1;
 }
 
-static int tensor_zeros_like(lua_State *L) { return tensor_filled_like(L, 0, 2); }
-static int tensor_ones_like(lua_State *L) { return tensor_filled_like(L, 1, 2); }
+static int tensor_zeros_like(lua_State *L) { return tensor_filled_like(L, 0, 2, "zeros_like"); }
+static int tensor_ones_like(lua_State *L) { return tensor_filled_like(L, 1, 2, "ones_like"); }
 
 static int tensor_full_like(lua_State *L)
 {
-    return tensor_filled_like(L, luaL_checknumber(L, 2), 3);
+    return tensor_filled_like(L, luaL_checknumber(L, 2), 3, "full_like");
 }
 
-static int tensor_empty_like(lua_State *L) { return tensor_filled_like(L, 0, 2); }
+static int tensor_empty_like(lua_State *L) { return tensor_filled_like(L, 0, 2, "empty_like"); }
 
 static int tensor_eye(lua_State *L)
 {
@@ -251,6 +261,8 @@ static int tensor_eye(lua_State *L)
     if (lua_type(L, 2) == LUA_TNUMBER) {
         m = luaL_checkinteger(L, 2);
         dtype_idx = 3;
+    } else if (lua_isnil(L, 2) && !lua_isnone(L, 3)) {
+        dtype_idx = 3;            /* eye(n, nil, dtype): m left out */
     }
     luaL_argcheck(L, n >= 0, 1, "size is negative");
     luaL_argcheck(L, m >= 0, 2, "size is negative");
@@ -278,6 +290,10 @@ static int tensor_arange(lua_State *L)
     while (nnum < 3 && lua_type(L, nnum + 1) == LUA_TNUMBER)
         nnum++;
     luaL_argcheck(L, nnum >= 1, 1, "number expected");
+    /* After the numbers comes at most the dtype: arange(0, nil, 1) has a
+     * hole where stop belongs, not a dtype nil. */
+    if (lua_gettop(L) > nnum + 1)
+        luaL_typeerror(L, nnum + 1, "number");
     double start = 0, stop, step = 1;
     if (nnum == 1) {
         stop = check_finite(L, 1);
@@ -498,9 +514,10 @@ static int tensor_len(lua_State *L)
     return 1;
 }
 
+/* A freed (closed) tensor is still a tensor: what is done with it raises. */
 static int tensor_is_tensor(lua_State *L)
 {
-    lua_pushboolean(L, lv_lua_test_tensor(L, 1) != NULL);
+    lua_pushboolean(L, luaL_testudata(L, 1, LV_TENSOR_MT) != NULL);
     return 1;
 }
 

@@ -25,8 +25,23 @@
 
 #include "ops_conv_kernels.h"
 
+/* The largest kernel, stride, padding and image side: with these bounds
+ * no sum or product of two of them (a padded side, kh kw, Ho Wo) can
+ * overflow, so the shape arithmetic of the kernels stays exact. */
+#define CONV_MAX_SIZE ((int64_t)1 << 24)
+
 int lv_conv_check_geometry(const lv_conv_geometry *g)
 {
+    if (g->kh > CONV_MAX_SIZE || g->kw > CONV_MAX_SIZE || g->sh > CONV_MAX_SIZE ||
+        g->sw > CONV_MAX_SIZE || g->pad_top > CONV_MAX_SIZE ||
+        g->pad_bottom > CONV_MAX_SIZE || g->pad_left > CONV_MAX_SIZE ||
+        g->pad_right > CONV_MAX_SIZE || g->height > CONV_MAX_SIZE ||
+        g->width > CONV_MAX_SIZE)
+        return lv_error_set(2, "kernel, stride, padding and size must be at "
+                            "most %lld", (long long)CONV_MAX_SIZE);
+    if (g->height < 0 || g->width < 0)
+        return lv_error_set(2, "size must not be negative, got %lldx%lld",
+                            (long long)g->height, (long long)g->width);
     if (g->kh < 1 || g->kw < 1)
         return lv_error_set(2, "kernel size must be at least 1, got %lldx%lld",
                             (long long)g->kh, (long long)g->kw);
@@ -74,7 +89,13 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         if (lv_conv_windows(g, H, W, &Ho, &Wo) < 0)
             return -1;
         src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
-        int64_t K = C * g->kh * g->kw, P = Ho * Wo;
+        int64_t K, P = Ho * Wo;
+        if (__builtin_mul_overflow(C, g->kh * g->kw, &K)) {
+            lv_tensor_release(src);
+            return lv_error_set(1, "%lld channels times a %lldx%lld kernel "
+                                "is too large", (long long)C, (long long)g->kh,
+                                (long long)g->kw);
+        }
         int64_t shape[3] = {N, K, P};
         if (g->batch_inner) {
             shape[0] = K;

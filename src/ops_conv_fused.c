@@ -67,7 +67,10 @@ static int conv_shape_of(conv_shape *s, const lv_conv_geometry *g, int64_t N,
     s->kw = g->kw;
     if (lv_conv_windows(g, H, W, &s->Ho, &s->Wo) < 0)
         return -1;
-    s->K = C * g->kh * g->kw;
+    if (__builtin_mul_overflow(C, g->kh * g->kw, &s->K))
+        return lv_error_set(1, "%lld channels times a %lldx%lld kernel is too "
+                            "large", (long long)C, (long long)g->kh,
+                            (long long)g->kw);
     s->P = s->Ho * s->Wo;
     int64_t cols[2] = {s->K, s->P};
     return lv_shape_check("conv", 2, cols);

@@ -171,6 +171,10 @@ static int do_expand(lv_tensor **out, const lv_tensor *x, const lv_op_params *p)
             goto bad;
         }
     }
+    /* a view obeys the bound on element counts too: past it, numel and
+     * the loops over the view would overflow */
+    if (lv_shape_check("expand", n, shape) < 0)
+        return -1;
     out[0] = lv_tensor_view_of(x, n, shape, stride, x->offset);
     return out[0] ? 1 : -1;
 bad:;

@@ -56,10 +56,16 @@ local function scalar_of(y, what)
 end
 
 function M.hvp(f, x, v, opts)
-  opts = opts or {}
-  local create = opts.create_graph or false
-  assert(core.is_tensor(x), "hvp: x must be a tensor")
-  assert(core.is_tensor(v), "hvp: v must be a tensor")
+  local where = "lv.hvp"
+  check.fn(where, "f", f)
+  check.tensor(where, "x", x)
+  check.tensor(where, "v", v)
+  if table.concat(v:size(), ",") ~= table.concat(x:size(), ",") then
+    check.fail(where, "v must have x's shape [%s] (got [%s])", table.concat(x:size(), ","),
+      table.concat(v:size(), ","))
+  end
+  opts = check.options(where, opts, { "create_graph" })
+  local create = check.flag(where, "create_graph", opts.create_graph) or false
   local xi = differentiable_input(x, create)
   local y = grad_scope(true, f, xi)
   local g = core.grad(scalar_of(y, "hvp"), { xi }, { create_graph = true })[1]
@@ -70,9 +76,11 @@ function M.hvp(f, x, v, opts)
 end
 
 function M.hessian(f, x, opts)
-  opts = opts or {}
-  local create = opts.create_graph or false
-  assert(core.is_tensor(x), "hessian: x must be a tensor")
+  local where = "lv.hessian"
+  check.fn(where, "f", f)
+  check.tensor(where, "x", x)
+  opts = check.options(where, opts, { "create_graph" })
+  local create = check.flag(where, "create_graph", opts.create_graph) or false
   local batched = x:dim() == 2
   if not batched and x:dim() ~= 1 then
     error("hessian: x must be [d] or a batch [B, d], got shape [" ..

@@ -63,8 +63,12 @@ local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 --- The set's x and y, whatever form it came in.
 local function unpack_set(fname, set)
-  if lv.is_tensor(set) then return set, nil end
-  if type(set) ~= "table" or not lv.is_tensor(set.x) then
+  if lv.is_tensor(set) then
+    if check.typename(set) == "a freed tensor" then fail(fname, "the set is a freed tensor") end
+    if set:dim() < 1 then fail(fname, "the set has no rows (a 0-dim tensor)") end
+    return set, nil
+  end
+  if type(set) ~= "table" or not lv.is_tensor(set.x) or check.typename(set.x) == "a freed tensor" then
     fail(fname, "expected a set {x = tensor [N, ...], y = labels} or a tensor")
   end
   if set.x:dim() < 1 then fail(fname, "the set's x has no rows (a 0-dim tensor)") end
@@ -74,10 +78,18 @@ local function unpack_set(fname, set)
   return set.x, set.y
 end
 
---- The generator opts asks for (nil: the default one).
-local function generator(opts)
+--- The generator opts asks for (nil: the default one), its gen and seed
+-- checked in the name of fname.
+local function generator(fname, opts, seed_key)
+  seed_key = seed_key or "seed"
+  check.generator("lvae.data." .. fname, "option 'gen'", opts.gen)
+  local seed = opts[seed_key]
+  if seed ~= nil and (math.type(seed) == nil or (math.type(seed) == "float" and not math.tointeger(seed))) then
+    fail(fname, "option '%s' must be an integer (got %s)", seed_key, check.typename(seed) == "number"
+      and tostring(seed) or check.typename(seed))
+  end
   if opts.gen ~= nil then return opts.gen end
-  if opts.seed ~= nil then return lv.Generator(opts.seed) end
+  if seed ~= nil then return lv.Generator(seed) end
   return nil
 end
 
@@ -108,10 +120,13 @@ end
 -- labels_path).
 -- opts.dtype: "f32" (default) or "f64".
 function data.load_idx_pair(images_path, labels_path, opts)
-  opts = opts or {}
-  local dtype = opts.dtype or "f32"
+  local where = "lvae.data.load_idx_pair"
+  opts = check.options(where, opts, { "dtype", "root", "cache", "fetch" })
+  local dtype = check.dtype(where, opts.dtype)
+  check.path(where, "images_path", images_path)
+  if labels_path ~= nil then check.path(where, "labels_path", labels_path) end
   if not exists(images_path) then fail("load_idx_pair", "%s: no such file", images_path) end
-  local x, type = lv.load_idx(images_path, dtype, { scale = 1 / 255 })
+  local x, type = check.call(where, lv.load_idx, images_path, dtype, { scale = 1 / 255 })
   if type ~= "u8" then
     fail("load_idx_pair", "%s: expected u8 pixels, the file holds %s values", images_path, type)
   end
@@ -124,7 +139,7 @@ function data.load_idx_pair(images_path, labels_path, opts)
   local y
   if labels_path then
     if not exists(labels_path) then fail("load_idx_pair", "%s: no such file", labels_path) end
-    y = lv.load_idx(labels_path, dtype)
+    y = check.call(where, lv.load_idx, labels_path, dtype)
     if y:dim() ~= 1 or #y ~= n then
       fail("load_idx_pair", "%s: expected %d labels for the %d images of %s, the file holds shape [%s]",
         labels_path, n, n, images_path, table.concat(y:size(), ","))
@@ -137,7 +152,8 @@ end
 -- [0, 1], y [N] labels 0..9. opts.root: the folder of the four IDX files
 -- (gzip-compressed as Debian ships them, or not); opts.dtype.
 function data.fashion_mnist(opts)
-  opts = opts or {}
+  opts = check.options("lvae.data.fashion_mnist", opts, { "root", "dtype" })
+  if opts.root ~= nil then check.path("lvae.data.fashion_mnist", "option 'root'", opts.root) end
   local root = opts.root or data.FASHION_MNIST_ROOT
   local function find(name)
     for _, path in ipairs({ root .. "/" .. name .. ".gz", root .. "/" .. name }) do
@@ -180,7 +196,9 @@ end
 -- split with a seed). opts.cache: the folder (data.mnist_cache());
 -- opts.fetch = true runs scripts/get-mnist.sh when the files are missing.
 function data.mnist(opts)
-  opts = opts or {}
+  opts = check.options("lvae.data.mnist", opts, { "cache", "fetch", "dtype" })
+  if opts.cache ~= nil then check.path("lvae.data.mnist", "option 'cache'", opts.cache) end
+  check.flag("lvae.data.mnist", "option 'fetch'", opts.fetch)
   local cache = opts.cache or data.mnist_cache()
   local images, labels = cache .. "/mnist-images.idx", cache .. "/mnist-labels.idx"
   if not (exists(images) and exists(labels)) then
@@ -216,12 +234,12 @@ function data.split(set, opts)
   if math.type(nv) ~= "integer" or nv < 0 or nv > n then
     fail("split", "validation must be an integer from 0 to the %d rows of the set", n)
   end
-  if math.type(nt) ~= "integer" or nt < 0 or nv + nt > n then
+  if math.type(nt) ~= "integer" or nt < 0 or nt > n - nv then
     fail("split", "test must be an integer from 0 to the %d rows left after validation", n - nv)
   end
   local part
   if opts.seed ~= nil or opts.gen ~= nil then
-    local order = permutation(n, generator(opts))
+    local order = permutation(n, generator("split", opts))
     part = function(first, last)
       local rows = slice(order, first, last)
       return { x = x:gather_rows(rows), y = y and y:gather_rows(rows) }
@@ -244,9 +262,9 @@ end
 -- Given a set, returns a new set with the same labels; given a tensor, a
 -- tensor of 0s and 1s.
 function data.binarize(set, opts)
-  opts = opts or {}
+  opts = check.options("lvae.data.binarize", opts, { "seed", "gen" })
   local x, y = unpack_set("binarize", set)
-  local gen = opts.gen or lv.Generator(opts.seed or data.STATIC_SEED)
+  local gen = generator("binarize", opts) or lv.Generator(data.STATIC_SEED)
   local ok, xb = pcall(lv.bernoulli, x, gen)
   if not ok then fail("binarize", "%s (intensities must lie in [0, 1])", xb) end
   if lv.is_tensor(set) then return xb end
@@ -326,7 +344,7 @@ function data.save_binarized(path, set)
   if x:mul(x - 1):ne(0):sum():item() > 0 then
     fail(where, "x holds values other than 0 and 1: binarise it first (data.binarize)")
   end
-  lv.save_npy(path, x:to("f32"):contiguous())
+  check.call("lvae.data.save_binarized", lv.save_npy, path, x:to("f32"):contiguous())
   return lv.sha256_file(path)
 end
 
@@ -361,7 +379,10 @@ function data.batches(set, batch_size, opts)
   if mode ~= nil and mode ~= false and mode ~= "dynamic" and mode ~= "static" then
     fail("batches", "binarize must be \"dynamic\", \"static\" or nil, got %s", tostring(mode))
   end
-  local gen = generator(opts)
+  check.flag("lvae.data.batches", "option 'shuffle'", opts.shuffle)
+  check.flag("lvae.data.batches", "option 'drop_last'", opts.drop_last)
+  local gen = generator("batches", opts)
+  generator("batches", opts, "static_seed")   -- checks static_seed
   local n = #x
   local order
   if opts.shuffle == false then

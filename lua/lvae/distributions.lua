@@ -18,6 +18,7 @@
 -- Not here: other families, transforms, event-shape bookkeeping.
 
 local lv = require "lvae"
+local check = require "lvae.check"
 
 local M = {}
 
@@ -54,16 +55,16 @@ end
 local function sample_shape(where, n, shape)
   local out = {}
   if n ~= nil then
-    if math.type(n) == "integer" or (math.type(n) == "float" and n == math.floor(n)) then
-      out[1] = math.tointeger(n)
-    elseif type(n) == "table" then
-      for i, s in ipairs(n) do out[i] = s end
+    if math.type(n) ~= nil then
+      out[1] = check.integral(n) or n
+    elseif type(n) == "table" and not lv.is_tensor(n) then
+      for i, s in ipairs(n) do out[i] = check.integral(s) or s end
     else
-      fail(where, "the sample count must be an integer or a list of sizes (got %s)", type(n))
+      fail(where, "the sample count must be an integer or a list of sizes (got %s)", check.typename(n))
     end
     for _, s in ipairs(out) do
       if math.type(s) ~= "integer" or s < 0 then
-        fail(where, "sample sizes must be non-negative integers")
+        fail(where, "sample sizes must be non-negative integers (got %s)", tostring(s))
       end
     end
   end
@@ -73,7 +74,7 @@ end
 
 --- A tensor from a tensor or a number (then of the given dtype).
 local function as_tensor(where, name, v, dtype)
-  if lv.is_tensor(v) then return v end
+  if lv.is_tensor(v) then return check.tensor(where, name, v) end
   if math.type(v) ~= nil then return lv.tensor(v, dtype or "f32") end
   fail(where, "%s must be a tensor or a number (got %s)", name, v == nil and "nil" or type(v))
 end
@@ -122,8 +123,10 @@ local Normal, NormalMT = make_class("Normal", {
 -- batch_shape, dtype.
 function M.Normal(mu, sigma, opts)
   local where = "distributions.Normal"
-  opts = opts or {}
-  if type(opts) ~= "table" then fail(where, "options must be a table (got %s)", type(opts)) end
+  if lv.is_tensor(mu) then check.tensor(where, "mu (argument 1)", mu) end
+  if lv.is_tensor(sigma) then check.tensor(where, "sigma (argument 2)", sigma) end
+  opts = check.options(where, opts, { "validate" })
+  check.flag(where, "validate", opts.validate)
   local dtype = (lv.is_tensor(mu) and mu:dtype()) or (lv.is_tensor(sigma) and sigma:dtype()) or nil
   mu = as_tensor(where, "mu (argument 1)", mu, dtype)
   sigma = as_tensor(where, "sigma (argument 2)", sigma, dtype)
@@ -153,24 +156,38 @@ end
 
 --- log N(x; mu, sigma^2) elementwise:
 -- -((x - mu) / sigma)^2 / 2 - log sigma - log(2 pi) / 2.
+--- x, a tensor or a number, checked to broadcast with the batch shape.
+local function observation(where, x, d)
+  x = as_tensor(where, "x", x, d.dtype)
+  if not broadcast_shape(x:size(), d.batch_shape) then
+    fail(where, "x of shape %s does not broadcast with the batch shape %s", shape_string(x:size()),
+         shape_string(d.batch_shape))
+  end
+  return x
+end
+
 function Normal:log_prob(x)
-  x = as_tensor("distributions.Normal:log_prob", "x", x, self.dtype)
+  x = observation("distributions.Normal:log_prob", x, self)
   if self.standard then return M.standard_normal_log_prob(x) end
   return -0.5 * ((x - self.mean) / self.stddev):square() - self.stddev:log() - HALF_LOG_2PI
 end
 
---- mu + sigma * eps, eps ~ N(0, I) from lv.randn (or the generator gen):
--- differentiable w.r.t. mu and sigma (the reparameterisation trick).
-function Normal:rsample(n, gen)
-  local shape = sample_shape("distributions.Normal:rsample", n, self.batch_shape)
-  local eps = gen and lv.randn(shape, self.dtype, gen) or lv.randn(shape, self.dtype)
+-- rsample and sample, where naming the one called.
+local function normal_draw(self, n, gen, where)
+  local shape = sample_shape(where, n, self.batch_shape)
+  check.generator(where, "gen", gen)
+  local eps = check.call(where, lv.randn, shape, self.dtype, gen)
   if self.standard then return eps end
   return self.mean + self.stddev * eps
 end
 
+--- mu + sigma * eps, eps ~ N(0, I) from lv.randn (or the generator gen):
+-- differentiable w.r.t. mu and sigma (the reparameterisation trick).
+function Normal:rsample(n, gen) return normal_draw(self, n, gen, "distributions.Normal:rsample") end
+
 --- rsample's values off the tape.
 function Normal:sample(n, gen)
-  return lv.no_grad(function() return self:rsample(n, gen) end)
+  return lv.no_grad(function() return normal_draw(self, n, gen, "distributions.Normal:sample") end)
 end
 
 --- Elementwise entropy: 1/2 + log(2 pi)/2 + log sigma.
@@ -193,9 +210,7 @@ end
 
 --- log N(x; 0, I) elementwise: -x^2 / 2 - log(2 pi) / 2.
 function M.standard_normal_log_prob(x)
-  if not lv.is_tensor(x) then
-    fail("distributions.standard_normal_log_prob", "x must be a tensor (got %s)", type(x))
-  end
+  check.tensor("distributions.standard_normal_log_prob", "x", x)
   return -0.5 * x:square() - HALF_LOG_2PI
 end
 
@@ -208,13 +223,14 @@ function M.StandardNormal(shape, dtype)
   if lv.is_tensor(shape) then
     dtype = dtype or shape:dtype()
     shape = shape:size()
-  elseif math.type(shape) == "integer" then
-    shape = { shape }
+  elseif check.integral(shape) then
+    shape = { check.integral(shape) }
   elseif type(shape) ~= "table" then
     fail(where, "expected a shape or a tensor (got %s)", shape == nil and "nil" or type(shape))
   end
   dtype = dtype or "f32"
-  local d = M.Normal(lv.zeros(shape, dtype), lv.ones(shape, dtype), { validate = false })
+  local zeros = check.call(where, lv.zeros, shape, dtype)
+  local d = M.Normal(zeros, lv.ones(shape, dtype), { validate = false })
   rawset(d, "standard", true)
   return d
 end
@@ -280,18 +296,19 @@ end
 --- log p(x) elementwise in the stable form x l - softplus(l)
 -- (= x log p + (1 - x) log(1 - p)); x may be any value in [0, 1].
 function Bernoulli:log_prob(x)
-  x = as_tensor("distributions.Bernoulli:log_prob", "x", x, self.dtype)
+  x = observation("distributions.Bernoulli:log_prob", x, self)
   return x * self.logits - self.logits:softplus()
 end
 
 --- 0/1 draws with probability sigmoid(l) (lv.bernoulli), off the tape.
 function Bernoulli:sample(n, gen)
-  local shape = sample_shape("distributions.Bernoulli:sample", n, self.batch_shape)
+  local where = "distributions.Bernoulli:sample"
+  local shape = sample_shape(where, n, self.batch_shape)
+  check.generator(where, "gen", gen)
   return lv.no_grad(function()
     local p = self.probs
-    if not same_shape(p:size(), shape) then p = p:expand(shape) end
-    if gen then return lv.bernoulli(p, gen) end
-    return lv.bernoulli(p)
+    if not same_shape(p:size(), shape) then p = check.call(where, lv.expand, p, shape) end
+    return check.call(where, lv.bernoulli, p, gen)
   end)
 end
 

@@ -40,6 +40,7 @@ local function check_number(where, what, v, positive)
   if math.type(v) == nil or v ~= v or (positive and v <= 0) then
     fail(where, "%s must be a %snumber (got %s)", what, positive and "positive " or "", tostring(v))
   end
+  if v == math.huge or v == -math.huge then fail(where, "%s must be finite (got %s)", what, tostring(v)) end
   return v
 end
 
@@ -54,9 +55,9 @@ local function check_model(where, model, name)
 end
 
 local function check_data(where, x)
-  if not lv.is_tensor(x) or x:dim() < 2 or x:size(1) < 1 then
+  if typename(x) ~= "a tensor" or x:dim() < 2 or x:size(1) < 1 then
     fail(where, "x must be a tensor [B, ...] with B >= 1 (got %s)",
-         lv.is_tensor(x) and "[" .. table.concat(x:size(), ",") .. "]" or typename(x))
+         typename(x) == "a tensor" and "[" .. table.concat(x:size(), ",") .. "]" or typename(x))
   end
   return x
 end
@@ -198,6 +199,7 @@ function M.ais(model, x, opts)
   local L = check_count(where, "leapfrog_steps", opts.leapfrog_steps or 10)
   local eps0 = check_number(where, "step_size", opts.step_size or 0.1, true)
   local target = check_number(where, "target_accept", opts.target_accept or 0.65, true)
+  if target >= 1 then fail(where, "target_accept must lie in (0, 1) (got %s)", tostring(target)) end
   local kind = opts.schedule or "sigmoid"
   if kind ~= "sigmoid" and kind ~= "linear" then
     fail(where, "unknown schedule '%s' (known: sigmoid, linear)", tostring(kind))
@@ -210,7 +212,7 @@ function M.ais(model, x, opts)
   if math.type(d) ~= "integer" then
     fail(where, "the model's latent dim is unknown (model.dim; call model:elbo once, or give dim)")
   end
-  local gen = opts.gen
+  local gen = check.generator(where, "option 'gen'", opts.gen)
   local B = x:size(1)
   local dtype = model.dtype or x:dtype()
   local betas = schedule(kind, T)

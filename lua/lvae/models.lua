@@ -78,7 +78,9 @@ local check_count = check.count
 
 --- The data x [B, ...]; returns x and B, D.
 local function check_data(where, x)
-  if not lv.is_tensor(x) then fail(where, "x must be a tensor [B, ...] (got %s)", typename(x)) end
+  if not lv.is_tensor(x) or typename(x) == "a freed tensor" then
+    fail(where, "x must be a tensor [B, ...] (got %s)", typename(x))
+  end
   if x:dim() < 2 then
     fail(where, "x must have a batch dim and at least one data dim (got shape %s)",
          shape_string(x:size()))
@@ -98,7 +100,10 @@ end
 local FLOW_METHODS = { "flow", "init_momentum", "temperature0", "has_momentum", "parameters" }
 
 local function check_flow(where, flow, K)
-  if flow == nil then return nil, 0 end
+  if flow == nil then
+    if K ~= nil and K ~= 0 then fail(where, "K is given without a flow (K counts the flow's steps)") end
+    return nil, 0
+  end
   for _, name in ipairs(FLOW_METHODS) do
     if not method_of(flow, name) then
       fail(where, "flow must be an integrator (lv.integrators.*, lv.flows.*): it has no method '%s'",
@@ -170,9 +175,9 @@ function Latent:log_likelihood(x, z)
   local where = self._name .. ":log_likelihood"
   local B, D
   x, B, D = check_data(where, x)
-  if not lv.is_tensor(z) or (z:dim() ~= 2 and z:dim() ~= 3) then
+  if not lv.is_tensor(z) or typename(z) == "a freed tensor" or (z:dim() ~= 2 and z:dim() ~= 3) then
     fail(where, "z must be a tensor [S, B, d] or [B, d] (got %s)",
-         lv.is_tensor(z) and shape_string(z:size()) or typename(z))
+         typename(z) == "a tensor" and shape_string(z:size()) or typename(z))
   end
   local S = z:dim() == 3 and z:size(1) or 1
   local zb, d = z:size(z:dim() - 1), z:size(z:dim())
@@ -255,6 +260,7 @@ function Latent:elbo(x, opts)
   opts = check_table(where, "options", opts)
   check_keys(where, opts, { "samples", "analytic_entropy", "create_graph", "gen" })
   local S = check_count(where, "samples", opts.samples == nil and 1 or opts.samples)
+  check_data(where, x)
   return self:log_weight(x, S, { analytic_entropy = opts.analytic_entropy,
                                  create_graph = opts.create_graph, gen = opts.gen }):mean(1)
 end
@@ -447,6 +453,7 @@ end
 function FlowVAE:sample(n, gen)
   local where = "FlowVAE:sample"
   n = check_count(where, "n", n)
+  check.generator(where, "gen", gen)
   if not self.dim then
     fail(where, "the latent dim is unknown: give dim = d when making the model (or call elbo once)")
   end
@@ -636,6 +643,7 @@ end
 -- off the tape.
 function LinearGaussian:sample(n, gen)
   n = check_count("LinearGaussian:sample", "n", n)
+  check.generator("LinearGaussian:sample", "gen", gen)
   return lv.no_grad(function()
     local function randn(shape)
       return gen and lv.randn(shape, self.dtype, gen) or lv.randn(shape, self.dtype)

@@ -31,7 +31,8 @@ local nn = { init = {}, F = {} }
 -- fan_out of a weight: Linear [out, in]; Conv [out, in, kh, kw] counts the
 -- receptive field (in kh kw, out kh kw).
 
-local function fans(t)
+local function fans(t, where)
+  check.tensor(where, "the tensor to fill", t)
   local size = t:size()
   if #size < 2 then return size[1], size[1] end
   local receptive = 1
@@ -46,27 +47,36 @@ end
 
 --- Normal with std = gain * sqrt(2 / (fan_in + fan_out)).
 function nn.init.glorot_normal(t, gain)
-  local fan_in, fan_out = fans(t)
+  local fan_in, fan_out = fans(t, "nn.init.glorot_normal")
   local std = (gain or 1) * math.sqrt(2 / (fan_in + fan_out))
   return fill_with(t, lv.randn(t:size(), t:dtype()) * std)
 end
 
 --- Uniform on ±gain * sqrt(6 / (fan_in + fan_out)).
 function nn.init.glorot_uniform(t, gain)
-  local fan_in, fan_out = fans(t)
+  local fan_in, fan_out = fans(t, "nn.init.glorot_uniform")
   local a = (gain or 1) * math.sqrt(6 / (fan_in + fan_out))
   return fill_with(t, lv.rand(t:size(), t:dtype()) * (2 * a) - a)
 end
 
 --- HVAE's initialiser: normal with std = 1 / sqrt(fan_in + fan_out).
 function nn.init.hvae_normal(t)
-  local fan_in, fan_out = fans(t)
+  local fan_in, fan_out = fans(t, "nn.init.hvae_normal")
   return fill_with(t, lv.randn(t:size(), t:dtype()) * (1 / math.sqrt(fan_in + fan_out)))
 end
 
-function nn.init.zeros(t) return fill_with(t, lv.zeros_like(t)) end
+function nn.init.zeros(t)
+  check.tensor("nn.init.zeros", "the tensor to fill", t)
+  return fill_with(t, lv.zeros_like(t))
+end
 
-function nn.init.constant(t, value) return fill_with(t, lv.full_like(t, value)) end
+function nn.init.constant(t, value)
+  check.tensor("nn.init.constant", "the tensor to fill", t)
+  if math.type(value) == nil then
+    check.fail("nn.init.constant", "the value must be a number (got %s)", check.typename(value))
+  end
+  return fill_with(t, lv.full_like(t, value))
+end
 
 local initialisers = {
   glorot_normal = nn.init.glorot_normal,
@@ -98,6 +108,12 @@ Module.__name = "nn.Module"
 --- Makes a module class; `Class(...)` builds an instance through
 -- Class.init(self, ...).
 local function class(name, parent)
+  if type(name) ~= "string" or name == "" then
+    error(string.format("nn.class: the class name must be a string (got %s)", check.typename(name)), 2)
+  end
+  if parent ~= nil and (type(parent) ~= "table" or getmetatable(parent) == nil) then
+    error(string.format("nn.class: the parent must be a module class (got %s)", check.typename(parent)), 2)
+  end
   local C = setmetatable({}, {
     __index = parent or Module,
     __call = function(cls, ...)
@@ -106,7 +122,12 @@ local function class(name, parent)
       -- line, not inside this file.
       local ok, err = pcall(cls.init, self, ...)
       if not ok then
-        if type(err) == "string" then err = err:gsub("^[^\n]-nn%.lua:%d+: ", "") end
+        if type(err) == "string" then
+          err = err:gsub("^[^\n]-%.lua:%d+: ", "")
+          -- an error from deeper down (an initialiser, an allocation) is
+          -- still this layer's: say which
+          if not err:find("%f[%w_]" .. name .. "%f[^%w_]") then err = name .. ": " .. err end
+        end
         error(err, 2)
       end
       return self
@@ -165,6 +186,9 @@ end
 
 function Module:train(flag)
   if flag == nil then flag = true end
+  if type(flag) ~= "boolean" then
+    error(string.format("train: the flag must be true or false (got %s)", check.typename(flag)), 2)
+  end
   self.training = flag
   for _, c in ipairs(self._children) do c.module:train(flag) end
   return self
@@ -184,7 +208,13 @@ end
 -- name and shape is checked before anything is copied, so a failed load
 -- leaves the module as it was.
 function Module:load_state_dict(state, opts)
-  local strict = not (opts and opts.strict == false)
+  if type(state) ~= "table" or lv.is_tensor(state) then
+    error(string.format("load_state_dict: the state must be a table of tensors by name (got %s)",
+      check.typename(state)), 2)
+  end
+  opts = check.options("load_state_dict", opts, { "strict" })
+  check.flag("load_state_dict", "strict", opts.strict)
+  local strict = opts.strict ~= false
   local known = {}
   for _, np in ipairs(self:named_parameters()) do
     known[np.name] = true
@@ -243,6 +273,8 @@ function nn.F.linear(x, weight, bias)
 end
 
 --- TensorFlow's SAME padding for one direction: {before, after}.
+local SAME_MAX = (1 << 31) - 1   -- sizes beyond: the sum below would lose exactness
+
 local function same_padding(size, kernel, stride)
   size, kernel, stride = check.integral(size) or size, check.integral(kernel) or kernel,
     check.integral(stride) or stride
@@ -251,16 +283,20 @@ local function same_padding(size, kernel, stride)
       error(string.format("same_padding: %s must be an integer >= %d (got %s)", v[2], v[3],
         tostring(v[1])), 3)
     end
+    if v[1] > SAME_MAX then
+      error(string.format("same_padding: %s must be at most 2^31 - 1 (got %s)", v[2], tostring(v[1])), 3)
+    end
   end
-  local out = math.ceil(size / stride)
+  local out = (size + stride - 1) // stride        -- ceil(size / stride), in integers
   local total = math.max((out - 1) * stride + kernel - size, 0)
   local before = total // 2
   return before, total - before
 end
 nn.F.same_padding = same_padding
 
---- Padding {top, bottom, left, right} from a layer's `padding` option.
-local function resolve_padding(padding, h, w, kh, kw, sh, sw)
+--- Padding {top, bottom, left, right} from a layer's `padding` option;
+-- where names the layer or function in errors.
+local function resolve_padding(padding, h, w, kh, kw, sh, sw, where)
   if padding == nil or padding == "valid" then return { 0, 0, 0, 0 } end
   if padding == "same" then
     local t, b = same_padding(h, kh, sh)
@@ -270,9 +306,9 @@ local function resolve_padding(padding, h, w, kh, kw, sh, sw)
   local function amount(v)
     v = check.integral(v) or v
     if math.type(v) ~= "integer" then
-      error("padding must be made of integers, got " .. tostring(v), 4)
+      error(where .. ": padding must be made of integers, got " .. tostring(v), 4)
     end
-    if v < 0 then error("padding must not be negative, got " .. tostring(v), 4) end
+    if v < 0 then error(where .. ": padding must not be negative, got " .. tostring(v), 4) end
     return v
   end
   if check.integral(padding) then
@@ -285,11 +321,12 @@ local function resolve_padding(padding, h, w, kh, kw, sh, sw)
   if type(padding) == "table" and #padding == 4 then
     return { amount(padding[1]), amount(padding[2]), amount(padding[3]), amount(padding[4]) }
   end
-  error("padding must be a number, {vertical, horizontal}, {top, bottom, left, right}, "
+  error(where .. ": padding must be a number, {vertical, horizontal}, {top, bottom, left, right}, "
     .. "'valid' or 'same', got " .. tostring(padding), 3)
 end
 
 local function pair(v, what, positive)
+  if type(what) ~= "string" then what = "nn.F.pair: the value" end
   local a, b
   if check.integral(v) then
     a = check.integral(v)
@@ -309,17 +346,28 @@ nn.F.pair = pair
 
 --- conv2d(x [N, C, H, W], weight [O, C, kh, kw], bias [O] or nil, opts
 -- {stride, padding}) -> [N, O, Ho, Wo].
+--- The tensors and options of a functional convolution, checked.
+local function conv_args(where, x, weight, bias, opts, known)
+  check.tensor(where, "the input", x)
+  check.tensor(where, "the weight", weight)
+  if bias ~= nil then check.tensor(where, "the bias", bias) end
+  if weight:dim() ~= 4 then
+    check.fail(where, "expected a weight [out, in, kh, kw] (got shape [%s])", table.concat(weight:size(), ","))
+  end
+  return check.options(where, opts, known)
+end
+
 function nn.F.conv2d(x, weight, bias, opts)
-  opts = opts or {}
+  opts = conv_args("conv2d", x, weight, bias, opts, { "stride", "padding" })
   local size = weight:size()
   local O, kh, kw = size[1], size[3], size[4]
-  local sh, sw = pair(opts.stride or 1, "stride")
+  local sh, sw = pair(opts.stride or 1, "conv2d: stride", true)
   local xs = x:size()
   if #xs ~= 4 then error("conv2d: expected input [N, C, H, W], got shape [" .. table.concat(xs, ",") .. "]", 2) end
   if xs[2] ~= size[2] then
     error(string.format("conv2d: input has %d channels, the weight expects %d", xs[2], size[2]), 2)
   end
-  local pad = resolve_padding(opts.padding, xs[3], xs[4], kh, kw, sh, sw)
+  local pad = resolve_padding(opts.padding, xs[3], xs[4], kh, kw, sh, sw, "conv2d")
   -- One op (src/ops_conv_fused.c): im2col and GEMM over chunks of the
   -- batch, and a backward that saves x and the weight, not the columns.
   local y = lv.conv2d(x, weight, { kernel = { kh, kw }, stride = { sh, sw }, padding = pad })
@@ -332,10 +380,11 @@ end
 -- the exact adjoint of conv2d from Hout x Wout to H x W with the same
 -- stride and padding. With padding "same", Hout = H * stride (TensorFlow).
 function nn.F.conv_transpose2d(x, weight, bias, opts)
-  opts = opts or {}
+  opts = conv_args("conv_transpose2d", x, weight, bias, opts,
+                   { "stride", "padding", "output_padding", "output_size" })
   local size = weight:size()
   local C, O, kh, kw = size[1], size[2], size[3], size[4]
-  local sh, sw = pair(opts.stride or 1, "stride")
+  local sh, sw = pair(opts.stride or 1, "conv_transpose2d: stride", true)
   local xs = x:size()
   if #xs ~= 4 then
     error("conv_transpose2d: expected input [N, C, H, W], got shape [" .. table.concat(xs, ",") .. "]", 2)
@@ -351,18 +400,18 @@ function nn.F.conv_transpose2d(x, weight, bias, opts)
         .. "(give output_size instead)", 2)
     end
     Hout, Wout = H * sh, W * sw
-    if opts.output_size then Hout, Wout = pair(opts.output_size, "output_size") end
-    pad = resolve_padding("same", Hout, Wout, kh, kw, sh, sw)
+    if opts.output_size then Hout, Wout = pair(opts.output_size, "conv_transpose2d: output_size", true) end
+    pad = resolve_padding("same", Hout, Wout, kh, kw, sh, sw, "conv_transpose2d")
   else
-    pad = resolve_padding(opts.padding, 0, 0, kh, kw, sh, sw)
-    local oph, opw = pair(opts.output_padding or 0, "output_padding")
+    pad = resolve_padding(opts.padding, 0, 0, kh, kw, sh, sw, "conv_transpose2d")
+    local oph, opw = pair(opts.output_padding or 0, "conv_transpose2d: output_padding")
     if oph >= sh or opw >= sw then
       error("conv_transpose2d: output_padding must be smaller than the stride", 2)
     end
     Hout = (H - 1) * sh - pad[1] - pad[2] + kh + oph
     Wout = (W - 1) * sw - pad[3] - pad[4] + kw + opw
     if opts.output_size then
-      local wh, ww = pair(opts.output_size, "output_size")
+      local wh, ww = pair(opts.output_size, "conv_transpose2d: output_size", true)
       if wh < Hout - oph or wh >= Hout - oph + sh or ww < Wout - opw or ww >= Wout - opw + sw then
         error(string.format("conv_transpose2d: output_size %dx%d is not reachable from %dx%d", wh, ww, H, W), 2)
       end
@@ -421,7 +470,7 @@ local function init_conv(self, name, c_in, c_out, kernel, opts, weight_shape)
   self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
   self.stride, self.padding = opts.stride or 1, opts.padding or 0
   pair(self.stride, name .. ": stride", true)
-  resolve_padding(self.padding, 1, 1, kh, kw, 1, 1)     -- validates the option
+  resolve_padding(self.padding, 1, 1, kh, kw, 1, 1, name)     -- validates the option
   local dtype = check.dtype(name, opts.dtype)
   initialise(self:register_parameter("weight", lv.zeros(weight_shape(kh, kw, c_in, c_out), dtype)), opts.init)
   if opts.bias ~= false then self:register_parameter("bias", lv.zeros({ c_out }, dtype)) end
@@ -448,6 +497,12 @@ function nn.ConvTranspose2d:init(c_in, c_out, kernel, opts)
   opts = check.options("ConvTranspose2d", opts,
                        { "stride", "padding", "output_padding", "bias", "dtype", "init" })
   self.output_padding = opts.output_padding
+  if opts.output_padding ~= nil then
+    local oph, opw = pair(opts.output_padding, "ConvTranspose2d: output_padding")
+    if oph < 0 or opw < 0 then
+      error(string.format("ConvTranspose2d: output_padding must not be negative, got %dx%d", oph, opw), 3)
+    end
+  end
   -- [c_in, c_out, kh, kw]: fans as the adjoint convolution sees them
   init_conv(self, "ConvTranspose2d", c_in, c_out, kernel, opts,
             function(kh, kw, i, o) return { i, o, kh, kw } end)
@@ -473,7 +528,7 @@ nn.Sigmoid = activation("Sigmoid", "sigmoid")
 -- naming the layer, before it reaches an op.
 local function takes_tensor(C)
   C.__call = function(self, x, ...)
-    if not lv.is_tensor(x) then
+    if not lv.is_tensor(x) or check.typename(x) == "a freed tensor" then
       error(string.format("%s: the input must be a tensor (got %s)", C.name, check.typename(x)), 2)
     end
     return self:forward(x, ...)
@@ -502,7 +557,12 @@ function nn.Sequential:forward(...)
   end
   return table.unpack(values, 1, values.n)
 end
-function nn.Sequential:add(m) return self:add_module(tostring(#self._children + 1), m) end
+function nn.Sequential:add(m)
+  if type(m) ~= "table" or getmetatable(m) == nil or m.forward == nil then
+    error(string.format("Sequential:add: expected a module (got %s)", check.typename(m)), 2)
+  end
+  return self:add_module(tostring(#self._children + 1), m)
+end
 function nn.Sequential:__len() return #self._children end
 
 --- Reshape(d1, d2, ...): each sample to the given shape (the batch dim is
@@ -510,8 +570,12 @@ function nn.Sequential:__len() return #self._children end
 nn.Reshape = class("Reshape")
 takes_tensor(nn.Reshape)
 function nn.Reshape:init(...)
-  self.shape = type(...) == "table" and { table.unpack((...)) } or { ... }
-  for i, s in ipairs(self.shape) do
+  local sizes = table.pack(...)
+  if type(sizes[1]) == "table" and sizes.n == 1 then sizes = table.pack(table.unpack(sizes[1])) end
+  if sizes.n == 0 then error("Reshape: give the sizes of a sample, e.g. Reshape(1, 28, 28)", 4) end
+  self.shape = {}
+  for i = 1, sizes.n do
+    local s = sizes[i]
     local n = check.integral(s)
     if not n or (n < 1 and n ~= -1) then
       error(string.format("Reshape: size %d must be a positive integer or -1", i), 4)
@@ -526,7 +590,10 @@ function nn.Reshape:extra_repr() return table.concat(self.shape, "x") end
 
 nn.Flatten = class("Flatten")
 takes_tensor(nn.Flatten)
-function nn.Flatten:forward(x) return x:reshape(x:size(1), -1) end
+function nn.Flatten:forward(x)
+  if x:dim() < 1 then error("Flatten: the input must have a batch dim (got a 0-dim tensor)", 2) end
+  return x:reshape(x:size(1), -1)
+end
 
 --- GaussianHead(n_in, d): returns mu [B, d] and sigma = softplus(.) [B, d].
 nn.GaussianHead = class("GaussianHead")

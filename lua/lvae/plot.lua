@@ -38,6 +38,7 @@ end
 
 local function describe(v)
   if core.is_tensor(v) then
+    if not pcall(core.dim, v) then return "a freed tensor" end
     return "a tensor [" .. table.concat(v:size(), ",") .. "]"
   end
   return "a " .. type(v)
@@ -57,12 +58,23 @@ local function check_options(where, opts, known)
   return opts
 end
 
+--- Writes the picture to path through lv.save_png, its errors (a bad
+-- path, a folder that does not exist) worded as where's.
+local function save(where, path, img)
+  if type(path) ~= "string" or path == "" then
+    fail(where, "path must be a file name, got %s", type(path) == "string" and "an empty string" or describe(path))
+  end
+  local ok, err = pcall(core.save_png, path, img)
+  if not ok then fail(where, "%s", (tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^lv%.save_png: ", ""))) end
+end
+
 --- The images as f32 [N, h*w*c] off the tape, and their tile shape: the
 -- `shape` given ({h, w} or {h, w, 3}), else the tensor's own [N, H, W] or
 -- [N, H, W, 3], else a square gray image for [N, D] with D a square.
 local function tiles(where, what, images, shape)
-  if not core.is_tensor(images) then
-    fail(where, "%s must be a tensor [N, D] or [N, H, W], got %s", what, describe(images))
+  if not core.is_tensor(images) or not pcall(core.dim, images) then
+    fail(where, "%s must be a tensor [N, D] or [N, H, W], got %s", what,
+         core.is_tensor(images) and "a freed tensor" or describe(images))
   end
   local size = images:size()
   if shape == nil then
@@ -103,7 +115,7 @@ function plot.sample_grid(path, images, opts)
     shape = shape, nrow = opts.nrow or math.ceil(math.sqrt(n)),
     padding = opts.padding or 2, pad_value = opts.pad_value or 0.5,
   })
-  core.save_png(path, grid)
+  save(where, path, grid)
   return path
 end
 
@@ -134,7 +146,7 @@ function plot.reconstructions(path, inputs, recons, opts)
   local grid = core.image_grid(core.cat(parts, 1), {
     shape = shape, nrow = ncol, padding = opts.padding or 2, pad_value = pad_value,
   })
-  core.save_png(path, grid)
+  save(where, path, grid)
   return path
 end
 
@@ -154,7 +166,7 @@ function plot.flow_2d(path, stages, opts)
   end
   local points = {}
   for i, s in ipairs(stages) do
-    if not core.is_tensor(s) or s:dim() ~= 2 or s:size()[2] ~= 2 then
+    if not core.is_tensor(s) or not pcall(core.dim, s) or s:dim() ~= 2 or s:size()[2] ~= 2 then
       fail(where, "stages[%d] must be a tensor [S, 2], got %s", i, describe(s))
     end
     points[i] = s:detach():to("f64")
@@ -190,7 +202,7 @@ function plot.flow_2d(path, stages, opts)
   local grid = core.image_grid(core.stack(panels, 1), {
     nrow = opts.ncol or #panels, padding = opts.padding or 2, pad_value = 0,
   })
-  core.save_png(path, grid)
+  save(where, path, grid)
   return path, range
 end
 
@@ -230,6 +242,15 @@ local function unique()
 end
 
 --- True when the gnuplot program can be run.
+--- Raises unless run_dir names a folder that exists.
+local function check_run_dir(where, run_dir)
+  if type(run_dir) ~= "string" or run_dir == "" then
+    fail(where, "run_dir must be a folder name, got %s", type(run_dir) == "string" and "an empty string"
+      or describe(run_dir))
+  end
+  if not is_dir(run_dir) then fail(where, "run folder %s does not exist", run_dir) end
+end
+
 function plot.has_gnuplot()
   local p = io.popen("command -v " .. shell_quote(plot.gnuplot_program) .. " 2>/dev/null")
   if not p then return false end
@@ -408,6 +429,7 @@ function plot.training_curves(run_dir, log, opts)
   local where = "training_curves"
   opts = check_options(where, opts, {"x", "y", "points", "columns", "name", "title", "xlabel",
                                      "ylabel", "logy", "size"})
+  check_run_dir(where, run_dir)
   local x = opts.x or "step"
   local columns, data, csv
   if type(log) == "string" then
@@ -494,6 +516,7 @@ function plot.error_vs_dim(run_dir, rows, opts)
   local where = "error_vs_dim"
   opts = check_options(where, opts, {"x", "y", "by", "err", "name", "title", "xlabel",
                                      "ylabel", "size"})
+  check_run_dir(where, run_dir)
   local x, y, by, err = opts.x or "d", opts.y or "error", opts.by or "method", opts.err
   if type(rows) ~= "table" or #rows == 0 then
     fail(where, "rows must be a non-empty list of tables, got %s", describe(rows))

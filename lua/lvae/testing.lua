@@ -14,18 +14,19 @@
 
 local core = require "lvae.core"
 local autograd = require "lvae.autograd"
+local check = require "lvae.check"
 
 local M = {}
 
 local function flat(t) return t:contiguous():view({ -1 }) end
 
 local function check_inputs(inputs, what)
-  if type(inputs) ~= "table" or #inputs == 0 then
+  if type(inputs) ~= "table" or core.is_tensor(inputs) or #inputs == 0 then
     error(what .. ": inputs must be a non-empty list of tensors", 3)
   end
   for i, x in ipairs(inputs) do
-    if not core.is_tensor(x) then
-      error(string.format("%s: input %d is not a tensor", what, i), 3)
+    if not core.is_tensor(x) or check.typename(x) == "a freed tensor" then
+      error(string.format("%s: input %d is not a tensor (got %s)", what, i, check.typename(x)), 3)
     end
     if x:dtype() ~= "f64" then
       error(string.format("%s: input %d is %s; finite differences need f64 (use :to(\"f64\"))",
@@ -41,9 +42,13 @@ local function evaluate(f, xs)
 end
 
 function M.gradcheck(f, inputs, opts)
-  opts = opts or {}
+  check.fn("gradcheck", "f", f)
+  opts = check.options("gradcheck", opts, { "eps", "seed" })
   check_inputs(inputs, "gradcheck")
   local eps = opts.eps or 1e-6
+  if math.type(eps) == nil or not (eps > 0) or eps == math.huge then
+    check.fail("gradcheck", "eps must be a positive number (got %s)", tostring(eps))
+  end
   local leaves = {}
   for i, x in ipairs(inputs) do leaves[i] = core.param(x:detach():clone()) end
   local y = autograd.enable_grad(evaluate, f, leaves)
@@ -98,7 +103,8 @@ function M.gradcheck(f, inputs, opts)
 end
 
 function M.gradgradcheck(f, inputs, opts)
-  opts = opts or {}
+  check.fn("gradgradcheck", "f", f)
+  opts = check.options("gradgradcheck", opts, { "eps", "seed" })
   check_inputs(inputs, "gradgradcheck")
   local probe = autograd.enable_grad(evaluate, f, inputs)
   local u = core.randn(probe:size(), "f64", core.Generator(opts.seed or 7))

@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amat.h"
@@ -19,6 +21,29 @@
 #include "tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* Inputs each parser was given, printed at exit (ROBUSTNESS.md quotes
+ * them). */
+enum { FUZZ_CKPT, FUZZ_PAYLOAD, FUZZ_NPY, FUZZ_IDX, FUZZ_AMAT, FUZZ_PARSERS };
+static const char *const parser_names[FUZZ_PARSERS] = {
+    "checkpoint", "payload", ".npy", "IDX (raw and gzip)", ".amat"};
+static unsigned long long fed[FUZZ_PARSERS];
+
+static void print_counts(void)
+{
+    fprintf(stderr, "io_fuzz: inputs per parser:");
+    for (int i = 0; i < FUZZ_PARSERS; i++)
+        fprintf(stderr, " %s %llu%s", parser_names[i], fed[i], i + 1 < FUZZ_PARSERS ? "," : "\n");
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    atexit(print_counts);
+    return 0;
+}
 
 static void read_payload(const uint8_t *payload, size_t len)
 {
@@ -92,10 +117,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     uint8_t mode = data[0];
     data++, len--;
     if (mode >= 0x80) {             /* an IDX file, raw or gzip */
+        fed[FUZZ_IDX]++;
         read_idx_file(data, len, mode & 1);
         return 0;
     }
     if (mode >= 0x40) {             /* a text matrix */
+        fed[FUZZ_AMAT]++;
         lv_tensor *t = lv_amat_decode(data, len, (mode & 1) ? LV_DTYPE_F64 : LV_DTYPE_F32);
         if (t) {
             int64_t n = lv_tensor_numel(t);
@@ -114,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     }
     switch (mode % 3) {
     case 0: {                       /* a whole checkpoint file */
+        fed[FUZZ_CKPT]++;
         const uint8_t *payload;
         size_t n;
         if (lv_ckpt_open(data, len, &payload, &n) == 0)
@@ -121,9 +149,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         break;
     }
     case 1:                         /* a payload alone (no checksum) */
+        fed[FUZZ_PAYLOAD]++;
         read_payload(data, len);
         break;
     default: {                      /* a .npy file */
+        fed[FUZZ_NPY]++;
         lv_tensor *t = lv_npy_decode(data, len, (mode & 4) ? LV_DTYPE_F32 : -1);
         if (t) {
             lv_io_writer w;
