@@ -443,7 +443,13 @@ function M.finish(run, state)
     peak_tensor_bytes = lv.memory_stats().peak_bytes,
     peak_train_bytes = train_peak,
     sigma_x_mean = lv.no_grad(function() return model.log_sigma_x:exp():mean():item() end),
+    -- which patches: the same volume, options and count give the same ones
+    test_set = { file = c.file, sha256 = lv.sha256_file(c.file), patch = c.patch, downsample = c.downsample,
+                 threshold = c.threshold, block = c.block, test_every = c["test-every"], images = x:size(1) },
+    nll_per_datapoint = "nll_per_datapoint.npy",
   }
+  -- each test patch's NLL (mean over the runs), for paired comparisons
+  lv.save_npy(run.dir .. "/nll_per_datapoint.npy", info.per_datapoint)
   if state.levels then
     -- -log P(levels) <= NLL + D log L, in nats per patch and bits per pixel
     results.levels = state.levels

@@ -15,7 +15,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   preload=$(gcc -print-file-name=libasan.so)
   cpath="--cpath=build-sanitize/?.so"
   # options already in ASAN_OPTIONS come after ours, so they win
-  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 fi
 
 out=$(mktemp)

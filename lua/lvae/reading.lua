@@ -58,10 +58,17 @@ local function test_identity(res)
   local t = res.test_set
   if type(t) ~= "table" then return nil end
   local n = t.images or res.test_images
-  if t.sha256 then return "sha256 " .. t.sha256 .. " " .. tostring(n) end
   if t.binarized_with_seed then return string.format("seed %s %s %s", tostring(t.binarized_with_seed),
     tostring(res.data), tostring(n)) end
-  return nil
+  -- any other description: its fields in order, but for where a file
+  -- lies (the same bytes elsewhere are the same images: sha256 says so)
+  local keys, parts = {}, {}
+  for k, v in pairs(t) do
+    if k ~= "file" and (type(v) == "string" or type(v) == "number") then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  for i, k in ipairs(keys) do parts[i] = k .. "=" .. tostring(t[k]) end
+  return #parts > 0 and table.concat(parts, " ") or nil
 end
 
 local function sentence_for(p, name_b, name_a)
