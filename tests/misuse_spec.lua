@@ -32,8 +32,10 @@ local RAW = {
   "number has no integer representation$", "C stack overflow",
 }
 
--- The longest a bad call may take (a hang in miniature).
-local SLOW_SECONDS = 2
+-- The longest a bad call may take: not a speed target, a guard against
+-- a count taken as given that would run for billions of iterations (a
+-- hang). Generous, so that sanitizers and a loaded machine stay inside.
+local SLOW_SECONDS = 30
 
 local function compile(src, what)
   local fn, err = load(src, "=" .. what, "t", env)
