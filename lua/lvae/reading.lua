@@ -166,7 +166,7 @@ function M.read(rows)
     .. "and the importance sampling, not training: they say which of these trained models is better, not which "
     .. "method is, for which SPEC §6.2 trains each model three times to convergence.",
     num(res.epochs) and string.format(" (%s epochs on %s training images)", int(res.epochs),
-      res.train_images and int(res.train_images) or "the") or "")
+      (res.train_images or res.train_patches) and int(res.train_images or res.train_patches) or "the") or "")
   return lines
 end
 
