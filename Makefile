@@ -113,12 +113,17 @@ bench-peer: setup
 	./lvae bench/peer.lua
 
 # make demo: install, build, and run the main job (scripts/compare.lua
-# --demo: VAE, HVAE and qsl trained briefly on a Fashion-MNIST subset).
+# --demo: a fixed test file, VAE, HVAE and qsl with matched and unit
+# initial temperature trained briefly on a Fashion-MNIST subset, the
+# reading of the table, the toy 2-D posterior of leapfrog and qsl).
 demo: setup
 	$(MAKE) all
 	./lvae run scripts/compare.lua --demo
 
+# make sanitize: the suite under ASan and UBSan. The normal module is
+# built too: the specs that start ./lvae in a process of its own use it.
 sanitize: setup
+	$(MAKE) all
 	$(MAKE) SANITIZE=1 all
 	./scripts/test.sh --sanitize
 
