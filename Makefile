@@ -120,12 +120,15 @@ demo: setup
 	$(MAKE) all
 	./lvae run scripts/compare.lua --demo
 
-# make sanitize: the suite under ASan and UBSan. The normal module is
-# built too: the specs that start ./lvae in a process of its own use it.
+# make sanitize: the suite under ASan and UBSan, then the allocation-
+# failure sweep again with LeakSanitizer on (every recovery path must
+# free what it took). The normal module is built too: the specs that
+# start ./lvae in a process of its own use it.
 sanitize: setup
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 all
 	./scripts/test.sh --sanitize
+	ASAN_OPTIONS=detect_leaks=1 ./scripts/test.sh --sanitize tests/alloc_failure_spec.lua
 
 # make misuse: every public function called with bad arguments
 # (tests/misuse_spec.lua, from the table tests/misuse_cases.lua) under ASan

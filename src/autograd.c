@@ -513,10 +513,13 @@ static int discover(node_list *all, int n_roots, lv_tensor *const *roots,
         if (root && root->pass != pass) {
             root->pass = pass;
             root->pending = 0;
-            lv_node_retain(root);
+            /* retained once it is in `all`, whose cleanup releases it: a
+             * retain before a push that fails would never be undone */
             status = list_push(all, root);
-            if (status == 0)
+            if (status == 0) {
+                lv_node_retain(root);
                 status = list_push(&stack, root);
+            }
         }
     }
     while (status == 0 && stack.len > 0) {
@@ -533,10 +536,11 @@ static int discover(node_list *all, int n_roots, lv_tensor *const *roots,
             if (child->pass != pass) {
                 child->pass = pass;
                 child->pending = 0;
-                lv_node_retain(child);
                 status = list_push(all, child);
-                if (status == 0)
+                if (status == 0) {
+                    lv_node_retain(child);
                     status = list_push(&stack, child);
+                }
             }
             child->pending++;
         }
