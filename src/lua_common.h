@@ -55,6 +55,12 @@ int lv_lua_apply(lua_State *L, lv_op_id op, int n_in, lv_tensor *const *in,
  * function. */
 void lv_lua_register(lua_State *L, const luaL_Reg *fns, int as_methods);
 
+/* Makes the metatable `name` (once) of a handle that holds a resource:
+ * `release` runs at __gc and __close and, when `method` is not NULL, as
+ * handle:method() too. Leaves the stack as it was. */
+void lv_lua_handle_metatable(lua_State *L, const char *name, lua_CFunction release,
+                             const char *method);
+
 /* Tensor properties kept by the tape (lua_autograd.c): pushes the value
  * of x.key and returns 1, or returns 0 when key is not a property. */
 int lv_lua_tensor_property(lua_State *L, lv_tensor *t, const char *key);

@@ -410,6 +410,35 @@ static int io_load_npy(lua_State *L)
     return 1;
 }
 
+/* The bytes of the file at path, gunzipped when they are gzip (told by
+ * the magic, not the name), kept alive on the stack: *data and *len point
+ * at them. Returns whether they were gzip. */
+static int read_file_gunzipped(lua_State *L, const char *fname, const char *path,
+                               const uint8_t **data, size_t *len)
+{
+    lv_io_writer *file = read_file(L, fname, path);
+    *data = file->data;
+    *len = file->len;
+    if (!lv_io_is_gzip(*data, *len))
+        return 0;
+    lv_io_writer *raw = push_bytes(L);
+    if (lv_io_gunzip(*data, *len, LV_GUNZIP_LIMIT, raw) < 0)
+        raise_core(L, fname, path);
+    lv_io_writer_free(file);
+    *data = raw->data;
+    *len = raw->len;
+    return 1;
+}
+
+/* Raises the decoder's error, saying when it was in gunzipped data. */
+static int raise_decoded(lua_State *L, const char *fname, const char *path, int gz)
+{
+    if (gz)
+        return luaL_error(L, "%s: %s: %s (in the gunzipped data)", fname, path,
+                          lv_error_message());
+    return raise_core(L, fname, path);
+}
+
 /* ---- .amat ------------------------------------------------------------- */
 
 /* lv.load_amat(path [, dtype]) -> tensor [rows, columns]: a text matrix,
@@ -419,24 +448,12 @@ static int io_load_amat(lua_State *L)
     const char *path = check_path(L, 1);
     int dtype = (int)lv_lua_opt_dtype(L, 2, LV_DTYPE_F32);
     lua_settop(L, 2);
-    lv_io_writer *file = read_file(L, "lv.load_amat", path);
-    const uint8_t *data = file->data;
-    size_t len = file->len;
-    int gz = lv_io_is_gzip(data, len);
-    if (gz) {
-        lv_io_writer *raw = push_bytes(L);
-        if (lv_io_gunzip(data, len, LV_GUNZIP_LIMIT, raw) < 0)
-            raise_core(L, "lv.load_amat", path);
-        lv_io_writer_free(file);
-        data = raw->data;
-        len = raw->len;
-    }
+    const uint8_t *data;
+    size_t len;
+    int gz = read_file_gunzipped(L, "lv.load_amat", path, &data, &len);
     lv_tensor *t = lv_amat_decode(data, len, dtype);
-    if (!t && gz)
-        return luaL_error(L, "lv.load_amat: %s: %s (in the gunzipped data)",
-                          path, lv_error_message());
     if (!t)
-        raise_core(L, "lv.load_amat", path);
+        return raise_decoded(L, "lv.load_amat", path, gz);
     lv_lua_push_tensor(L, t, "lv.load_amat");
     return 1;
 }
@@ -484,27 +501,15 @@ static int io_load_idx(lua_State *L)
         lua_pop(L, 1);
     }
     lua_settop(L, 3);
-    lv_io_writer *file = read_file(L, "lv.load_idx", path);
-    const uint8_t *data = file->data;
-    size_t len = file->len;
-    int gz = lv_io_is_gzip(data, len);
-    if (gz) {
-        lv_io_writer *raw = push_bytes(L);
-        if (lv_io_gunzip(data, len, LV_GUNZIP_LIMIT, raw) < 0)
-            raise_core(L, "lv.load_idx", path);
-        lv_io_writer_free(file);
-        data = raw->data;
-        len = raw->len;
-    }
+    const uint8_t *data;
+    size_t len;
+    int gz = read_file_gunzipped(L, "lv.load_idx", path, &data, &len);
     lv_idx_header h;
     const char *type = lv_idx_parse_header(data, len, &h) == 0
                            ? lv_idx_type_name(h.type) : NULL;
     lv_tensor *t = lv_idx_decode(data, len, dtype);
-    if (!t && gz)
-        return luaL_error(L, "lv.load_idx: %s: %s (in the gunzipped data)",
-                          path, lv_error_message());
     if (!t)
-        raise_core(L, "lv.load_idx", path);
+        return raise_decoded(L, "lv.load_idx", path, gz);
     if (scale != 1.0) {
         int64_t n = lv_tensor_numel(t);
         if (t->dtype == LV_DTYPE_F32) {
@@ -648,13 +653,7 @@ void lv_open_io(lua_State *L)
         {"gather_rows", io_gather_rows},
         {NULL, NULL},
     };
-    if (luaL_newmetatable(L, BYTES_MT)) {
-        lua_pushcfunction(L, bytes_free);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, bytes_free);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
+    lv_lua_handle_metatable(L, BYTES_MT, bytes_free, NULL);
     lv_lua_register(L, fns, 0);
     lv_lua_register(L, methods, 1);
 }

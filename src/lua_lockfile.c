@@ -44,16 +44,6 @@ void lv_open_lockfile(lua_State *L)
         {"_lock", lock_take},
         {NULL, NULL},
     };
-    if (luaL_newmetatable(L, LOCK_MT)) {
-        lua_pushcfunction(L, lock_release);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, lock_release);
-        lua_setfield(L, -2, "__close");
-        lua_newtable(L);
-        lua_pushcfunction(L, lock_release);
-        lua_setfield(L, -2, "release");
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    lv_lua_handle_metatable(L, LOCK_MT, lock_release, "release");
     lv_lua_register(L, fns, 0);
 }

@@ -71,30 +71,12 @@ static int trap_termination(lua_State *L)
     return 1;
 }
 
-/* The signal that stopped the run (15 SIGTERM, 1 SIGHUP), or 0. */
-static int trap_last_signal(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)trap_signal);
-    return 1;
-}
-
 void lv_open_signals(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"_trap_termination", trap_termination},
-        {"_last_signal", trap_last_signal},
         {NULL, NULL},
     };
-    if (luaL_newmetatable(L, TRAP_MT)) {
-        lua_pushcfunction(L, trap_restore);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, trap_restore);
-        lua_setfield(L, -2, "__close");
-        lua_newtable(L);
-        lua_pushcfunction(L, trap_restore);
-        lua_setfield(L, -2, "restore");
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    lv_lua_handle_metatable(L, TRAP_MT, trap_restore, "restore");
     lv_lua_register(L, fns, 0);
 }

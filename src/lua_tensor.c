@@ -149,6 +149,24 @@ void lv_lua_register(lua_State *L, const luaL_Reg *fns, int as_methods)
     }
 }
 
+void lv_lua_handle_metatable(lua_State *L, const char *name, lua_CFunction release,
+                             const char *method)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_pushcfunction(L, release);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, release);
+        lua_setfield(L, -2, "__close");
+        if (method) {
+            lua_newtable(L);
+            lua_pushcfunction(L, release);
+            lua_setfield(L, -2, method);
+            lua_setfield(L, -2, "__index");
+        }
+    }
+    lua_pop(L, 1);
+}
+
 /* ---- argument helpers ------------------------------------------------ */
 
 lv_dtype lv_lua_opt_dtype(lua_State *L, int idx, lv_dtype def)

@@ -54,9 +54,13 @@ int lv_conv_check_geometry(const lv_conv_geometry *g)
     return 0;
 }
 
-int lv_conv_windows(const lv_conv_geometry *g, int64_t H, int64_t W,
-                    int64_t *Ho, int64_t *Wo)
+int lv_conv_windows(const lv_conv_geometry *g, int64_t C, int64_t H, int64_t W,
+                    int64_t *K, int64_t *Ho, int64_t *Wo)
 {
+    if (__builtin_mul_overflow(C, g->kh * g->kw, K))
+        return lv_error_set(1, "%lld channels times a %lldx%lld kernel is too "
+                            "large", (long long)C, (long long)g->kh,
+                            (long long)g->kw);
     *Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
     *Wo = lv_conv_out_size(W, g->kw, g->sw, g->pad_left, g->pad_right);
     if (*Ho == 0 || *Wo == 0)
@@ -85,17 +89,11 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                                 "shape %s", lv_shape_format(buf, sizeof buf,
                                                            x->ndim, x->shape));
         int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-        int64_t Ho, Wo;
-        if (lv_conv_windows(g, H, W, &Ho, &Wo) < 0)
+        int64_t K, Ho, Wo;
+        if (lv_conv_windows(g, C, H, W, &K, &Ho, &Wo) < 0)
             return -1;
         src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
-        int64_t K, P = Ho * Wo;
-        if (__builtin_mul_overflow(C, g->kh * g->kw, &K)) {
-            lv_tensor_release(src);
-            return lv_error_set(1, "%lld channels times a %lldx%lld kernel "
-                                "is too large", (long long)C, (long long)g->kh,
-                                (long long)g->kw);
-        }
+        int64_t P = Ho * Wo;
         int64_t shape[3] = {N, K, P};
         if (g->batch_inner) {
             shape[0] = K;

@@ -65,12 +65,8 @@ static int conv_shape_of(conv_shape *s, const lv_conv_geometry *g, int64_t N,
     s->O = O;
     s->kh = g->kh;
     s->kw = g->kw;
-    if (lv_conv_windows(g, H, W, &s->Ho, &s->Wo) < 0)
+    if (lv_conv_windows(g, C, H, W, &s->K, &s->Ho, &s->Wo) < 0)
         return -1;
-    if (__builtin_mul_overflow(C, g->kh * g->kw, &s->K))
-        return lv_error_set(1, "%lld channels times a %lldx%lld kernel is too "
-                            "large", (long long)C, (long long)g->kh,
-                            (long long)g->kw);
     s->P = s->Ho * s->Wo;
     int64_t cols[2] = {s->K, s->P};
     return lv_shape_check("conv", 2, cols);

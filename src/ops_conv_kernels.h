@@ -21,10 +21,11 @@ static inline int64_t lv_conv_out_size(int64_t size, int64_t k, int64_t s,
 
 /* Kernel, stride and padding in range; 0, or -1 with lv_error. */
 int lv_conv_check_geometry(const lv_conv_geometry *g);
-/* The windows of an H x W image, *Ho x *Wo; -1 with lv_error (naming
- * argument 1) when the padded image is smaller than the kernel. */
-int lv_conv_windows(const lv_conv_geometry *g, int64_t H, int64_t W,
-                    int64_t *Ho, int64_t *Wo);
+/* The windows of a C x H x W image: *K = C kh kw values each, *Ho x *Wo
+ * of them; -1 with lv_error (naming argument 1) when the padded image is
+ * smaller than the kernel or C kh kw overflows. */
+int lv_conv_windows(const lv_conv_geometry *g, int64_t C, int64_t H, int64_t W,
+                    int64_t *K, int64_t *Ho, int64_t *Wo);
 
 /* The window columns ox whose pixel ox*s - pad + j lies inside [0, size):
  * [*lo, *hi). Computing the range once per kernel offset keeps the inner

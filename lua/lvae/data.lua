@@ -291,6 +291,9 @@ data.BINARIZED_WIDTH = 784
 
 local NPY_MAGIC = "\147NUMPY"
 
+--- 1 where x holds anything but 0 or 1 (NaN included), else 0.
+local function non_binary(x) return x:mul(x - 1):ne(0) end
+
 --- data.load_binarized(path [, opts]) -> set {x, source, sha256}
 -- Reads a fixed binarised set, so that models (and other implementations)
 -- are evaluated on exactly the same pixels: a .npy (0/1 values, [N, 784],
@@ -305,9 +308,7 @@ local NPY_MAGIC = "\147NUMPY"
 function data.load_binarized(path, opts)
   local where = "load_binarized"
   opts = check.options("lvae.data." .. where, opts, { "width" })
-  if type(path) ~= "string" or path == "" then
-    fail(where, "path must be a file name (got %s)", check.typename(path))
-  end
+  check.path("lvae.data." .. where, "path", path)
   local width = opts.width == nil and data.BINARIZED_WIDTH or check.count("lvae.data." .. where, "width", opts.width)
   local f, err = io.open(path, "rb")
   if not f then fail(where, "%s", err) end
@@ -319,7 +320,7 @@ function data.load_binarized(path, opts)
     fail(where, "%s: a binarised set is a matrix [N, %d], this file holds [%s]", path, width,
       table.concat(x:size(), ", "))
   end
-  local bad = x:mul(x - 1):ne(0)
+  local bad = non_binary(x)
   if bad:sum():item() > 0 then
     local k = math.tointeger(bad:view({ -1 }):argmax():item()) - 1
     local row, column = k // width + 1, k % width + 1
@@ -336,12 +337,10 @@ end
 -- the file another implementation evaluates on (load_binarized reads it).
 function data.save_binarized(path, set)
   local where = "save_binarized"
-  if type(path) ~= "string" or path == "" then
-    fail(where, "path must be a file name (got %s)", check.typename(path))
-  end
+  check.path("lvae.data." .. where, "path", path)
   local x = unpack_set(where, set)
   if x:dim() ~= 2 then fail(where, "x must be a matrix [N, D] (got [%s])", table.concat(x:size(), ", ")) end
-  if x:mul(x - 1):ne(0):sum():item() > 0 then
+  if non_binary(x):sum():item() > 0 then
     fail(where, "x holds values other than 0 and 1: binarise it first (data.binarize)")
   end
   check.call("lvae.data.save_binarized", lv.save_npy, path, x:to("f32"):contiguous())
