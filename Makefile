@@ -37,6 +37,14 @@ else
   BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null)
 endif
 LDLIBS    += $(BLAS_LIBS) $(shell pkg-config --libs lapacke zlib libpng libcrypto 2>/dev/null) $(NIFTI_LIBS) -lmvec -lm
+# Open MPI (Debian's libopenmpi-dev) when installed: lv.mpi's collectives
+# (src/distributed.c). Without it the module still builds, as a
+# one-process job. MPI = 0 builds without it even when it is there.
+MPI       ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+  CFLAGS  += -DLV_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+  LDLIBS  += $(shell pkg-config --libs ompi-c) -ldl
+endif
 # Never unload the module: Lua's dlclose at exit would unmap libgomp under
 # its idle worker threads (a crash at exit, every other run).
 LDFLAGS   += -Wl,-z,nodelete

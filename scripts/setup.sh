@@ -23,6 +23,10 @@ PACKAGES="
   mricron-data
   libnifti2-dev
   dataset-fashion-mnist
+  libopenmpi-dev
+  openmpi-bin
+  slurm-wlm
+  munge
 "
 
 # `setup.sh fuzz` adds what `make fuzz` needs (clang and its libFuzzer).

@@ -312,13 +312,18 @@ static lv_tensor *force(force_ctx *f, lv_tensor *z)
 
 /* ---- steps ----------------------------------------------------------------- */
 
-/* Fresh N(0, I) noise shaped like x, from the caller's generator. */
+/* Fresh N(0, I) noise shaped like x [S B, d] (sample-major rows), from the
+ * caller's generator: under a shard, this process's rows (rng.h). */
 static lv_tensor *noise_like(lv_generator *gen, const lv_tensor *x)
 {
     lv_tensor *xi = lv_tensor_empty(x->dtype, x->ndim, x->shape);
-    if (xi)
-        lv_rng_normal(gen, x->dtype, lv_tensor_data(xi),
-                      lv_tensor_numel(xi), 0.0, 1.0);
+    int64_t rows = x->shape[0], numel = xi ? lv_tensor_numel(xi) : 0;
+    if (xi && numel > 0
+        && lv_rng_normal_rows(gen, x->dtype, lv_tensor_data(xi), rows,
+                              numel / rows, 0.0, 1.0) != 0) {
+        lv_tensor_release(xi);
+        return NULL;
+    }
     return xi;
 }
 

@@ -86,5 +86,6 @@ void lv_open_optim(lua_State *L);
 void lv_open_lockfile(lua_State *L);
 void lv_open_digest(lua_State *L);
 void lv_open_signals(lua_State *L);
+void lv_open_mpi(lua_State *L);
 
 #endif

@@ -133,6 +133,7 @@ int luaopen_lvae_core(lua_State *L)
     lv_open_lockfile(L);
     lv_open_digest(L);
     lv_open_signals(L);
+    lv_open_mpi(L);
     lua_setfield(L, -2, "_methods");
     luaL_getmetatable(L, LV_TENSOR_MT);
     lua_setfield(L, -2, "_Tensor");

@@ -513,7 +513,9 @@ static int integrator_init_momentum(lua_State *L)
     int64_t shape[2] = {B, it->dim};
     lv_tensor *eps = lv_tensor_empty(it->dtype, 2, shape);
     lv_lua_push_tensor(L, eps, "init_momentum");
-    lv_rng_normal(gen, it->dtype, lv_tensor_data(eps), B * it->dim, 0.0, 1.0);
+    if (B > 0 && lv_rng_normal_rows(gen, it->dtype, lv_tensor_data(eps), B, it->dim,
+                                    0.0, 1.0) != 0)
+        return lv_lua_raise(L, "init_momentum");
     lv_tensor *T0 = lv_integrator_temperature0(it, (int)K);
     if (!T0)
         return lv_lua_raise(L, "init_momentum");

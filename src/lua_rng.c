@@ -24,6 +24,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lua_common.h"
 #include "rng.h"
@@ -147,6 +148,7 @@ static int rng_generator_new(lua_State *L)
     uint64_t seed = lua_isnoneornil(L, 1) ? LV_GENERATOR_DEFAULT_SEED
                                           : check_seed(L, 1);
     lv_generator *g = lua_newuserdatauv(L, sizeof *g, 0);
+    memset(g, 0, sizeof *g);
     lv_generator_seed(g, seed);
     luaL_setmetatable(L, LV_GENERATOR_MT);
     return 1;
@@ -348,6 +350,67 @@ static void check_words(lua_State *L, int idx, uint32_t *w, int n,
 }
 
 /* lv._philox({c0, c1, c2, c3}, {k0, k1}) -> four integers. */
+/* ---- shards --------------------------------------------------------------- */
+
+/* set_shard(g, first, rows, total) or set_shard(g) to remove it. */
+static int set_shard_at(lua_State *L, lv_generator *g, int idx)
+{
+    if (lua_isnoneornil(L, idx)) {
+        lv_generator_set_shard(g, 0, 0, 0);
+        return 0;
+    }
+    lua_Integer first = luaL_checkinteger(L, idx);
+    lua_Integer rows = luaL_checkinteger(L, idx + 1);
+    lua_Integer total = luaL_checkinteger(L, idx + 2);
+    if (lv_generator_set_shard(g, first, rows, total) != 0)
+        return lv_lua_raise(L, "set_shard");
+    return 0;
+}
+
+static int push_shard(lua_State *L, const lv_generator *g)
+{
+    if (g->shard_rows == 0)
+        return 0;
+    lua_pushinteger(L, g->shard_first);
+    lua_pushinteger(L, g->shard_rows);
+    lua_pushinteger(L, g->shard_total);
+    return 3;
+}
+
+static int rng_set_shard(lua_State *L)
+{
+    return set_shard_at(L, lv_generator_default(), 1);
+}
+
+static int rng_shard(lua_State *L) { return push_shard(L, lv_generator_default()); }
+
+static int generator_set_shard(lua_State *L)
+{
+    return set_shard_at(L, check_generator(L, 1), 2);
+}
+
+static int generator_shard(lua_State *L) { return push_shard(L, check_generator(L, 1)); }
+
+/* randn_batch(shape [, dtype] [, gen]): normal noise for a batch, the last
+ * dimension one row, the others sample-major rows (rng.h,
+ * lv_rng_normal_rows); under a sharded generator this process's rows. */
+static int rng_randn_batch(lua_State *L)
+{
+    int64_t shape[LV_MAX_DIMS];
+    int ndim = lv_lua_check_shape(L, 1, shape);
+    luaL_argcheck(L, ndim >= 2, 1, "needs at least two dimensions (rows and a row)");
+    lv_dtype dtype;
+    lv_generator *g = opt_dtype_generator(L, 2, &dtype);
+    lv_tensor *t = lv_tensor_empty(dtype, ndim, shape);
+    lv_lua_push_tensor(L, t, "randn_batch");
+    int64_t row_len = shape[ndim - 1];
+    int64_t rows = row_len > 0 ? lv_tensor_numel(t) / row_len : 0;
+    if (rows > 0 && lv_rng_normal_rows(g, dtype, lv_tensor_data(t), rows, row_len,
+                                       0.0, 1.0) != 0)
+        return lv_lua_raise(L, "randn_batch");
+    return 1;
+}
+
 static int rng_philox(lua_State *L)
 {
     uint32_t ctr[4], key[2], out[4];
@@ -369,6 +432,9 @@ static const luaL_Reg rng_functions[] = {
     {"Generator", rng_generator_new},
     {"rand", rng_rand},
     {"randn", rng_randn},
+    {"randn_batch", rng_randn_batch},
+    {"set_shard", rng_set_shard},
+    {"shard", rng_shard},
     {"bernoulli", rng_bernoulli},
     {"_philox", rng_philox},
     {NULL, NULL}
@@ -385,6 +451,8 @@ static const luaL_Reg generator_methods[] = {
     {"seed", generator_seed},
     {"get_state", generator_get_state},
     {"set_state", generator_set_state},
+    {"set_shard", generator_set_shard},
+    {"shard", generator_shard},
     {NULL, NULL}
 };
 

@@ -15,10 +15,12 @@
  *
  * Not here: Lua, tensors, argument checking (lua_rng.c does those).
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "rng.h"
 
 /* ---- Philox4x32-10 ---------------------------------------------------- */
@@ -66,7 +68,7 @@ void lv_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
 
 /* ---- generators ------------------------------------------------------- */
 
-static lv_generator default_generator = {LV_GENERATOR_DEFAULT_SEED, 0};
+static lv_generator default_generator = {.seed = LV_GENERATOR_DEFAULT_SEED};
 
 void lv_generator_seed(lv_generator *g, uint64_t seed)
 {
@@ -125,7 +127,8 @@ static inline void box_muller(double *z0, double *z1, double u1, double u2)
 /* What every block kernel needs; read-only while the kernels run. */
 typedef struct fill_job {
     void *out;
-    int64_t n;            /* values to write */
+    int64_t first;        /* the draw's element that out[0] holds */
+    int64_t n;            /* values to write: elements [first, first + n) */
     uint64_t seed;        /* generator's key */
     uint64_t base;        /* generator's offset at the start of the draw */
     const void *p;        /* Bernoulli: per-element probabilities or NULL */
@@ -145,12 +148,15 @@ static inline void block_words(uint32_t w[4], const fill_job *job, int64_t b)
     lv_philox4x32_10(w, ctr, key);
 }
 
-/* How many of a block's k values land in the output (the last block of a
- * draw may be cut short). */
-static inline int block_count(const fill_job *job, int64_t first, int k)
+/* Which of block b's k values land in the output: lanes [*t0, *t1) of the
+ * block, whose lane t goes to out[b k + t - first] (the window's first and
+ * last blocks may be cut short). */
+static inline void block_lanes(const fill_job *job, int64_t b, int k,
+                               int *t0, int *t1)
 {
-    int64_t left = job->n - first;
-    return left < k ? (int)left : k;
+    int64_t lo = job->first - b * k, hi = job->first + job->n - b * k;
+    *t0 = lo > 0 ? (int)lo : 0;
+    *t1 = hi < k ? (int)hi : k;
 }
 
 static void uniform_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
@@ -159,9 +165,10 @@ static void uniform_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
     for (int64_t b = b0; b < b1; b++) {
         uint32_t w[4];
         block_words(w, job, b);
-        int64_t i = b * 4;
-        int m = block_count(job, i, 4);
-        for (int t = 0; t < m; t++)
+        int64_t i = b * 4 - job->first;
+        int t0, t1;
+        block_lanes(job, b, 4, &t0, &t1);
+        for (int t = t0; t < t1; t++)
             out[i + t] = unit_f32(w[t]);
     }
 }
@@ -173,9 +180,10 @@ static void uniform_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
         uint32_t w[4];
         block_words(w, job, b);
         double v[2] = {unit_f64(w[0], w[1]), unit_f64(w[2], w[3])};
-        int64_t i = b * 2;
-        int m = block_count(job, i, 2);
-        for (int t = 0; t < m; t++)
+        int64_t i = b * 2 - job->first;
+        int t0, t1;
+        block_lanes(job, b, 2, &t0, &t1);
+        for (int t = t0; t < t1; t++)
             out[i + t] = v[t];
     }
 }
@@ -194,9 +202,10 @@ static void normal_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
             double u2 = (double)w[2 * h + 1] * 0x1p-32;        /* [0, 1) */
             box_muller(&z[2 * h], &z[2 * h + 1], u1, u2);
         }
-        int64_t i = b * 4;
-        int m = block_count(job, i, 4);
-        for (int t = 0; t < m; t++)
+        int64_t i = b * 4 - job->first;
+        int t0, t1;
+        block_lanes(job, b, 4, &t0, &t1);
+        for (int t = t0; t < t1; t++)
             out[i + t] = (float)(job->mean + job->std * z[t]);
     }
 }
@@ -212,9 +221,10 @@ static void normal_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
         double u2 = unit_f64(w[2], w[3]);                        /* [0, 1) */
         double z[2];
         box_muller(&z[0], &z[1], u1, u2);
-        int64_t i = b * 2;
-        int m = block_count(job, i, 2);
-        for (int t = 0; t < m; t++)
+        int64_t i = b * 2 - job->first;
+        int t0, t1;
+        block_lanes(job, b, 2, &t0, &t1);
+        for (int t = t0; t < t1; t++)
             out[i + t] = job->mean + job->std * z[t];
     }
 }
@@ -231,9 +241,10 @@ static void bernoulli_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
     for (int64_t b = b0; b < b1; b++) {
         uint32_t w[4];
         block_words(w, job, b);
-        int64_t i = b * 4;
-        int m = block_count(job, i, 4);
-        for (int t = 0; t < m; t++) {
+        int64_t i = b * 4 - job->first;
+        int t0, t1;
+        block_lanes(job, b, 4, &t0, &t1);
+        for (int t = t0; t < t1; t++) {
             double pi = p ? (double)p[i + t] : job->p_scalar;
             out[i + t] = (double)w[t] * 0x1p-32 < pi ? 1.0f : 0.0f;
         }
@@ -248,9 +259,10 @@ static void bernoulli_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
         uint32_t w[4];
         block_words(w, job, b);
         double u[2] = {unit_f64(w[0], w[1]), unit_f64(w[2], w[3])};
-        int64_t i = b * 2;
-        int m = block_count(job, i, 2);
-        for (int t = 0; t < m; t++) {
+        int64_t i = b * 2 - job->first;
+        int t0, t1;
+        block_lanes(job, b, 2, &t0, &t1);
+        for (int t = t0; t < t1; t++) {
             double pi = p ? p[i + t] : job->p_scalar;
             out[i + t] = u[t] < pi ? 1.0 : 0.0;
         }
@@ -264,30 +276,43 @@ static void bernoulli_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
 /* Blocks per unit of work handed to a thread. */
 #define CHUNK_BLOCKS ((int64_t)1024)
 
+/* Runs fn over the blocks that hold the job's window [first, first + n)
+ * of a draw whose seed and base offset the job carries. */
+static void run_window(const fill_job *job, fill_blocks_fn fn, int k)
+{
+    if (job->n <= 0)
+        return;
+    int64_t b0 = job->first / k;
+    int64_t b1 = (job->first + job->n + k - 1) / k;
+#ifdef _OPENMP
+    if (job->n >= PARALLEL_MIN_VALUES) {
+        int64_t nchunks = (b1 - b0 + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < nchunks; c++) {
+            int64_t c0 = b0 + c * CHUNK_BLOCKS;
+            int64_t c1 = c0 + CHUNK_BLOCKS < b1 ? c0 + CHUNK_BLOCKS : b1;
+            fn(job, c0, c1);
+        }
+    } else
+#endif
+        fn(job, b0, b1);
+}
+
+/* The blocks a draw of n values uses, k values a block. */
+static uint64_t draw_blocks(int64_t n, int k)
+{
+    return n > 0 ? (uint64_t)(n / k + (n % k != 0)) : 0;
+}
+
 /* Runs fn over all blocks of a draw of job->n values, k values a block,
  * starting at g's offset, then advances the offset past them. */
 static void run_fill(lv_generator *g, fill_job *job, fill_blocks_fn fn, int k)
 {
-    if (job->n <= 0)
-        return;
-    int64_t nblocks = job->n / k + (job->n % k != 0);
+    job->first = 0;
     job->seed = g->seed;
     job->base = g->offset;
-#ifdef _OPENMP
-    if (job->n >= PARALLEL_MIN_VALUES) {
-        int64_t nchunks = (nblocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
-        const fill_job *cjob = job;
-#pragma omp parallel for schedule(static)
-        for (int64_t c = 0; c < nchunks; c++) {
-            int64_t b0 = c * CHUNK_BLOCKS;
-            int64_t b1 = b0 + CHUNK_BLOCKS < nblocks ? b0 + CHUNK_BLOCKS
-                                                     : nblocks;
-            fn(cjob, b0, b1);
-        }
-    } else
-#endif
-        fn(job, 0, nblocks);
-    g->offset += (uint64_t)nblocks;
+    run_window(job, fn, k);
+    g->offset += draw_blocks(job->n, k);
 }
 
 void lv_rng_uniform(lv_generator *g, lv_dtype dtype, void *out, int64_t n)
@@ -317,4 +342,58 @@ void lv_rng_bernoulli(lv_generator *g, lv_dtype dtype, void *out, int64_t n,
         run_fill(g, &job, bernoulli_f64_blocks, 2);
     else
         run_fill(g, &job, bernoulli_f32_blocks, 4);
+}
+
+/* ---- shards ------------------------------------------------------------ */
+
+int lv_generator_set_shard(lv_generator *g, int64_t first_row, int64_t rows,
+                           int64_t total_rows)
+{
+    if (rows == 0 && first_row == 0 && total_rows == 0) {
+        g->shard_first = g->shard_rows = g->shard_total = 0;
+        return 0;
+    }
+    if (rows < 1 || first_row < 0 || total_rows < rows
+        || first_row > total_rows - rows)
+        return lv_error_set(0, "shard rows [%" PRId64 ", %" PRId64 ") must lie "
+                            "within the %" PRId64 " rows of the global batch "
+                            "and be at least one", first_row,
+                            first_row + rows, total_rows);
+    g->shard_first = first_row;
+    g->shard_rows = rows;
+    g->shard_total = total_rows;
+    return 0;
+}
+
+int lv_rng_normal_rows(lv_generator *g, lv_dtype dtype, void *out,
+                       int64_t rows, int64_t row_len, double mean, double std)
+{
+    fill_job job = {.mean = mean, .std = std};
+    fill_blocks_fn fn = dtype == LV_DTYPE_F64 ? normal_f64_blocks
+                                              : normal_f32_blocks;
+    int k = dtype == LV_DTYPE_F64 ? 2 : 4;
+    size_t esize = dtype == LV_DTYPE_F64 ? sizeof(double) : sizeof(float);
+    if (g->shard_rows == 0) {
+        job.out = out;
+        job.n = rows * row_len;
+        run_fill(g, &job, fn, k);
+        return 0;
+    }
+    if (rows % g->shard_rows != 0)
+        return lv_error_set(0, "a sharded draw of %" PRId64 " rows is not a "
+                            "whole number of this process's %" PRId64
+                            " batch rows", rows, g->shard_rows);
+    /* out is [outer, shard_rows, row_len]: window o of the global draw
+     * [outer, shard_total, row_len] starts at row o total + shard_first. */
+    int64_t outer = rows / g->shard_rows;
+    job.seed = g->seed;
+    job.base = g->offset;
+    job.n = g->shard_rows * row_len;
+    for (int64_t o = 0; o < outer; o++) {
+        job.out = (char *)out + (size_t)(o * job.n) * esize;
+        job.first = (o * g->shard_total + g->shard_first) * row_len;
+        run_window(&job, fn, k);
+    }
+    g->offset += draw_blocks(outer * g->shard_total * row_len, k);
+    return 0;
 }

@@ -27,6 +27,11 @@
 typedef struct lv_generator {
     uint64_t seed;      /* the Philox key */
     uint64_t offset;    /* 128-bit Philox blocks consumed so far */
+    /* A data-parallel process's share of each batch (lv_rng_normal_rows):
+     * rows [shard_first, shard_first + shard_rows) of shard_total; all
+     * zero when the generator is not sharded. Not part of the state: it
+     * says where the process sits, not where the stream is. */
+    int64_t shard_first, shard_rows, shard_total;
 } lv_generator;
 
 /* ---- the block function ------------------------------------------------ */
@@ -83,5 +88,34 @@ void lv_rng_normal(lv_generator *g, lv_dtype dtype, void *out, int64_t n,
  * gives 0.) */
 void lv_rng_bernoulli(lv_generator *g, lv_dtype dtype, void *out, int64_t n,
                       const void *p, double p_scalar);
+
+/* ---- shards: one process's rows of a global batch's noise ------------- */
+
+/*
+ * Data-parallel training splits each global batch of total_rows
+ * datapoints across processes; a process holds rows [first_row,
+ * first_row + rows). For its results to equal one process's, each
+ * datapoint must meet the noise it would meet there. A sharded generator
+ * therefore draws, in lv_rng_normal_rows, only this process's part of the
+ * draw the whole batch would make, and advances as that whole draw does.
+ * lv_generator_set_shard(g, 0, 0, 0) removes the shard. Returns -1 with
+ * lv_error set on rows < 1 or rows outside the global batch.
+ */
+int lv_generator_set_shard(lv_generator *g, int64_t first_row, int64_t rows,
+                           int64_t total_rows);
+
+/*
+ * Normal draws for a batch: out is `rows` rows of row_len values,
+ * sample-major (rows = outer x batch, the batch index fastest, as the
+ * models' z [S B, d]). Unsharded it is lv_rng_normal of rows x row_len
+ * values. Sharded, batch must be the shard's rows: out[o, b, :] gets
+ * row o total_rows + first_row + b of the draw of outer x total_rows
+ * rows, and g advances past that whole draw; with one process (first 0,
+ * rows = total) the numbers are the unsharded ones. Returns -1 with
+ * lv_error set when rows is not a multiple of the shard's rows.
+ */
+int lv_rng_normal_rows(lv_generator *g, lv_dtype dtype, void *out,
+                       int64_t rows, int64_t row_len, double mean,
+                       double std);
 
 #endif

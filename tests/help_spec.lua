@@ -46,6 +46,7 @@ local groups = {
   Integrator = { where = registry["lvae.Integrator"].__index, prefix = function(n) return "flow:" .. n .. "(" end },
   integrators = { where = core.integrators, prefix = function(n) return "lv.integrators." .. n .. "{" end },
   flows = { where = core.flows, prefix = function(n) return "lv.flows." .. n .. "{" end },
+  mpi = { where = core.mpi, prefix = function(n) return "lv.mpi." .. n .. "(" end },
 }
 
 local function sorted_keys(t)
@@ -190,7 +191,7 @@ describe("README.md's API sections", function()
         end
       end
     end
-    for _, group in ipairs({ "integrators", "flows" }) do
+    for _, group in ipairs({ "integrators", "flows", "mpi" }) do
       for _, name in ipairs(sorted_keys(doc[group])) do
         local full = "lv." .. group .. "." .. name
         if not code:find(full, 1, true) then unmentioned[#unmentioned + 1] = full end
@@ -215,6 +216,9 @@ describe("README.md's API sections", function()
       if not doc[group][name] then undocumented[#undocumented + 1] = "lv." .. group .. "." .. name end
     end
     for group, name in code:gmatch("lv%.(flows)%.([%w_]+)") do
+      if not doc[group][name] then undocumented[#undocumented + 1] = "lv." .. group .. "." .. name end
+    end
+    for group, name in code:gmatch("lv%.(mpi)%.([%w_]+)") do
       if not doc[group][name] then undocumented[#undocumented + 1] = "lv." .. group .. "." .. name end
     end
     assert.is_true(n > 50, "found only " .. n .. " lv.NAME( in the API sections")

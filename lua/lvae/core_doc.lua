@@ -12,6 +12,7 @@
 --   Integrator   methods of the flows lv.integrators.* and lv.flows.* make
 --   integrators  lv.integrators.NAME, the constructors
 --   flows        lv.flows.NAME
+--   mpi          lv.mpi.NAME, the processes of one job (src/lua_mpi.c)
 --
 -- Within a group the entries are sorted by name under topic headings (the
 -- README's subsections). tests/help_spec.lua checks that every C function
@@ -147,9 +148,13 @@ return {
     rand = { "lv.rand(shape [, dtype] [, gen]) -> Tensor", "uniform draws on [0, 1)" },
     rand_like = { "lv.rand_like(x [, gen]) -> Tensor", "uniform draws on [0, 1) of x's shape and dtype" },
     randn = { "lv.randn(shape [, dtype] [, gen]) -> Tensor", "standard normal draws" },
+    randn_batch = { "lv.randn_batch(shape [, dtype] [, gen]) -> Tensor",
+                    "standard normal noise for a batch: sample-major rows of the last dimension; a sharded generator's share" },
     randn_like = { "lv.randn_like(x [, gen]) -> Tensor", "standard normal draws of x's shape and dtype" },
     seed = { "lv.seed() -> integer", "the default generator's seed" },
     set_rng_state = { "lv.set_rng_state(s)", "restores the default generator to a state from lv.get_rng_state" },
+    set_shard = { "lv.set_shard([first, rows, total])", "gives the default generator this process's rows of each global batch (none: removes it)" },
+    shard = { "lv.shard() -> first, rows, total", "the default generator's shard, or nothing" },
 
     -- autograd
     backward = { "lv.backward(y [, grad_output] [, {retain_graph, create_graph}])",
@@ -203,7 +208,9 @@ return {
     get_state = { "g:get_state() -> {seed, offset}", "the generator's state, for g:set_state" },
     manual_seed = { "g:manual_seed(n) -> g", "seeds the generator from the start of its stream" },
     seed = { "g:seed() -> integer", "the generator's seed" },
+    set_shard = { "g:set_shard([first, rows, total])", "this process's rows of each global batch, for randn_batch and the flows' noise (none: removes it)" },
     set_state = { "g:set_state(s)", "restores a state from g:get_state" },
+    shard = { "g:shard() -> first, rows, total", "the generator's shard, or nothing" },
   },
 
   Integrator = {
@@ -234,5 +241,25 @@ return {
   flows = {
     planar = { "lv.flows.planar{dim, K [, amortized] [, dtype]} -> Integrator",
                "K planar layers (SPEC 3.5, Rezende & Mohamed); amortized takes u, w, b per sample" },
+  },
+
+  mpi = {
+    active = { "lv.mpi.active() -> boolean", "whether this process has joined a job of several MPI ranks" },
+    allgather = { "lv.mpi.allgather(t) -> Tensor", "every rank's t concatenated along dimension 1, in rank order, on every rank" },
+    allgather_string = { "lv.mpi.allgather_string(s) -> list", "every rank's string, in rank order" },
+    allreduce = { "lv.mpi.allreduce(t or {t, ...} [, op] [, {bucket_bytes}]) -> the argument",
+                  "in place: the sum (or \"max\", \"min\") over ranks, one flat buffer reduced in buckets" },
+    allreduce_number = { "lv.mpi.allreduce_number(x or {x, ...} [, op]) -> number or list", "the sum (or max, min) of numbers over ranks" },
+    abort = { "lv.mpi.abort([code])", "stops every rank of the job with exit status code (1)" },
+    barrier = { "lv.mpi.barrier()", "waits until every rank gets here" },
+    broadcast = { "lv.mpi.broadcast(t or {t, ...} [, root]) -> the argument", "in place: every rank's tensors become rank root's (0)" },
+    comm_stats = { "lv.mpi.comm_stats() -> {seconds, allreduce_bytes}", "time spent in collectives and bytes allreduced since the last reset" },
+    compiled = { "lv.mpi.compiled() -> boolean", "whether this build has Open MPI" },
+    finalize = { "lv.mpi.finalize()", "leaves the job (later collectives act as with one process)" },
+    init = { "lv.mpi.init() -> rank, size", "joins the job (once; one process of one without mpirun)" },
+    launched = { "lv.mpi.launched() -> boolean", "whether the environment says mpirun started this process as one of several" },
+    rank = { "lv.mpi.rank() -> integer", "this process's rank, 0 to size - 1" },
+    reset_comm_stats = { "lv.mpi.reset_comm_stats()", "zeroes the counters of comm_stats" },
+    size = { "lv.mpi.size() -> integer", "the number of ranks in the job (1 before init)" },
   },
 }

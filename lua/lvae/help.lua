@@ -126,7 +126,7 @@ local function core_doc_entries(methods)
   local core = require "lvae.core"
   local registry = debug.getregistry()
   local where = {
-    functions = core, integrators = core.integrators, flows = core.flows,
+    functions = core, integrators = core.integrators, flows = core.flows, mpi = core.mpi,
     Generator = registry["lvae.Generator"].__index,
     Integrator = registry["lvae.Integrator"].__index,
   }
@@ -160,7 +160,7 @@ function M.describe(lv, methods, obj)
   elseif obj == lv or obj == nil then
     lines[#lines + 1] = "lvae: the toolkit table. Functions:"
     lines[#lines + 1] = table.concat(sorted_names(lv), " ")
-    lines[#lines + 1] = "modules: lv.models, lv.estimators, lv.integrators, lv.flows, lv.data, "
+    lines[#lines + 1] = "modules: lv.models, lv.estimators, lv.integrators, lv.flows, lv.mpi, lv.data, "
       .. "lv.plot, require 'lvae.nn', require 'lvae.optim'; help(f) shows a function's documentation"
   elseif type(obj) == "function" then
     local name = name_in(lv, obj)

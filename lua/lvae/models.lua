@@ -279,7 +279,7 @@ function Latent:_propose_encoder(x, S, gen, where)
   end
   local d = mu:size(2)
   self:_check_dim(where, d, "the encoder's mu")
-  local eps = gen and lv.randn({ S, B, d }, mu:dtype(), gen) or lv.randn({ S, B, d }, mu:dtype())
+  local eps = gen and lv.randn_batch({ S, B, d }, mu:dtype(), gen) or lv.randn_batch({ S, B, d }, mu:dtype())
   local z0 = (mu + sigma * eps):reshape({ S * B, d })
   local log_sigma = sigma:log()
   -- log N(z0; mu, sigma^2) with (z0 - mu) / sigma = eps exactly.
@@ -594,7 +594,7 @@ end
 function LinearGaussian:_propose(x, S, gen, where)
   local B, d = x:size(1), self.dim
   if self.proposal == "encoder" then return self:_propose_encoder(x, S, gen, where) end
-  local eps = gen and lv.randn({ S, B, d }, self.dtype, gen) or lv.randn({ S, B, d }, self.dtype)
+  local eps = gen and lv.randn_batch({ S, B, d }, self.dtype, gen) or lv.randn_batch({ S, B, d }, self.dtype)
   local sq = (-0.5 * eps:square() - HALF_LOG_2PI):sum(3):reshape({ S * B })
   if self.proposal == "prior" then
     return eps:reshape({ S * B, d }), sq, d * HALF_LOG_2PIE
