@@ -19,6 +19,7 @@
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
 static int joined;                 /* lv_dist_init succeeded */
+static int mpi_started;            /* and this process called MPI_Init */
 static int job_rank, job_size = 1;
 static double comm_seconds, reduced_bytes;
 
@@ -123,6 +124,12 @@ int lv_dist_init(void)
     joined = 1;
     return 0;
 #else
+    /* Not started by mpirun (or started as its only rank): a one-process
+     * job, without MPI_Init's singleton start-up. */
+    if (!lv_dist_launched()) {
+        joined = 1;
+        return 0;
+    }
     int already = 0;
     MPI_Initialized(&already);
     if (!already) {
@@ -133,6 +140,7 @@ int lv_dist_init(void)
         int provided;
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
             return lv_error_set(0, "MPI_Init failed (is this process started by mpirun?)");
+        mpi_started = 1;
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &job_rank);
@@ -150,6 +158,9 @@ int lv_dist_finalize(void)
     job_rank = 0;
     job_size = 1;
 #ifdef LV_HAVE_MPI
+    if (!mpi_started)
+        return 0;
+    mpi_started = 0;
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized)
@@ -161,7 +172,7 @@ int lv_dist_finalize(void)
 void lv_dist_abort(int code)
 {
 #ifdef LV_HAVE_MPI
-    if (joined)
+    if (mpi_started)
         MPI_Abort(MPI_COMM_WORLD, code);
 #endif
     exit(code);

@@ -93,33 +93,6 @@ static int opt_flag(lua_State *L, int idx, const char *name, int def)
     return v;
 }
 
-static void check_options(lua_State *L, int idx, const char *const *known)
-{
-    if (lua_isnoneornil(L, idx))
-        return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *k = known; *k; k++)
-                ok |= strcmp(lua_tostring(L, -2), *k) == 0;
-        if (!ok) {
-            const char *key = luaL_tolstring(L, -2, NULL);
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            for (const char *const *k = known; *k; k++) {
-                luaL_addstring(&b, k == known ? "" : ", ");
-                luaL_addstring(&b, *k);
-            }
-            luaL_pushresult(&b);
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
-                                                  "(known: %s)", key,
-                                                  lua_tostring(L, -1)));
-        }
-        lua_pop(L, 1);
-    }
-}
 
 /* Runs the reverse pass; pushes the gradient list (or nothing when
  * accumulating). Arrays are heap-held only for the call. */
@@ -169,7 +142,7 @@ static int autograd_grad(lua_State *L)
     int n_out = check_tensor_list(L, 1, outs, "outputs");
     int n_in = check_tensor_list(L, 2, ins, "inputs");
     luaL_argcheck(L, n_out > 0, 1, "no outputs");
-    check_options(L, 3, known);
+    lv_lua_check_options(L, 3, known);
     lv_backward_opts opts = {0};
     opts.create_graph = opt_flag(L, 3, "create_graph", 0);
     opts.retain_graph = opt_flag(L, 3, "retain_graph", opts.create_graph);
@@ -200,7 +173,7 @@ static int autograd_backward(lua_State *L)
     lv_tensor *g = lv_lua_test_tensor(L, 2);
     if (g || lua_isnil(L, 2))
         opts_idx = 3;
-    check_options(L, opts_idx, known);
+    lv_lua_check_options(L, opts_idx, known);
     lv_backward_opts opts = {0};
     opts.accumulate = 1;
     opts.create_graph = opt_flag(L, opts_idx, "create_graph", 0);

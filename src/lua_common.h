@@ -37,6 +37,10 @@ void lv_lua_push_tensor(lua_State *L, lv_tensor *t, const char *fname);
  * else "fname: msg". Never returns. */
 int lv_lua_raise(lua_State *L, const char *fname);
 
+/* Raises unless the value at idx is nil, absent, or a table whose keys
+ * are all in known (NULL-terminated): "unknown option 'k' (known: ...)". */
+void lv_lua_check_options(lua_State *L, int idx, const char *const *known);
+
 /* An optional dtype name at idx ("f32", "f64"); def when nil or absent. */
 lv_dtype lv_lua_opt_dtype(lua_State *L, int idx, lv_dtype def);
 /* A shape given as a table of sizes at idx; returns ndim. Raises on a

@@ -460,19 +460,6 @@ static int io_load_amat(lua_State *L)
 
 /* ---- IDX -------------------------------------------------------------- */
 
-/* Raises unless idx is a table whose keys are all the one option name. */
-static void check_option_names(lua_State *L, int idx, const char *name)
-{
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), name) != 0)
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
-                          "(known: %s)", luaL_tolstring(L, -2, NULL), name));
-        lua_pop(L, 1);
-    }
-}
-
 /* lv.load_idx(path [, dtype] [, {scale = s}]) -> tensor, type: raw or
  * gzip (recognised by its magic, not by the name); the values as stored,
  * in f32 (u8, i8, i16, f32 files) or f64 (i32, f64) unless dtype says
@@ -491,7 +478,8 @@ static int io_load_idx(lua_State *L)
     if (opts == 2 && !lua_isnoneornil(L, 3))
         luaL_typeerror(L, 2, "dtype name");   /* load_idx(path, {..}, more) */
     if (!lua_isnoneornil(L, opts)) {
-        check_option_names(L, opts, "scale");
+        static const char *const known[] = {"scale", NULL};
+        lv_lua_check_options(L, opts, known);
         if (lua_getfield(L, opts, "scale") != LUA_TNIL) {
             int isnum;
             scale = (double)lua_tonumberx(L, -1, &isnum);
@@ -553,7 +541,8 @@ static int io_save_idx(lua_State *L)
     }
     int gzip = ends_in_gz(path);
     if (!lua_isnoneornil(L, opts)) {
-        check_option_names(L, opts, "gzip");
+        static const char *const known[] = {"gzip", NULL};
+        lv_lua_check_options(L, opts, known);
         if (lua_getfield(L, opts, "gzip") != LUA_TNIL) {
             luaL_argcheck(L, lua_isboolean(L, -1), opts, "option 'gzip' must "
                           "be a boolean");

@@ -62,8 +62,9 @@ static int do_allreduce(lua_State *L, lv_tensor **ts, int n)
 {
     lv_dist_op op = check_op(L, 2);
     lua_Integer bucket = 0;
+    static const char *const known[] = {"bucket_bytes", NULL};
+    lv_lua_check_options(L, 3, known);
     if (!lua_isnoneornil(L, 3)) {
-        luaL_checktype(L, 3, LUA_TTABLE);
         lua_getfield(L, 3, "bucket_bytes");
         bucket = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
         luaL_argcheck(L, bucket >= 0, 3, "bucket_bytes must be >= 0");

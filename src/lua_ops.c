@@ -392,21 +392,10 @@ static int opt_ints(lua_State *L, int idx, const char *name, int64_t *v,
  * right}; layout "batch" puts the batch inside the columns. */
 static lv_conv_geometry check_geometry_opts(lua_State *L, int idx)
 {
+    static const char *const known[] = {"kernel", "stride", "padding", "size",
+                                        "layout", NULL};
     luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        static const char *const known[] = {"kernel", "stride", "padding",
-                                            "size", "layout", NULL};
-        int found = 0;
-        for (int k = 0; known[k] && !found; k++)
-            found = lua_type(L, -2) == LUA_TSTRING &&
-                    strcmp(lua_tostring(L, -2), known[k]) == 0;
-        if (!found)
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
-                          "(known: kernel, stride, padding, size, layout)",
-                          luaL_tolstring(L, -2, NULL)));
-        lua_pop(L, 1);
-    }
+    lv_lua_check_options(L, idx, known);
     lv_conv_geometry g = {0};
     int64_t v[4];
     lua_getfield(L, idx, "kernel");

@@ -349,13 +349,12 @@ static void check_words(lua_State *L, int idx, uint32_t *w, int n,
     }
 }
 
-/* lv._philox({c0, c1, c2, c3}, {k0, k1}) -> four integers. */
 /* ---- shards --------------------------------------------------------------- */
 
 /* set_shard(g, first, rows, total) or set_shard(g) to remove it. */
 static int set_shard_at(lua_State *L, lv_generator *g, int idx)
 {
-    if (lua_isnoneornil(L, idx)) {
+    if (lua_gettop(L) < idx || (lua_gettop(L) == idx && lua_isnil(L, idx))) {
         lv_generator_set_shard(g, 0, 0, 0);
         return 0;
     }
@@ -411,6 +410,7 @@ static int rng_randn_batch(lua_State *L)
     return 1;
 }
 
+/* lv._philox({c0, c1, c2, c3}, {k0, k1}) -> four integers. */
 static int rng_philox(lua_State *L)
 {
     uint32_t ctr[4], key[2], out[4];
