@@ -102,6 +102,15 @@ end
 -- The seeds of the static binarisations of the validation and test images.
 local VALID_SEED, TEST_SEED = 1234, 4321
 
+--- The mean ELBO over x's rows, in batches of `batch` (split across the
+-- processes of an MPI job and gathered: the same number as one process).
+local function test_elbo(model, x, batch)
+  return lv.no_grad(function()
+    local per_image = lv.distributed.map_rows(x, batch, function(rows) return model:elbo(rows) end)
+    return per_image:to("f64"):sum():item() / x:size(1)
+  end)
+end
+
 --- The fixed binarised set in `file` when one is named, else `images`
 -- binarised with `seed`, its first `subset` rows when subset > 0; and a
 -- record of where it came from, for results.json.
@@ -212,8 +221,7 @@ return {
   validate = function(run, state)
     local x = state.validation.x
     local n = math.min(x:size(1), 2000)
-    local elbo = lv.no_grad(function() return state.model:elbo(x:narrow(1, 1, n)):mean():item() end)
-    return { elbo = elbo }
+    return { elbo = test_elbo(state.model, x:narrow(1, 1, n), n) }
   end,
 
   checkpoint = function(run, state)
@@ -239,13 +247,7 @@ return {
     local t0 = lv.clock()
     local nll, se, ess, info = lv.estimators.nll(model, x, {
       samples = c["nll-samples"], chunk = 100, runs = c["nll-runs"], progress = run:task("test NLL") })
-    local elbo = lv.no_grad(function()
-      local total, n = 0, x:size(1)
-      for i = 1, n, 500 do
-        total = total + model:elbo(x:narrow(1, i, math.min(500, n - i + 1))):sum():item()
-      end
-      return total / n
-    end)
+    local elbo = test_elbo(model, x, 500)
     -- a step is one ELBO, so one ELBO's count is a step's, trained here or not
     state.grad_evals = model.grad_evals or state.grad_evals
     local results = {
@@ -262,10 +264,11 @@ return {
       nll_per_datapoint = "nll_per_datapoint.npy",
     }
     -- each test image's NLL (mean over the runs): paired comparisons of
-    -- models evaluated on the same images (compare.lua) read it
-    lv.save_npy(run.dir .. "/nll_per_datapoint.npy", info.per_datapoint)
+    -- models evaluated on the same images (compare.lua) read it. Under
+    -- MPI rank 0 writes the files.
+    if run.main then lv.save_npy(run.dir .. "/nll_per_datapoint.npy", info.per_datapoint) end
     local ok, plot = pcall(require, "lvae.plot")
-    if ok and plot.sample_grid then
+    if run.main and ok and plot.sample_grid then
       -- the decoder's means (Bernoulli draws would show mostly noise)
       local samples = lv.no_grad(function() return select(2, model:sample(64)) end)
       plot.sample_grid(run:picture_path("samples.png"), samples, { shape = { 28, 28 }, nrow = 8 })

@@ -1,6 +1,7 @@
 /*
  * digest.c -- SHA-256 of a file through libcrypto's EVP interface, read
- * in blocks so that a file of any size takes constant memory.
+ * in blocks so that a file of any size takes constant memory; CRC-32 of a
+ * tensor through zlib.
  */
 #include "digest.h"
 
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <zlib.h>
 
 #include "error.h"
 
@@ -54,5 +56,27 @@ int lv_sha256_file(const char *path, char hex[LV_SHA256_HEX])
         hex[2 * i + 1] = digits[md[i] & 15];
     }
     hex[64] = '\0';
+    return 0;
+}
+
+int lv_crc32_tensor(const lv_tensor *t, uint32_t *crc)
+{
+    if (!lv_tensor_is_contiguous(t))
+        return lv_error_set(0, "the tensor is not contiguous");
+    int64_t header[1 + LV_MAX_DIMS] = {t->dtype};
+    for (int d = 0; d < t->ndim; d++)
+        header[1 + d] = t->shape[d];
+    uLong c = crc32(0L, Z_NULL, 0);
+    c = crc32(c, (const Bytef *)header, (uInt)(sizeof(int64_t) * (size_t)(1 + t->ndim)));
+    /* zlib takes at most 4 GiB - 1 at a time */
+    const unsigned char *p = lv_tensor_data(t);
+    size_t left = (size_t)lv_tensor_numel(t) * lv_dtype_size(t->dtype);
+    while (left > 0) {
+        uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        c = crc32(c, p, n);
+        p += n;
+        left -= n;
+    }
+    *crc = (uint32_t)c;
     return 0;
 }

@@ -390,10 +390,10 @@ static int generator_set_shard(lua_State *L)
 
 static int generator_shard(lua_State *L) { return push_shard(L, check_generator(L, 1)); }
 
-/* randn_batch(shape [, dtype] [, gen]): normal noise for a batch, the last
- * dimension one row, the others sample-major rows (rng.h,
- * lv_rng_normal_rows); under a sharded generator this process's rows. */
-static int rng_randn_batch(lua_State *L)
+/* Draws a batch's noise: the last dimension one row, the others
+ * sample-major rows (rng.h, lv_rng_*_rows); under a sharded generator
+ * this process's rows. */
+static int batch_draw(lua_State *L, const char *fname, int normal)
 {
     int64_t shape[LV_MAX_DIMS];
     int ndim = lv_lua_check_shape(L, 1, shape);
@@ -401,14 +401,22 @@ static int rng_randn_batch(lua_State *L)
     lv_dtype dtype;
     lv_generator *g = opt_dtype_generator(L, 2, &dtype);
     lv_tensor *t = lv_tensor_empty(dtype, ndim, shape);
-    lv_lua_push_tensor(L, t, "randn_batch");
+    lv_lua_push_tensor(L, t, fname);
     int64_t row_len = shape[ndim - 1];
     int64_t rows = row_len > 0 ? lv_tensor_numel(t) / row_len : 0;
-    if (rows > 0 && lv_rng_normal_rows(g, dtype, lv_tensor_data(t), rows, row_len,
-                                       0.0, 1.0) != 0)
-        return lv_lua_raise(L, "randn_batch");
+    if (rows > 0) {
+        int rc = normal ? lv_rng_normal_rows(g, dtype, lv_tensor_data(t), rows, row_len, 0.0, 1.0)
+                        : lv_rng_uniform_rows(g, dtype, lv_tensor_data(t), rows, row_len);
+        if (rc != 0)
+            return lv_lua_raise(L, fname);
+    }
     return 1;
 }
+
+/* randn_batch(shape [, dtype] [, gen]): standard normal batch noise. */
+static int rng_randn_batch(lua_State *L) { return batch_draw(L, "randn_batch", 1); }
+/* rand_batch(shape [, dtype] [, gen]): uniform [0, 1) batch noise. */
+static int rng_rand_batch(lua_State *L) { return batch_draw(L, "rand_batch", 0); }
 
 /* lv._philox({c0, c1, c2, c3}, {k0, k1}) -> four integers. */
 static int rng_philox(lua_State *L)
@@ -433,6 +441,7 @@ static const luaL_Reg rng_functions[] = {
     {"rand", rng_rand},
     {"randn", rng_randn},
     {"randn_batch", rng_randn_batch},
+    {"rand_batch", rng_rand_batch},
     {"set_shard", rng_set_shard},
     {"shard", rng_shard},
     {"bernoulli", rng_bernoulli},

@@ -365,18 +365,14 @@ int lv_generator_set_shard(lv_generator *g, int64_t first_row, int64_t rows,
     return 0;
 }
 
-int lv_rng_normal_rows(lv_generator *g, lv_dtype dtype, void *out,
-                       int64_t rows, int64_t row_len, double mean, double std)
+/* Fills out [rows, row_len] with fn (k values a block); under a shard,
+ * with this process's windows of the global draw (rng.h). */
+static int fill_rows(lv_generator *g, fill_job *job, fill_blocks_fn fn, int k,
+                     size_t esize, int64_t rows, int64_t row_len)
 {
-    fill_job job = {.mean = mean, .std = std};
-    fill_blocks_fn fn = dtype == LV_DTYPE_F64 ? normal_f64_blocks
-                                              : normal_f32_blocks;
-    int k = dtype == LV_DTYPE_F64 ? 2 : 4;
-    size_t esize = dtype == LV_DTYPE_F64 ? sizeof(double) : sizeof(float);
     if (g->shard_rows == 0) {
-        job.out = out;
-        job.n = rows * row_len;
-        run_fill(g, &job, fn, k);
+        job->n = rows * row_len;
+        run_fill(g, job, fn, k);
         return 0;
     }
     if (rows % g->shard_rows != 0)
@@ -385,15 +381,34 @@ int lv_rng_normal_rows(lv_generator *g, lv_dtype dtype, void *out,
                             " batch rows", rows, g->shard_rows);
     /* out is [outer, shard_rows, row_len]: window o of the global draw
      * [outer, shard_total, row_len] starts at row o total + shard_first. */
+    void *out = job->out;
     int64_t outer = rows / g->shard_rows;
-    job.seed = g->seed;
-    job.base = g->offset;
-    job.n = g->shard_rows * row_len;
+    job->seed = g->seed;
+    job->base = g->offset;
+    job->n = g->shard_rows * row_len;
     for (int64_t o = 0; o < outer; o++) {
-        job.out = (char *)out + (size_t)(o * job.n) * esize;
-        job.first = (o * g->shard_total + g->shard_first) * row_len;
-        run_window(&job, fn, k);
+        job->out = (char *)out + (size_t)(o * job->n) * esize;
+        job->first = (o * g->shard_total + g->shard_first) * row_len;
+        run_window(job, fn, k);
     }
     g->offset += draw_blocks(outer * g->shard_total * row_len, k);
     return 0;
+}
+
+int lv_rng_normal_rows(lv_generator *g, lv_dtype dtype, void *out,
+                       int64_t rows, int64_t row_len, double mean, double std)
+{
+    fill_job job = {.out = out, .mean = mean, .std = std};
+    if (dtype == LV_DTYPE_F64)
+        return fill_rows(g, &job, normal_f64_blocks, 2, sizeof(double), rows, row_len);
+    return fill_rows(g, &job, normal_f32_blocks, 4, sizeof(float), rows, row_len);
+}
+
+int lv_rng_uniform_rows(lv_generator *g, lv_dtype dtype, void *out,
+                        int64_t rows, int64_t row_len)
+{
+    fill_job job = {.out = out};
+    if (dtype == LV_DTYPE_F64)
+        return fill_rows(g, &job, uniform_f64_blocks, 2, sizeof(double), rows, row_len);
+    return fill_rows(g, &job, uniform_f32_blocks, 4, sizeof(float), rows, row_len);
 }

@@ -27,7 +27,7 @@
 typedef struct lv_generator {
     uint64_t seed;      /* the Philox key */
     uint64_t offset;    /* 128-bit Philox blocks consumed so far */
-    /* A data-parallel process's share of each batch (lv_rng_normal_rows):
+    /* A data-parallel process's share of each batch (lv_rng_*_rows):
      * rows [shard_first, shard_first + shard_rows) of shard_total; all
      * zero when the generator is not sharded. Not part of the state: it
      * says where the process sits, not where the stream is. */
@@ -117,5 +117,9 @@ int lv_generator_set_shard(lv_generator *g, int64_t first_row, int64_t rows,
 int lv_rng_normal_rows(lv_generator *g, lv_dtype dtype, void *out,
                        int64_t rows, int64_t row_len, double mean,
                        double std);
+/* Uniform draws on [0, 1) for a batch, laid out and sharded as above
+ * (AIS's accept tests: one per chain and datapoint). */
+int lv_rng_uniform_rows(lv_generator *g, lv_dtype dtype, void *out,
+                        int64_t rows, int64_t row_len);
 
 #endif

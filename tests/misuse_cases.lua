@@ -490,6 +490,9 @@ M.groups = {
     { "lv.randn_batch", "{2, 3}", { "shape", "dtype", "gen" },
       bad = { ["1:2.0"] = true, ["1:zero"] = true, ["1:table"] = true },
       more = { ["1:one dim"] = "{3}" } },
+    { "lv.rand_batch", "{2, 3}", { "shape", "dtype", "gen" },
+      bad = { ["1:2.0"] = true, ["1:zero"] = true, ["1:table"] = true },
+      more = { ["1:one dim"] = "{3}" } },
     -- the good call removes the shard, so that no case leaves one behind
     { "lv.set_shard", "", {},
       more = { ["*:negative first"] = "-1, 2, 4", ["*:no rows"] = "0, 0, 4", ["*:past the end"] = "3, 2, 4",
@@ -557,6 +560,7 @@ M.groups = {
       more = { ["2:wrong shape"] = "lv.ones({2, 2, 2})", ["2:empty"] = "lv.zeros({0, 3})",
                ["2:huge"] = "lv.zeros({1, 20000})" } },
     { "lv.sha256_file", 'tmp("good.npy")', { "path" }, ok = { ["1:not a file of this kind"] = "any file has a digest" } },
+    { "lv.crc32", "x()", { "tensor" }, more = { ["1:not contiguous"] = "x():t()" } },
     { "lv.gather_rows", "x(), {2, 1}", { "tensor", "-" },
       more = { ["2:string"] = '"x"', ["2:nil"] = "nil", ["2:zero"] = "{0}", ["2:past the end"] = "{3}",
                ["2:2.5"] = "{2.5}", ["2:2^63-1"] = "{math.maxinteger}", ["2:-2^63"] = "{math.mininteger}",
@@ -886,6 +890,48 @@ M.groups = {
     { "lv.data.mnist", "{cache = tmp('mnist')}", { "-" },
       more = { ["1:string"] = '"x"', ["1:cache 3"] = "{cache = 3}", ["1:cache missing"] = "{cache = '/nonexistent'}",
                ["1:unknown"] = "{bogus = 1}" } },
+  } },
+
+  -- lv.mpi in this one process (mpirun's side is tests/mpi_spec.lua): every
+  -- collective is the identity, init and finalize are harmless
+  { name = "mpi", cases = {
+    { "lv.mpi.compiled", "", {} },
+    { "lv.mpi.launched", "", {} },
+    { "lv.mpi.init", "", {} },
+    { "lv.mpi.active", "", {} },
+    { "lv.mpi.rank", "", {} },
+    { "lv.mpi.size", "", {} },
+    { "lv.mpi.allreduce", 'v(), "sum", {bucket_bytes = 8}', { "tensors", "name", "opts" },
+      ok = { ["1:table"] = "an empty list reduces nothing", ["2:nil"] = "nil is \"sum\"" },
+      more = { ["1:freed tensor"] = "freed()", ["1:a list with a string"] = '{v(), "x"}',
+               ["1:a list with a freed tensor"] = "{v(), freed()}", ["1:not contiguous"] = "x():t()",
+               ["1:requires grad"] = "p()", ["3:bucket_bytes 2.5"] = "{bucket_bytes = 2.5}",
+               ["3:bucket_bytes -1"] = "{bucket_bytes = -1}", ["3:bucket_bytes 'x'"] = "{bucket_bytes = 'x'}",
+               ["3:bucket_bytes NaN"] = "{bucket_bytes = 0/0}" } },
+    { "lv.mpi.broadcast", "v(), 0", { "tensors", "length" },
+      ok = { ["1:table"] = "an empty list broadcasts nothing", ["2:nil"] = "root 0 by default" },
+      -- the one process is rank 0: root 2 is no rank of this job
+      bad = { ["2:2.0"] = true },
+      more = { ["1:freed tensor"] = "freed()", ["1:a list with a string"] = '{v(), "x"}',
+               ["1:not contiguous"] = "x():t()", ["1:requires grad"] = "p()", ["2:rank 1"] = "1" } },
+    { "lv.mpi.allgather", "x()", { "tensor" },
+      more = { ["1:0-dim"] = "s()", ["1:not contiguous"] = "x():t()" } },
+    { "lv.mpi.allreduce_number", "2.5", { "number", "name" },
+      ok = { ["1:table"] = "{} is an empty list of numbers" },
+      more = { ["1:a list with a string"] = '{1, "x"}', ["1:a list with a table"] = "{1, {}}" } },
+    { "lv.mpi.allgather_string", '"a\\0b"', {},
+      more = { ["1:nil"] = "nil", ["1:table"] = "{}", ["1:boolean"] = "true", ["1:function"] = "print",
+               ["1:tensor"] = "v()" } },
+    { "lv.mpi.barrier", "", {} },
+    { "lv.mpi.comm_stats", "", {} },
+    { "lv.mpi.reset_comm_stats", "", {} },
+    -- never called with a good code (it would end this process): only the
+    -- codes refused before anything stops
+    { "lv.mpi.abort", "3", {}, good = false,
+      more = { ["1:string"] = '"x"', ["1:table"] = "{}", ["1:boolean"] = "true", ["1:function"] = "print",
+               ["1:negative"] = "-5", ["1:256"] = "256", ["1:2.5"] = "2.5", ["1:NaN"] = "0/0",
+               ["1:inf"] = "math.huge", ["1:2^63-1"] = "math.maxinteger", ["1:-2^63"] = "math.mininteger" } },
+    { "lv.mpi.finalize", "", {} },
   } },
 }
 

@@ -151,6 +151,8 @@ return {
     randn_batch = { "lv.randn_batch(shape [, dtype] [, gen]) -> Tensor",
                     "standard normal noise for a batch: sample-major rows of the last dimension; a sharded generator's share" },
     randn_like = { "lv.randn_like(x [, gen]) -> Tensor", "standard normal draws of x's shape and dtype" },
+    rand_batch = { "lv.rand_batch(shape [, dtype] [, gen]) -> Tensor",
+                   "uniform [0, 1) noise for a batch, laid out and sharded as randn_batch's" },
     seed = { "lv.seed() -> integer", "the default generator's seed" },
     set_rng_state = { "lv.set_rng_state(s)", "restores the default generator to a state from lv.get_rng_state" },
     set_shard = { "lv.set_shard([first, rows, total])", "gives the default generator this process's rows of each global batch (none: removes it)" },
@@ -185,6 +187,7 @@ return {
     save_npy = { "lv.save_npy(path, t)", "writes t as a NumPy .npy file (version 1.0, '<f4' or '<f8', C order), atomically" },
     save_png = { "lv.save_png(path, img)", "writes img [H, W] or [H, W, 3] (values in [0, 1], clamped) as an 8-bit PNG, atomically" },
     sha256_file = { "lv.sha256_file(path) -> string", "the SHA-256 of a file's bytes, as 64 hex digits" },
+    crc32 = { "lv.crc32(t) -> integer", "the CRC-32 of a contiguous tensor's dtype, shape and values (processes compare parameters with it)" },
 
     -- pictures
     image_extent = { "lv.image_extent(points [, margin]) -> {xmin, xmax, ymin, ymax}",

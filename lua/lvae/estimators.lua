@@ -34,6 +34,7 @@ local C = core._estimators
 local M = {}
 
 local check = require "lvae.check"
+local D = require "lvae.distributed"
 local fail, typename, check_count = check.fail, check.typename, check.count
 
 local function check_number(where, what, v, positive)
@@ -123,27 +124,27 @@ function M.nll(model, x, opts)
   if progress ~= nil and type(progress) ~= "function" then
     fail(where, "progress must be a function(done, total) (got %s)", typename(progress))
   end
-  local done, total = 0, N * S * R
+  local done, total, ranks = 0, N * S * R, D.size()
 
-  local nll_parts, ess_parts = {}, {}
-  lv.no_grad(function()
-    for start = 1, N, batch do
-      local nb = math.min(batch, N - start + 1)
-      local xb = nb == N and x or x:narrow(1, start, nb)
+  -- global batches of `batch` datapoints, each split across the processes
+  -- of an MPI job (one process: all of it), gathered as [N, R]
+  local nll_rows, ess_rows = lv.no_grad(function()
+    return D.map_rows(x, batch, function(xb)
+      local nb = xb:size(1)
       local function log_weight(n)
         local lw = model:log_weight(xb, n)
         if progress then
-          done = done + n * nb
-          progress(done, total)
+          done = done + n * nb * ranks        -- the job's pace, as this process sees it
+          progress(math.min(done, total), total)
         end
         return lw
       end
-      local nll_b, ess_b = C.nll(log_weight, nb, S, chunk, R)
-      nll_parts[#nll_parts + 1], ess_parts[#ess_parts + 1] = nll_b, ess_b
-    end
+      local nll_b, ess_b = C.nll(log_weight, nb, S, chunk, R)          -- [R, nb]
+      return nll_b:t(), ess_b:t()
+    end)
   end)
-  local nll_runs = #nll_parts == 1 and nll_parts[1] or lv.cat(nll_parts, 2)   -- [R, N]
-  local ess_runs = #ess_parts == 1 and ess_parts[1] or lv.cat(ess_parts, 2)
+  local nll_runs = nll_rows:t():contiguous()                               -- [R, N]
+  local ess_runs = ess_rows:t():contiguous()
   local run_nll = nll_runs:mean(2)                                            -- [R]
   local nll = run_nll:mean():item()
   local sd = R > 1 and run_nll:var(1, false, 1):sqrt():item() or 0 / 0
@@ -213,32 +214,37 @@ function M.ais(model, x, opts)
     fail(where, "the model's latent dim is unknown (model.dim; call model:elbo once, or give dim)")
   end
   local gen = check.generator(where, "option 'gen'", opts.gen)
-  local B = x:size(1)
   local dtype = model.dtype or x:dtype()
   local betas = schedule(kind, T)
+  -- batch noise (lv.randn_batch): under MPI each process draws its
+  -- datapoints' part of the whole draw
   local function randn(shape)
-    return gen and lv.randn(shape, dtype, gen) or lv.randn(shape, dtype)
+    return gen and lv.randn_batch(shape, dtype, gen) or lv.randn_batch(shape, dtype)
   end
   local function rand(shape)
-    return gen and lv.rand(shape, dtype, gen) or lv.rand(shape, dtype)
+    return gen and lv.rand_batch(shape, dtype, gen) or lv.rand_batch(shape, dtype)
   end
 
-  -- log p(x|z) [C, B] and its gradient [C, B, d] at z, off the tape.
-  local function loglik_and_grad(z)
-    return lv.enable_grad(function()
-      local zl = lv.param(z)
-      local ll = model:log_likelihood(x, zl)
-      local g = lv.grad(ll:sum(), { zl })[1]
-      return ll:detach(), g
-    end)
-  end
+  -- AIS on the datapoints x [B, ...] (all, or one process's share):
+  -- log p(x) [B], log_w [B, C], ess [B], step size [B], and each
+  -- datapoint's acceptance summed over the transitions [B].
+  local function ais_rows(x)
+    local B = x:size(1)
+    -- log p(x|z) [C, B] and its gradient [C, B, d] at z, off the tape.
+    local function loglik_and_grad(z)
+      return lv.enable_grad(function()
+        local zl = lv.param(z)
+        local ll = model:log_likelihood(x, zl)
+        local g = lv.grad(ll:sum(), { zl })[1]
+        return ll:detach(), g
+      end)
+    end
 
-  return lv.no_grad(function()
     local z = randn({ nc, B, d })
     local ll, gll = loglik_and_grad(z)
     local log_w = lv.zeros({ nc, B }, dtype)
     local eps = lv.full({ 1, B, 1 }, eps0, dtype)
-    local accepted = 0
+    local accepted = lv.zeros({ B }, "f64")
 
     for t = 1, T do
       local beta = betas[t]
@@ -257,20 +263,27 @@ function M.ais(model, x, opts)
       end
       p = p + (0.5 * eps) * force(zn, glln)
       local H1 = energy(zn, lln) + 0.5 * p:square():sum(3)
-      local accept = rand({ nc, B }):log():lt(H0 - H1)               -- NaN H1 rejects
+      local accept = rand({ nc, B, 1 }):view({ nc, B }):log():lt(H0 - H1)   -- NaN H1 rejects
       z = C.select(accept, zn, z)
       ll = C.select(accept, lln, ll)
       gll = C.select(accept, glln, gll)
       local rate = accept:mean(1)                                    -- [B]
-      accepted = accepted + rate:mean():item()
+      accepted = accepted + rate:to("f64")
       if adapt then
         eps = eps * (0.98 + 0.04 * rate:gt(target)):reshape({ 1, B, 1 })
       end
     end
 
     local logpx = log_w:logsumexp(1) - math.log(nc)
-    return logpx, accepted / T, { log_w = log_w, ess = C.ess(log_w), step_size = eps:reshape({ B }) }
+    return logpx, log_w:t(), C.ess(log_w), eps:reshape({ B }), accepted
+  end
+
+  -- the datapoints split across the processes of an MPI job, gathered
+  local logpx, log_w, ess, step_size, accepted = lv.no_grad(function()
+    return D.map_rows(x, x:size(1), ais_rows, { gen = gen })
   end)
+  return logpx, accepted:sum():item() / (x:size(1) * T),
+    { log_w = log_w:t():contiguous(), ess = ess, step_size = step_size }
 end
 
 return M

@@ -42,6 +42,7 @@ function lv.help(obj) return require("lvae.help").describe(lv, methods, obj) end
 lv.models = require "lvae.models"
 lv.estimators = require "lvae.estimators"
 lv.data = require "lvae.data"
+lv.distributed = require "lvae.distributed"
 lv.plot = require "lvae.plot"
 
 return lv

@@ -25,6 +25,12 @@
 -- not caught here (PyTorch's behaviour): step returns the loss so that the
 -- caller (the runner) can stop on a NaN.
 --
+-- opt.reduce_gradients, when set, is a function(grads, params) -> grads
+-- that every update calls first, before clipping: data-parallel training
+-- (lvae.run under MPI) sets it to combine the processes' gradients
+-- (lvae.distributed.reduce_gradients), so an experiment's own step
+-- (opt:step(loss), or backward then opt:update()) needs no change.
+--
 -- Not here: second-order methods, line searches, sparse gradients.
 
 local lv = require "lvae"
@@ -368,6 +374,7 @@ end
 --- Applies one update from grads[i] (the gradient of params[i], or nil).
 function Optimizer:_apply(grads)
   local _ <close> = lv.no_grad()
+  if self.reduce_gradients then grads = self.reduce_gradients(grads, self.params) end
   local scale
   if self.clip_norm then
     self.grad_norm = global_norm(grads, #self.params)

@@ -103,6 +103,7 @@
 -- value. streams = {stdout = f, stderr = f} redirects the output.
 
 local lv = require "lvae"
+local D = require "lvae.distributed"
 local argparse = require "argparse"
 local cjson = require "cjson"
 
@@ -292,6 +293,8 @@ local RUNNER_OPTIONS = {
   { "--threads", "threads for OpenMP and BLAS (0: leave as they are)", 0, min = 0,
     resume = "process" },
   { "--quiet", "nothing on the terminal but errors (messages.log keeps the messages)", false, resume = "process" },
+  { "--distributed", "data-parallel training over the MPI processes of this job (on by itself under mpirun)",
+    false, resume = "process" },
 }
 
 --- `--nll-samples` -> "nll_samples" (argparse's target); the first long
@@ -531,6 +534,10 @@ function Log:close()
   end
 end
 
+--- The log of a process that writes no files (a data-parallel rank other
+-- than 0): it takes the rows and keeps nothing.
+local NullLog = { row = function() end, flush = function() end, close = function() end }
+
 --- The rows of a log.csv as tables of numbers by column name (empty cells
 -- absent; "nan"/"inf" cells as numbers).
 function M.read_log(path)
@@ -677,7 +684,7 @@ function Run:path(name) return self.dir .. "/" .. name end
 
 function Run:picture_path(name)
   if not name:match("%.%w+$") then name = name .. ".png" end
-  mkdir_p(self.dir .. "/pictures")
+  if self.main then mkdir_p(self.dir .. "/pictures") end
   return self.dir .. "/pictures/" .. name
 end
 
@@ -688,6 +695,7 @@ function Run:generator(k)
 end
 
 function Run:_message(text)
+  if not self.main then return end
   local f = io.open(self.dir .. "/messages.log", "ab")
   if f then
     f:write(text, "\n")
@@ -714,9 +722,10 @@ end
 -- messages.log with the rest of the run's story.
 function Run:_warn(text)
   self.progress:clear()
-  self.err:write("lvae run: ", text, "\n")
+  local who = self.ranks > 1 and string.format("rank %d of %d: ", self.rank, self.ranks) or ""
+  self.err:write("lvae run: ", who, text, "\n")
   self.err:flush()
-  local f = self.dir and io.open(self.dir .. "/messages.log", "ab")
+  local f = self.main and self.dir and io.open(self.dir .. "/messages.log", "ab")
   if f then
     f:write("lvae run: ", text, "\n")
     f:close()
@@ -787,6 +796,10 @@ function Run:_save_checkpoint(epoch)
   if exp.checkpoint then saved = exp.checkpoint(self, self.state) or {} else saved = default_checkpoint(self.state) end
   local name = ckpt_name(epoch)
   self.kept[#self.kept + 1] = epoch
+  if not self.main then      -- rank 0 writes it; the others know its name
+    self.last_good = name
+    return
+  end
   lv.save(self.dir .. "/" .. name, {
     format = "lvae.run", version = 1,
     epoch = epoch, step = self.step, seconds = self:seconds(),
@@ -900,6 +913,8 @@ end
 ---- results ----------------------------------------------------------------------------
 
 function Run:_write_results(status, extra)
+  self.status = status
+  if not self.main then return end
   local r = {}
   for k, v in pairs(extra or {}) do r[k] = v end
   r.status = status
@@ -909,12 +924,13 @@ function Run:_write_results(status, extra)
   r.best_epoch = self.best_epoch
   r.best_val_elbo = self.best
   r.finished = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  if self.ranks > 1 then r.processes = self.ranks end
   write_json(self.dir .. "/results.json", r)
-  self.status = status
 end
 
 --- pictures/training_curves.png from log.csv, when lvae.plot can draw it.
 function Run:_plot()
+  if not self.main then return end
   local ok, plot = pcall(require, "lvae.plot")
   if not ok or type(plot) ~= "table" or type(plot.training_curves) ~= "function" then return end
   local rows, columns = M.read_log(self.dir .. "/log.csv")
@@ -982,6 +998,97 @@ function Run:_lr(metrics)
   return nil
 end
 
+---- data-parallel training ---------------------------------------------------------------
+
+--- The metrics' names in a fixed order (every process combines them alike).
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t or {}) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+--- Joins the processes of an MPI job in one run: checks that they were
+-- started alike, gives them rank 0's parameters, and has the optimizer
+-- combine their gradients. Called after setup (and a checkpoint's
+-- restore), before the first step.
+function Run:_join_parallel()
+  local state = self.state
+  local opt = state.optimizer or state.opt
+  if type(opt) ~= "table" or type(opt.params) ~= "table" or type(opt._apply) ~= "function" then
+    error("data-parallel training (MPI) needs the state's optimizer (state.optimizer or state.opt, an "
+      .. "lvae.optim optimizer): its gradients are what the processes combine", 0)
+  end
+  local params, seen = {}, {}
+  local function add(p)
+    if lv.is_tensor(p) and not seen[p] then params[#params + 1], seen[p] = p, true end
+  end
+  if type(state.model) == "table" and state.model.parameters then
+    for _, p in ipairs(state.model:parameters()) do add(p) end
+  end
+  for _, p in ipairs(opt.params) do add(p) end
+  local shapes = {}
+  for i, p in ipairs(params) do shapes[i] = p:dtype() .. "[" .. table.concat(p:size(), ",") .. "]" end
+  local options = {}
+  for _, k in ipairs(sorted_keys(self.config)) do
+    local o = self.option_kinds[k]
+    if not (o and o.resume == "process") then options[#options + 1] = k .. "=" .. tostring(self.config[k]) end
+  end
+  D.agree("options", table.concat(options, " "))
+  D.agree("parameter shapes", table.concat(shapes, " "))
+  lv.no_grad(function() D.broadcast_parameters(params) end)
+  self.parallel = { params = params, opt = opt, reductions = 0, weight = 1 }
+  local parallel = self.parallel
+  opt.reduce_gradients = function(grads, ps)
+    parallel.reductions = parallel.reductions + 1
+    return D.reduce_gradients(grads, ps, parallel.weight)
+  end
+end
+
+--- One step on this process's rows of the batch: the experiment's step
+-- with the rows' noise, its optimizer combining the gradients of all
+-- processes; the loss and metrics returned are the batch's (each process's
+-- weighted by its share of the rows; `n` summed).
+function Run:_parallel_step(batch)
+  local n = D.batch_rows(batch)
+  if n < self.ranks then
+    error(string.format("a batch of %d rows cannot be split over %d processes: every process needs at "
+      .. "least one row (use a larger batch or fewer processes)", n, self.ranks), 0)
+  end
+  local first, count = D.rows(n, self.rank, self.ranks)
+  local mine = D.take(batch, first, count, n)
+  if self.batch == 1 then
+    local t = lv.is_tensor(batch) and batch or batch.x or batch[1]
+    D.agree(string.format("first batch of epoch %d (CRC-32; were the processes given the same data?)",
+      self.epoch), D.checksum({ t }))
+  end
+  local parallel = self.parallel
+  parallel.weight, parallel.reductions = count / n, 0
+  local loss, metrics = D.with_shard(first, count, n, function()
+    return self.experiment.step(self, self.state, mine)
+  end)
+  if loss == nil then error("step must return the loss", 0) end
+  if parallel.reductions ~= 1 then
+    error(string.format("under data-parallel training a step must update the parameters through its "
+      .. "optimizer exactly once (opt:step(loss), or backward then opt:update()); this one did %d times",
+      parallel.reductions), 0)
+  end
+  if metrics ~= nil and type(metrics) ~= "table" then error("step's second result must be a table of metrics", 0) end
+  local w = count / n
+  local keys = sorted_keys(metrics)
+  local values = { w * as_number(loss, "the loss") }
+  for i, k in ipairs(keys) do
+    local x = as_number(metrics[k], "metric '" .. tostring(k) .. "'")
+    values[i + 1] = (k == "n") and x or w * x
+  end
+  values = lv.mpi.allreduce_number(values)
+  local combined = metrics and {} or nil
+  for i, k in ipairs(keys) do combined[k] = values[i + 1] end
+  -- the learning rate is every process's own (the same), not a sum
+  if combined and combined.lr ~= nil then combined.lr = as_number(metrics.lr, "metrics.lr") end
+  return values[1], combined
+end
+
 --- One epoch: steps, validation, checkpoint. Returns "max_steps" when the
 -- step limit is reached in the middle.
 function Run:_epoch(epoch)
@@ -996,7 +1103,12 @@ function Run:_epoch(epoch)
     local batch = iter()
     if batch == nil then break end
     self.step, self.batch = self.step + 1, self.batch + 1
-    local loss_value, metrics = exp.step(self, self.state, batch)
+    local loss_value, metrics
+    if self.ranks > 1 then
+      loss_value, metrics = self:_parallel_step(batch)
+    else
+      loss_value, metrics = exp.step(self, self.state, batch)
+    end
     if loss_value == nil then error("step must return the loss", 0) end
     local loss = as_number(loss_value, "the loss")
     local row = { step = self.step, epoch = epoch, loss = loss, seconds = self:seconds() }
@@ -1058,6 +1170,9 @@ function Run:_epoch(epoch)
   end
   self.log_bytes = self.csv:flush(val)
   self.epochs_done = epoch
+  if self.ranks > 1 then
+    D.agree(string.format("parameters after epoch %d (CRC-32 of each)", epoch), D.checksum(self.parallel.params))
+  end
   self:_save_checkpoint(epoch)
   self:_message(self.progress:epoch_summary(extra))
   if self.early_stopped then return "early_stopped" end
@@ -1135,7 +1250,7 @@ end
 
 --- Parses the command line, loads the experiment and makes (or reopens) the
 -- run. Returns the run, or nil, an exit status and a message.
-local function prepare(args, out, err)
+local function prepare(args, out, err, rank)
   args = { table.unpack(args) }
   -- `lvae run --resume DIR` finds the file in DIR/config.json.
   if (args[1] == nil or type(args[1]) == "string" and args[1]:match("^%-"))
@@ -1181,7 +1296,8 @@ local function prepare(args, out, err)
   local run = setmetatable({ experiment = exp, file = file, out = out, err = err, args = args,
                              step = 0, epoch = 0, batch = 0, epochs_done = 0,
                              validation = {}, kept = {}, bad_epochs = 0, seconds_before = 0,
-                             t0 = lv.clock(), resumed = false, log_bytes = 0 }, Run)
+                             t0 = lv.clock(), resumed = false, log_bytes = 0,
+                             rank = 0, ranks = 1, main = true }, Run)
   if parsed.resume then
     local dir = parsed.resume:gsub("/+$", "")
     local ck, rel, fallback = resumable_checkpoint(dir)
@@ -1208,8 +1324,10 @@ local function prepare(args, out, err)
     run.checkpoint_name = rel
   else
     run.config = config
-    run.dir = new_run_dir(config.out, config.name or exp_name)
+    -- rank 0 makes the folder; the other processes of a job learn its name
+    if (rank or 0) == 0 then run.dir = new_run_dir(config.out, config.name or exp_name) end
   end
+  run.option_kinds = by_target
   run.seed = run.config.seed
   return run
 end
@@ -1246,19 +1364,29 @@ end
 --- Training, from setup to finish. Returns the exit status.
 function Run:_go()
   local exp, c = self.experiment, self.config
-  if c.threads > 0 then lv.set_num_threads(c.threads) end
+  if c.threads > 0 then
+    lv.set_num_threads(c.threads)
+  elseif self.ranks > 1 then
+    -- the processes on one machine share its cores
+    local here = tonumber(os.getenv("OMPI_COMM_WORLD_LOCAL_SIZE") or "") or 1
+    lv.set_num_threads(math.max(1, lv.num_threads() // math.max(1, here)))
+  end
   -- lv.memory_stats().peak_bytes counts from here: runs made one after
   -- another in one process (compare.lua) each report their own peak
   collectgarbage()
   collectgarbage()
   lv.memory_reset_peak()
-  mkdir_p(self.dir .. "/pictures")
-  self:_write_config()
   local ck = self.resume_from
   self.resume_from = nil      -- its tensors are not kept for the whole run
-  if exp.step then
-    mkdir_p(self.dir .. "/checkpoints")
-    self.csv = open_log(self.dir .. "/log.csv", ck and ck.log_bytes or nil)
+  if self.main then
+    mkdir_p(self.dir .. "/pictures")
+    self:_write_config()
+    if exp.step then
+      mkdir_p(self.dir .. "/checkpoints")
+      self.csv = open_log(self.dir .. "/log.csv", ck and ck.log_bytes or nil)
+    end
+  elseif exp.step then
+    self.csv = NullLog
   end
   if not self.resumed then self:_message("run folder: " .. self.dir) end
 
@@ -1280,12 +1408,12 @@ function Run:_go()
     start = ck.epoch + 1
     self:_message(string.format("resumed %s from %s (step %d)", self.dir, self.checkpoint_name, self.step))
     for _, note in ipairs(self.resume_notes or {}) do self:_warn(note) end
-    for _, name in ipairs(remove_partial_saves(self.dir)) do
+    for _, name in ipairs(self.main and remove_partial_saves(self.dir) or {}) do
       self:_message(string.format("removed checkpoints/%s, left by a save stopped mid-write", name))
     end
-  elseif exp.step then
-    self:_save_checkpoint(0)
   end
+  if exp.step and self.ranks > 1 then self:_join_parallel() end
+  if not ck and exp.step then self:_save_checkpoint(0) end
 
   local status = "completed"
   if exp.step then
@@ -1331,6 +1459,60 @@ function Run:_go()
   return 0
 end
 
+--- A stream that keeps nothing: the terminal of a process other than rank 0.
+local NullStream = { write = function(self) return self end, flush = function() end }
+
+--- Ends every process of the job after this one failed or was
+-- interrupted (an error on one process leaves the others waiting in a
+-- collective). Rank 0 has written results.json by now; another process
+-- first gives rank 0 a moment to write it, in case rank 0 is stopping
+-- too. Checkpoints are whole files (written, then renamed): the last one
+-- stays intact.
+local function stop_job(run, code)
+  if not run.main then
+    local t = lv.clock()
+    while lv.clock() - t < 2 do end
+  end
+  lv.mpi.abort(code)
+end
+
+--- Whether the command line asks for --distributed.
+local function asks_distributed(args)
+  for _, a in ipairs(args) do
+    if a == "--distributed" then return true end
+  end
+  return false
+end
+
+--- Joins the MPI job this process was started in (by mpirun, or with
+-- --distributed): returns rank and size (0, 1 alone), or nil and the
+-- message.
+local function join_job(args, err)
+  if not (lv.mpi.launched() or asks_distributed(args)) then return 0, 1 end
+  local ok, rank, size = pcall(lv.mpi.init)
+  if not ok then
+    err:write("lvae run: ", tostring(rank), "\n")
+    return nil, tostring(rank)
+  end
+  return rank, size
+end
+
+--- The processes' start, compared: when one could not start (it says
+-- why itself), every process stops; otherwise the others take rank 0's
+-- run folder. Returns prepare's results as this process should act on them.
+local function agree_on_start(ok, run, status, message, told)
+  local mine = not ok and "error" or not run and "stop" or "go"
+  local all = lv.mpi.allgather_string(mine .. "\n" .. (mine == "go" and run.dir or ""))
+  if mine ~= "go" then return ok, run, status, message, told end
+  for r, text in ipairs(all) do
+    if not text:match("^go\n") then
+      return true, nil, 1, string.format("process %d of the job could not start", r - 1)
+    end
+  end
+  if lv.mpi.rank() > 0 then run.dir = all[1]:match("^go\n(.*)$") end
+  return ok, run, status, message, told
+end
+
 --- Runs an experiment: args are the command line after `lvae run`
 -- ({"FILE.lua", "--K", "5", ...}); streams (optional) = {stdout = f,
 -- stderr = f, tty = bool (default: whether stdout is a terminal)}.
@@ -1340,7 +1522,14 @@ local run_locked   -- below main
 function M.main(args, streams)
   local out = streams and streams.stdout or io.stdout
   local err = streams and streams.stderr or io.stderr
-  local ok, run, status, message, told = pcall(prepare, args or {}, out, err)
+  local rank, ranks = join_job(args or {}, err)
+  if not rank then return 1, ranks end
+  -- the other processes of a job print nothing but their own errors
+  if rank > 0 then out = NullStream end
+  local ok, run, status, message, told = pcall(prepare, args or {}, out, err, rank)
+  if ranks > 1 then
+    ok, run, status, message, told = agree_on_start(ok, run, status, message, told)
+  end
   if not ok then
     err:write("lvae run: ", tostring(run), "\n")
     return 1, tostring(run)
@@ -1349,6 +1538,7 @@ function M.main(args, streams)
     if message and status ~= 0 and not told then err:write("lvae run: ", message, "\n") end
     return status, message
   end
+  run.rank, run.ranks, run.main = rank, ranks, rank == 0
 
   local c = run.config
   local tty = streams and streams.tty
@@ -1358,7 +1548,8 @@ function M.main(args, streams)
   -- One process at a time in a run folder: a second --resume of it would
   -- append to the same log and write the same checkpoints. The kernel
   -- drops the lock when the holder exits, however it ends.
-  local lock, holder, why = require("lvae.core")._lock(run.dir .. "/lock")
+  local lock, holder, why = true, nil, nil
+  if run.main then lock, holder, why = require("lvae.core")._lock(run.dir .. "/lock") end
   if not lock then
     local msg = holder > 0
       and string.format("%s is in use by process %d (another run or --resume of it); "
@@ -1368,7 +1559,8 @@ function M.main(args, streams)
     return 1, msg
   end
   local status_code, back = run_locked(run)
-  lock:release()
+  if run.main then lock:release() end
+  if ranks > 1 and status_code ~= 0 and status_code ~= 2 then stop_job(run, status_code) end
   return status_code, back
 end
 
@@ -1422,7 +1614,10 @@ end
 -- `lua5.4 lua/lvae/run.lua FILE.lua ...` (what `./lvae run` does) runs main;
 -- `require "lvae.run"` passes the module name here instead.
 if ... ~= "lvae.run" and arg and arg[0] and arg[0]:match("run%.lua$") then
-  os.exit(M.main({ table.unpack(arg, 1, #arg) }), true)
+  local status = M.main({ table.unpack(arg, 1, #arg) })
+  -- an MPI process that ends without leaving the job counts as failed
+  lv.mpi.finalize()
+  os.exit(status, true)
 end
 
 return M
