@@ -924,7 +924,12 @@ function Run:_write_results(status, extra)
   r.best_epoch = self.best_epoch
   r.best_val_elbo = self.best
   r.finished = os.date("!%Y-%m-%dT%H:%M:%SZ")
-  if self.ranks > 1 then r.processes = self.ranks end
+  if self.ranks > 1 then
+    -- rank 0's time in collectives and bytes all-reduced (the benchmarks
+    -- divide them by the steps)
+    local comm = lv.mpi.comm_stats()
+    r.processes, r.communication_seconds, r.allreduce_bytes = self.ranks, comm.seconds, comm.allreduce_bytes
+  end
   write_json(self.dir .. "/results.json", r)
 end
 
