@@ -38,6 +38,25 @@ local fail = check.fail
 
 local M = {}
 
+--- v as an integer >= 0 (an integral float too), else an error.
+local function natural(where, what, v)
+  local i = check.integral(v)
+  if not i or i < 0 or i > check.MAX_COUNT then
+    fail(where, "%s must be an integer from 0 to 2^31 - 1 (got %s)", what, check.typename(v) == "number"
+      and tostring(v) or check.typename(v))
+  end
+  return i
+end
+
+--- A list of tensors, else an error naming the first that is not one.
+local function tensor_list(where, what, list)
+  if type(list) ~= "table" or core.is_tensor(list) then
+    fail(where, "%s must be a list of tensors (got %s)", what, check.typename(list))
+  end
+  for i = 1, #list do check.tensor(where, string.format("%s[%d]", what, i), list[i]) end
+  return list
+end
+
 function M.active() return mpi.active() end
 function M.rank() return mpi.rank() end
 function M.size() return mpi.size() end
@@ -46,7 +65,11 @@ function M.size() return mpi.size() end
 -- rank r taking rows [first, first + count) (0-based), the first n % size
 -- ranks one more than the others; rank 0 always has a row when n >= 1.
 function M.rows(n, rank, size)
-  rank, size = rank or mpi.rank(), size or mpi.size()
+  local where = "distributed.rows"
+  n = natural(where, "n", n)
+  size = size == nil and mpi.size() or check.count(where, "size", size)
+  rank = rank == nil and mpi.rank() or natural(where, "rank", rank)
+  if rank >= size then fail(where, "rank must lie in [0, %d) (got %d)", size, rank) end
   local base, extra = n // size, n % size
   return rank * base + math.min(rank, extra), base + (rank < extra and 1 or 0)
 end
@@ -56,8 +79,8 @@ end
 function M.batch_rows(batch)
   local t = batch
   if type(batch) == "table" and not core.is_tensor(batch) then t = batch.x or batch[1] end
-  if not core.is_tensor(t) or t:dim() < 1 then
-    fail("distributed", "a batch must be a tensor [B, ...] or a table whose x (or [1]) is one, "
+  if not core.is_tensor(t) or (check.typename(t) == "a tensor" and t:dim() < 1) or check.typename(t) ~= "a tensor" then
+    fail("distributed.batch_rows", "a batch must be a tensor [B, ...] or a table whose x (or [1]) is one, "
       .. "to be split across processes (got %s)", check.typename(t))
   end
   return t:size(1)
@@ -67,7 +90,19 @@ end
 -- of n rows: of the tensor, or of every tensor field of the table whose
 -- first size is n (other fields as they are).
 function M.take(batch, first, count, n)
-  if core.is_tensor(batch) then return batch:narrow(1, first + 1, count) end
+  local where = "distributed.take"
+  n = natural(where, "n", n)
+  first, count = natural(where, "first", first), natural(where, "count", count)
+  if first + count > n then
+    fail(where, "rows [%d, %d) lie outside the batch's %d rows", first, first + count, n)
+  end
+  if type(batch) ~= "table" and not core.is_tensor(batch) then
+    fail(where, "batch must be a tensor or a table of tensors (got %s)", check.typename(batch))
+  end
+  if core.is_tensor(batch) then
+    if M.batch_rows(batch) ~= n then
+      fail(where, "the batch has %d rows, not n = %d", batch:size(1), n)
+    end return batch:narrow(1, first + 1, count) end
   local out = {}
   for k, v in pairs(batch) do
     if core.is_tensor(v) and v:dim() > 0 and v:size(1) == n then
@@ -99,6 +134,13 @@ end
 -- while the default generator (and gen) draw batch noise as rows [first,
 -- first + count) of a batch of total rows (lv.set_shard).
 function M.with_shard(first, count, total, fn, gen)
+  local where = "distributed.with_shard"
+  check.fn(where, "fn", fn)
+  check.generator(where, "gen", gen)
+  first, count, total = natural(where, "first", first), natural(where, "count", count), natural(where, "total", total)
+  if count < 1 or first + count > total then
+    fail(where, "rows [%d, %d) must be at least one and lie within the batch's %d rows", first, first + count, total)
+  end
   local _ <close> = sharded(first, count, total, gen)
   return fn()
 end
@@ -113,6 +155,7 @@ end
 -- default generator (or gen): after a step in which some processes drew
 -- nothing (a batch smaller than the job).
 function M.sync_generator(gen)
+  check.generator("distributed.sync_generator", "gen", gen)
   if not mpi.active() then return end
   local seed, offset = mpi.allgather_string(state_text(gen))[1]:match("^(%-?%d+) (%-?%d+)$")
   local state = { seed = math.tointeger(seed), offset = math.tointeger(offset) }
@@ -127,6 +170,17 @@ end
 -- the count of processes that had each gradient: a gradient that no
 -- process had stays nil. grads[i] belongs to params[i].
 function M.reduce_gradients(grads, params, weight)
+  local where = "distributed.reduce_gradients"
+  tensor_list(where, "params", params)
+  if type(grads) ~= "table" or core.is_tensor(grads) then
+    fail(where, "grads must be a list of tensors (nil where unused; got %s)", check.typename(grads))
+  end
+  for i = 1, #params do
+    if grads[i] ~= nil then check.tensor(where, string.format("grads[%d]", i), grads[i]) end
+  end
+  if math.type(weight) == nil or not (weight >= 0 and weight <= 1) then
+    fail(where, "weight must be a number in [0, 1], this process's share of the rows (got %s)", tostring(weight))
+  end
   if not mpi.active() then return grads end
   local n = #params
   local list, had = {}, {}
@@ -154,6 +208,7 @@ end
 --- broadcast_parameters(params): every process's parameters take rank
 -- 0's values (at the start, so that all begin from one initialisation).
 function M.broadcast_parameters(params)
+  tensor_list("distributed.broadcast_parameters", "params", params)
   if not mpi.active() then return end
   local list = {}
   for i, p in ipairs(params) do
@@ -169,6 +224,7 @@ end
 -- and bytes, in order: equal on two processes when they hold the same
 -- values, bit for bit.
 function M.checksum(tensors)
+  tensor_list("distributed.checksum", "tensors", tensors)
   local parts = {}
   for i, t in ipairs(tensors) do parts[i] = string.format("%08x", core.crc32(t:contiguous())) end
   return table.concat(parts, " ")
@@ -178,6 +234,8 @@ end
 -- otherwise raises, on every process, an error naming the first rank
 -- whose `what` differs from rank 0's.
 function M.agree(what, text)
+  if type(what) ~= "string" then fail("distributed.agree", "what must be a string (got %s)", check.typename(what)) end
+  if type(text) ~= "string" then fail("distributed.agree", "text must be a string (got %s)", check.typename(text)) end
   if not mpi.active() then return end
   local all = mpi.allgather_string(text)
   for r = 2, #all do
