@@ -4,6 +4,7 @@
  * become lv_error messages; without it, the one-process job.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -130,7 +131,13 @@ int lv_dist_init(void)
         joined = 1;
         return 0;
     }
-    int already = 0;
+    /* MPI starts once per process: after MPI_Finalize even
+     * MPI_Comm_set_errhandler aborts the job. */
+    int already = 0, finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized)
+        return lv_error_set(0, "this process has left the job (lv.mpi.finalize), "
+                            "and MPI cannot be joined twice in one process");
     MPI_Initialized(&already);
     if (!already) {
         /* The module is dlopen'ed by Lua with local symbols; Open MPI's
@@ -171,8 +178,13 @@ int lv_dist_finalize(void)
 
 void lv_dist_abort(int code)
 {
+    /* exit flushes stdio, MPI_Abort kills without it: what the caller
+     * wrote first (its reason for stopping, its log) must not be lost */
+    fflush(NULL);
 #ifdef LV_HAVE_MPI
-    if (mpi_started)
+    int finalized = 1;
+    MPI_Finalized(&finalized);
+    if (lv_dist_active() && !finalized)
         MPI_Abort(MPI_COMM_WORLD, code);
 #endif
     exit(code);
@@ -213,6 +225,8 @@ static int allreduce_dtype(lv_tensor *const *ts, int n, lv_dtype dtype,
         return lv_error_set(0, "allreduce: out of memory for a %zu-byte buffer",
                             total * esize);
     size_t per_bucket = bucket_bytes / esize ? bucket_bytes / esize : 1;
+    if (per_bucket > INT32_MAX)          /* MPI counts are ints */
+        per_bucket = INT32_MAX;
     size_t nbuckets = (total + per_bucket - 1) / per_bucket;
     MPI_Request req[64];
     int pending = 0;

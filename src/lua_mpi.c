@@ -65,9 +65,12 @@ static int do_allreduce(lua_State *L, lv_tensor **ts, int n)
     static const char *const known[] = {"bucket_bytes", NULL};
     lv_lua_check_options(L, 3, known);
     if (!lua_isnoneornil(L, 3)) {
-        lua_getfield(L, 3, "bucket_bytes");
-        bucket = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
-        luaL_argcheck(L, bucket >= 0, 3, "bucket_bytes must be >= 0");
+        if (lua_getfield(L, 3, "bucket_bytes") != LUA_TNIL) {
+            int ok;
+            bucket = lua_tointegerx(L, -1, &ok);
+            luaL_argcheck(L, ok && bucket >= 0, 3,
+                          "option 'bucket_bytes' must be an integer >= 0");
+        }
         lua_pop(L, 1);
     }
     return lv_dist_allreduce(ts, n, op, (size_t)bucket);

@@ -223,6 +223,7 @@ describe("misuse", function()
     scan("lv.", core)
     scan("lv.integrators.", core.integrators)
     scan("lv.flows.", core.flows)
+    scan("lv.mpi.", core.mpi)
     for _, name in ipairs({ "no_grad", "enable_grad", "hvp", "hessian", "help", "profile" }) do
       if not have["lv." .. name] then missing[#missing + 1] = "lv." .. name end
     end

@@ -258,7 +258,7 @@ return {
     broadcast = { "lv.mpi.broadcast(t or {t, ...} [, root]) -> the argument", "in place: every rank's tensors become rank root's (0)" },
     comm_stats = { "lv.mpi.comm_stats() -> {seconds, allreduce_bytes}", "time spent in collectives and bytes allreduced since the last reset" },
     compiled = { "lv.mpi.compiled() -> boolean", "whether this build has Open MPI" },
-    finalize = { "lv.mpi.finalize()", "leaves the job (later collectives act as with one process)" },
+    finalize = { "lv.mpi.finalize()", "leaves the job (later collectives act as with one process; under mpirun init cannot join again)" },
     init = { "lv.mpi.init() -> rank, size", "joins the job (once; one process of one without mpirun)" },
     launched = { "lv.mpi.launched() -> boolean", "whether the environment says mpirun started this process as one of several" },
     rank = { "lv.mpi.rank() -> integer", "this process's rank, 0 to size - 1" },
