@@ -24,6 +24,11 @@
 -- q0 started at VB's values. Flow step sizes start at h = 0.005.
 -- Writes table.md and error_vs_dim_delta.png / error_vs_dim_sigma.png
 -- (with their gnuplot data and scripts) into the run folder.
+--
+-- Every fit is seeded on its own, so under MPI (`mpirun -np N ./lvae run
+-- scripts/gaussian.lua ...`) the fits are dealt to the processes in turn
+-- and their results summed back exactly: the table is one process's, in
+-- about 1/N of the time.
 
 local lv = require "lvae"
 local optim = require "lvae.optim"
@@ -183,6 +188,43 @@ local function fit(method_name, data, opts)
   }
 end
 
+---- the study's fits, spread over the processes of a job --------------------------------
+
+local FIT_FIELDS = 4    -- ||Δ̂ − Δ||², ||σ̂ − σ||², the iteration it diverged at (0: no), seconds
+
+--- Runs the fits jobs[i] = {d, set, name} dealt to this process (job i to
+-- rank (i - 1) mod size) and gathers every job's outcome on every process:
+-- a list of {delta_error, sigma_error, diverged, seconds}. The values are
+-- summed over processes with zeros where a process did not run the job,
+-- which is exact.
+local function run_fits(jobs, c, opts)
+  local rank, size = lv.distributed.rank(), lv.distributed.size()
+  local values, data_of = {}, {}
+  for i, job in ipairs(jobs) do
+    local base = (i - 1) * FIT_FIELDS
+    for k = 1, FIT_FIELDS do values[base + k] = 0 end
+    if (i - 1) % size == rank then
+      local key = job.d .. ":" .. job.set
+      data_of[key] = data_of[key] or dataset(job.d, c.n, lv.Generator(c.seed * 7919 + job.d * 101 + job.set))
+      lv.manual_seed(c.seed * 104729 + job.d * 31 + job.set)
+      local t0 = lv.clock()
+      local r = fit(job.name, data_of[key], opts)
+      values[base + 1], values[base + 2] = r.delta_error or 0, r.sigma_error or 0
+      values[base + 3], values[base + 4] = r.diverged or 0, lv.clock() - t0
+    end
+  end
+  if size > 1 then values = lv.mpi.allreduce_number(values) end
+  local outcomes = {}
+  for i = 1, #jobs do
+    local base = (i - 1) * FIT_FIELDS
+    local diverged = values[base + 3] > 0 and math.tointeger(values[base + 3]) or nil
+    outcomes[i] = { delta_error = not diverged and values[base + 1] or nil,
+                    sigma_error = not diverged and values[base + 2] or nil,
+                    diverged = diverged, seconds = values[base + 4] }
+  end
+  return outcomes
+end
+
 ---- the experiment file ------------------------------------------------------------------
 
 local function list_of(text, convert)
@@ -223,6 +265,18 @@ return {
     local opts = { iterations = iterations, samples = c.samples, lr = lr,
                    initial_log_sigma = 3, learned_q0 = c["learned-q0"] or c.learned_q0 }
     local rows, results = {}, { dims = dims, methods = methods, table = {} }
+    local jobs = {}
+    for _, d in ipairs(dims) do
+      for set = 1, datasets do
+        for _, name in ipairs(methods) do
+          if not (name:match("^euler") and d > c["euler-max-dim"]) then
+            jobs[#jobs + 1] = { d = d, set = set, name = name }
+          end
+        end
+      end
+    end
+    local outcomes = run_fits(jobs, c, opts)
+    local next_job = 1
     for _, d in ipairs(dims) do
       -- per method: the errors of each data set, and the diverged fits
       local sets = {}
@@ -241,9 +295,8 @@ return {
                (data.ml_sigma - data.sigma):square():sum():item())
         for _, name in ipairs(methods) do
           if not (name:match("^euler") and d > c["euler-max-dim"]) then
-            lv.manual_seed(c.seed * 104729 + d * 31 + set)
-            local t0 = lv.clock()
-            local r = fit(name, data, opts)
+            local r = outcomes[next_job]
+            next_job = next_job + 1
             if r.diverged then
               run:print(string.format("d=%d set %d %s: diverged at iteration %d", d, set, name, r.diverged))
               entry(name).diverged = entry(name).diverged + 1
@@ -251,19 +304,24 @@ return {
               record(name, r.delta_error, r.sigma_error)
             end
             run:print(string.format("d=%d set %d %-18s |Δ̂-Δ|² %.4g  |σ̂-σ|² %.4g  (%.1f s)", d, set, name,
-              r.delta_error or 0 / 0, r.sigma_error or 0 / 0, lv.clock() - t0))
+              r.delta_error or 0 / 0, r.sigma_error or 0 / 0, r.seconds))
           end
         end
       end
-      for name, e in pairs(sets) do
-        local delta_mean, delta_se = mean_and_se(e.delta)
-        local sigma_mean, sigma_se = mean_and_se(e.sigma)
-        local row = { d = d, method = name, runs = #e.delta,
-                      delta_error = delta_mean, delta_error_se = delta_se, delta_errors = e.delta,
-                      sigma_error = sigma_mean, sigma_error_se = sigma_se, sigma_errors = e.sigma,
-                      diverged = e.diverged }
-        rows[#rows + 1] = row
-        results.table[#results.table + 1] = row
+      local names = { "ml" }
+      for _, m in ipairs(methods) do names[#names + 1] = m end
+      for _, name in ipairs(names) do
+        local e = sets[name]
+        if e then
+          local delta_mean, delta_se = mean_and_se(e.delta)
+          local sigma_mean, sigma_se = mean_and_se(e.sigma)
+          local row = { d = d, method = name, runs = #e.delta,
+                        delta_error = delta_mean, delta_error_se = delta_se, delta_errors = e.delta,
+                        sigma_error = sigma_mean, sigma_error_se = sigma_se, sigma_errors = e.sigma,
+                        diverged = e.diverged }
+          rows[#rows + 1] = row
+          results.table[#results.table + 1] = row
+        end
       end
     end
 
@@ -292,10 +350,9 @@ return {
     end
     local markdown = table.concat(lines, "\n")
     run:print("\n" .. markdown)
-    local f = assert(io.open(run.dir .. "/table.md", "w"))
-    f:write(markdown, "\n")
-    f:close()
     results.markdown = "table.md"
+    if not run.main then return results end     -- rank 0 writes the files
+    require("lvae.run").write_atomic(run.dir .. "/table.md", markdown .. "\n")
 
     -- One figure per error, ML floor included; a failure to plot (no
     -- gnuplot) is reported, not fatal: the table is the result.

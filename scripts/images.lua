@@ -102,15 +102,6 @@ end
 -- The seeds of the static binarisations of the validation and test images.
 local VALID_SEED, TEST_SEED = 1234, 4321
 
---- The mean ELBO over x's rows, in batches of `batch` (split across the
--- processes of an MPI job and gathered: the same number as one process).
-local function test_elbo(model, x, batch)
-  return lv.no_grad(function()
-    local per_image = lv.distributed.map_rows(x, batch, function(rows) return model:elbo(rows) end)
-    return per_image:to("f64"):sum():item() / x:size(1)
-  end)
-end
-
 --- The fixed binarised set in `file` when one is named, else `images`
 -- binarised with `seed`, its first `subset` rows when subset > 0; and a
 -- record of where it came from, for results.json.
@@ -221,7 +212,7 @@ return {
   validate = function(run, state)
     local x = state.validation.x
     local n = math.min(x:size(1), 2000)
-    return { elbo = test_elbo(state.model, x:narrow(1, 1, n), n) }
+    return { elbo = lv.estimators.mean_elbo(state.model, x:narrow(1, 1, n), { batch = n }) }
   end,
 
   checkpoint = function(run, state)
@@ -247,7 +238,7 @@ return {
     local t0 = lv.clock()
     local nll, se, ess, info = lv.estimators.nll(model, x, {
       samples = c["nll-samples"], chunk = 100, runs = c["nll-runs"], progress = run:task("test NLL") })
-    local elbo = test_elbo(model, x, 500)
+    local elbo = lv.estimators.mean_elbo(model, x, { batch = 500 })
     -- a step is one ELBO, so one ELBO's count is a step's, trained here or not
     state.grad_evals = model.grad_evals or state.grad_evals
     local results = {

@@ -393,18 +393,8 @@ function M.step(run, state, batch)
 end
 
 --- The mean ELBO of x, in chunks, off the tape.
-local function mean_elbo(model, x)
-  return lv.no_grad(function()
-    local total, n = 0, x:size(1)
-    for i = 1, n, 500 do
-      total = total + model:elbo(x:narrow(1, i, math.min(500, n - i + 1))):sum():item()
-    end
-    return total / n
-  end)
-end
-
 function M.validate(run, state)
-  return { elbo = mean_elbo(state.model, state.validation) }
+  return { elbo = lv.estimators.mean_elbo(state.model, state.validation, { batch = 500 }) }
 end
 
 function M.checkpoint(run, state)
@@ -431,7 +421,7 @@ function M.finish(run, state)
   local nll, se, ess, info = lv.estimators.nll(model, x, {
     samples = c["nll-samples"], chunk = math.min(100, c["nll-samples"]), runs = c["nll-runs"],
     batch = 50, progress = run:task("test NLL") })
-  local elbo = mean_elbo(model, x)
+  local elbo = lv.estimators.mean_elbo(model, x, { batch = 500 })
   -- a step is one ELBO, so one ELBO's count is a step's, trained here or not
   state.grad_evals = model.grad_evals or state.grad_evals
   local results = {
@@ -448,8 +438,9 @@ function M.finish(run, state)
                  threshold = c.threshold, block = c.block, test_every = c["test-every"], images = x:size(1) },
     nll_per_datapoint = "nll_per_datapoint.npy",
   }
-  -- each test patch's NLL (mean over the runs), for paired comparisons
-  lv.save_npy(run.dir .. "/nll_per_datapoint.npy", info.per_datapoint)
+  -- each test patch's NLL (mean over the runs), for paired comparisons;
+  -- under MPI rank 0 writes the files
+  if run.main then lv.save_npy(run.dir .. "/nll_per_datapoint.npy", info.per_datapoint) end
   if state.levels then
     -- -log P(levels) <= NLL + D log L, in nats per patch and bits per pixel
     results.levels = state.levels
@@ -457,7 +448,7 @@ function M.finish(run, state)
     results.test_bits_per_pixel = results.test_nll_discrete / (D * math.log(2))
   end
   local ok, plot = pcall(require, "lvae.plot")
-  if ok and plot.sample_grid then
+  if run.main and ok and plot.sample_grid then
     local P = c.patch
     local nz, ny, nx = table.unpack(state.volume:size())
     local mid = state.volume:select(1, (nz + 1) // 2)

@@ -34,7 +34,8 @@ int lv_dist_compiled(void);
 /* Whether the environment says this process was started by mpirun (or by
  * Slurm's srun with PMIx) as one of several. */
 int lv_dist_launched(void);
-/* Joins the job (MPI_Init_thread); a no-op after the first call. */
+/* Joins the job (MPI_Init_thread); a no-op after the first call. After
+ * lv_dist_finalize under mpirun it is an error: MPI cannot be joined twice. */
 int lv_dist_init(void);
 /* Whether lv_dist_init has joined a job of MPI processes. */
 int lv_dist_active(void);

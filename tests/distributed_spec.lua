@@ -307,6 +307,29 @@ return {
   end)
 end)
 
+describe("the Gaussian study under mpirun", function()
+  it("deals its fits to 3 processes and gives one process's table, number for number", function()
+    if why_pending then return pending(why_pending) end
+    local args = { "run", "scripts/gaussian.lua", "--dims", "1,3", "--datasets", "2", "--iterations", "100",
+                   "--methods", "vb,hvae1,qsl1", "--quiet", "--threads", "1" }
+    local function with_out(out)
+      local a = { table.unpack(args) }
+      a[#a + 1], a[#a + 2] = "--out", out
+      return a
+    end
+    local quoted = {}
+    for i, a in ipairs(with_out(dir .. "/gauss1")) do quoted[i] = sh_quote(a) end
+    local output, status = sh(ENV .. "./lvae " .. table.concat(quoted, " "))
+    assert.equal(0, status, output)
+    output, status = mpirun(3, with_out(dir .. "/gauss3"))
+    assert.equal(0, status, output)
+    local one, three = run_dir(dir .. "/gauss1"), run_dir(dir .. "/gauss3")
+    assert.equal(H.read_bytes(one .. "/table.md"), H.read_bytes(three .. "/table.md"))
+    local a, b = read_json(one .. "/results.json").table, read_json(three .. "/results.json").table
+    assert.same(a, b)
+  end)
+end)
+
 describe("sharded evaluation under mpirun", function()
   -- every rank prints the estimates; rank 0's line is compared with one
   -- process's

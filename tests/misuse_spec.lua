@@ -227,7 +227,9 @@ describe("misuse", function()
     for _, name in ipairs({ "no_grad", "enable_grad", "hvp", "hessian", "help", "profile" }) do
       if not have["lv." .. name] then missing[#missing + 1] = "lv." .. name end
     end
-    for _, mod in ipairs({ "models", "estimators", "data", "testing" }) do scan("lv." .. mod .. ".", lv[mod]) end
+    for _, mod in ipairs({ "models", "estimators", "data", "testing", "distributed" }) do
+      scan("lv." .. mod .. ".", lv[mod])
+    end
     scan("plot.", lv.plot)
     -- nn.Module is the base class: its methods are tried on a Linear (m:train, ...)
     scan("nn.", env.nn, { Module = true })

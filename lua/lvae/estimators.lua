@@ -5,6 +5,7 @@
 --   local E = lv.estimators
 --   E.elbo(model, x, S)        -- [B]  mean of log w         (differentiable)
 --   E.iwae(model, x, S)        -- [B]  log (1/S Σ w)         (differentiable)
+--   E.mean_elbo(model, x, {batch = 500})   -- the mean ELBO over a data set (a number)
 --   local nll, se, ess = E.nll(model, x, {samples = 1000, chunk = 100, runs = 3})
 --   local logpx, accept = E.ais(model, x, {steps = 500, chains = 16})
 --   E.ess(log_w)               -- [B]  (Σ w)² / Σ w² over dim 1 of [S, B]
@@ -79,6 +80,22 @@ function M.iwae(model, x, S)
   check_model(where, model, "log_weight")
   S = check_count(where, "S", S == nil and 1 or S)
   return model:log_weight(check_data(where, x), S):logsumexp(1) - math.log(S)
+end
+
+--- mean_elbo(model, x [, {batch = 500}]) -> number: the ELBO averaged over
+-- x's datapoints (model:elbo on `batch` of them at a time, off the tape),
+-- summed in double. Under MPI the datapoints are split across the
+-- processes and gathered: the same number as one process.
+function M.mean_elbo(model, x, opts)
+  local where = "estimators.mean_elbo"
+  check_model(where, model, "elbo")
+  x = check_data(where, x)
+  opts = check_options(where, opts, { "batch" })
+  local batch = check_count(where, "batch", opts.batch or 500)
+  return lv.no_grad(function()
+    local per_datapoint = D.map_rows(x, batch, function(rows) return model:elbo(rows) end)
+    return per_datapoint:to("f64"):sum():item() / x:size(1)
+  end)
 end
 
 ---- diagnostics ------------------------------------------------------------------------
