@@ -633,6 +633,23 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
         }
     }
 
+    /* For on_ready: how many edges of the ordered nodes still lead into
+     * each input that is a leaf (its gradient is final at zero). */
+    int *edges_left = NULL;
+    unsigned char *told = NULL;
+    if (opts->on_ready && n_inputs > 0 && status == 0) {
+        edges_left = lv_calloc((size_t)n_inputs, sizeof *edges_left);
+        told = lv_calloc((size_t)n_inputs, sizeof *told);
+        if (!edges_left || !told)
+            status = lv_error_set(0, "out of memory in backward");
+        for (size_t t = 0; t < order.len && status == 0; t++) {
+            lv_node *node = order.items[t];
+            for (int i = 0; i < node->n_inputs; i++)
+                for (int j = 0; node->edge_leaf[i] && j < n_inputs; j++)
+                    edges_left[j] += inputs[j] == node->edge_leaf[i];
+        }
+    }
+
     /* Seed the outputs' gradients. */
     for (int k = 0; k < n_outputs && status == 0; k++) {
         lv_tensor *y = outputs[k];
@@ -760,7 +777,24 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
             break;
         if (!opts->retain_graph && node->needed)
             node_free_saved(node);
+        for (int i = 0; edges_left && i < node->n_inputs; i++)
+            for (int j = 0; node->edge_leaf[i] && j < n_inputs; j++)
+                if (inputs[j] == node->edge_leaf[i] && --edges_left[j] == 0
+                    && grads[j] && !told[j]) {
+                    told[j] = 1;
+                    opts->on_ready(opts->ready_ctx, j, grads[j]);
+                }
     }
+    /* the rest (a leaf output's seed, a wanted non-leaf) once the pass is done */
+    for (int j = 0; told && status == 0 && j < n_inputs; j++)
+        if (grads[j] && !told[j]) {
+            told[j] = 1;
+            opts->on_ready(opts->ready_ctx, j, grads[j]);
+        }
+    free(edges_left);
+    free(told);
+    edges_left = NULL;
+    told = NULL;
 
     if (status == 0) {
         for (int j = 0; j < n_inputs; j++) {

@@ -69,11 +69,18 @@ lv_tensor *lv_tensor_detach(const lv_tensor *x);
 
 /* ---- the reverse pass -------------------------------------------------- */
 
+/* Told, during the pass, that inputs[j]'s gradient is final: every node
+ * that feeds it has run. A data-parallel reducer starts sending it while
+ * the rest of the pass computes (distributed.h). grad is borrowed. */
+typedef void (*lv_grad_ready_fn)(void *ctx, int j, const lv_tensor *grad);
+
 typedef struct lv_backward_opts {
     int create_graph;       /* record the VJPs (gradients of gradients) */
     int retain_graph;       /* keep saved tensors for another pass */
     int allow_unused;       /* an input not reached gets NULL, not an error */
     int accumulate;         /* add into leaves' .grad (y:backward()) */
+    lv_grad_ready_fn on_ready;  /* optional: each non-NULL grads[j] once final */
+    void *ready_ctx;
 } lv_backward_opts;
 
 /* Gradients of sum_k <outputs[k], grad_outputs[k]> with respect to each of

@@ -423,6 +423,65 @@ int lv_dist_allgather_bytes(const void *mine, size_t len, void *all)
     return 0;
 }
 
+#ifdef LV_HAVE_MPI
+_Static_assert(sizeof(MPI_Request) <= sizeof(((lv_dist_request *)0)->handle),
+               "lv_dist_request holds an MPI_Request");
+#endif
+
+int lv_dist_iallreduce(void *buf, size_t n, lv_dtype dtype, lv_dist_op op,
+                       lv_dist_request *req)
+{
+    req->active = 0;
+    if (!lv_dist_active() || n == 0)
+        return 0;
+    if (n > INT32_MAX)
+        return lv_error_set(0, "allreduce: %zu values in one reduction is too many", n);
+#ifdef LV_HAVE_MPI
+    double t0 = now();
+    MPI_Request r;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(dtype), mpi_op(op),
+                             MPI_COMM_WORLD, &r),
+              "allreduce");
+    memcpy(req->handle, &r, sizeof r);
+    req->active = 1;
+    reduced_bytes += (double)(n * lv_dtype_size(dtype));
+    comm_seconds += now() - t0;
+#endif
+    return 0;
+}
+
+int lv_dist_test(lv_dist_request *req)
+{
+    if (!req->active)
+        return 0;
+#ifdef LV_HAVE_MPI
+    double t0 = now();
+    MPI_Request r;
+    memcpy(&r, req->handle, sizeof r);
+    int done = 0;
+    MPI_CHECK(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "allreduce");
+    memcpy(req->handle, &r, sizeof r);
+    req->active = !done;
+    comm_seconds += now() - t0;
+#endif
+    return 0;
+}
+
+int lv_dist_wait(lv_dist_request *req)
+{
+    if (!req->active)
+        return 0;
+#ifdef LV_HAVE_MPI
+    double t0 = now();
+    MPI_Request r;
+    memcpy(&r, req->handle, sizeof r);
+    MPI_CHECK(MPI_Wait(&r, MPI_STATUS_IGNORE), "allreduce");
+    req->active = 0;
+    comm_seconds += now() - t0;
+#endif
+    return 0;
+}
+
 int lv_dist_barrier(void)
 {
     if (!lv_dist_active())

@@ -64,6 +64,22 @@ void lv_dist_abort(int code);
 /* Leaves the job; later collectives act as with one process. */
 int lv_dist_finalize(void);
 
+/* A reduction in flight (lv_dist_iallreduce): MPI's request, opaque here
+ * so that callers need not see mpi.h. */
+typedef struct lv_dist_request {
+    unsigned char handle[16];
+    int active;             /* started and not yet complete */
+} lv_dist_request;
+
+/* Starts the in-place op over all ranks' buf[0..n) (n <= INT32_MAX) of
+ * dtype; req->active stays 0 when there is nothing to wait for (one
+ * process). lv_dist_test progresses it and clears active once complete;
+ * lv_dist_wait blocks until then. */
+int lv_dist_iallreduce(void *buf, size_t n, lv_dtype dtype, lv_dist_op op,
+                       lv_dist_request *req);
+int lv_dist_test(lv_dist_request *req);
+int lv_dist_wait(lv_dist_request *req);
+
 /* Seconds spent in collectives since the start (or the last reset), and
  * the bytes this rank sent to allreduce; the benchmarks read them. */
 double lv_dist_comm_seconds(void);

@@ -131,12 +131,35 @@ static int run_backward(lua_State *L, const char *fname, int n_out,
     return 1;
 }
 
+/* The on_ready option at table idx: a userdata whose metatable says it
+ * takes gradients as they become final (lua_common.h), or nil. */
+static const lv_lua_ready_hook *opt_ready_hook(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    lua_getfield(L, idx, "on_ready");
+    const lv_lua_ready_hook *hook = NULL;
+    if (!lua_isnil(L, -1)) {
+        int ok = lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1);
+        if (ok) {
+            ok = lua_getfield(L, -1, LV_READY_HOOK) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+            lua_pop(L, 2);
+        }
+        if (!ok)
+            luaL_argerror(L, idx, "option 'on_ready' must be an lv.mpi.Reducer");
+        hook = lua_touserdata(L, -1);
+    }
+    lua_pop(L, 1);           /* the caller's options table keeps it alive */
+    return hook;
+}
+
 /* lv.grad(outputs, inputs [, {grad_outputs, create_graph, retain_graph,
- * allow_unused}]) -> list of gradients. */
+ * allow_unused, on_ready}]) -> list of gradients. */
 static int autograd_grad(lua_State *L)
 {
     static const char *const known[] = {"grad_outputs", "create_graph",
-                                        "retain_graph", "allow_unused", NULL};
+                                        "retain_graph", "allow_unused",
+                                        "on_ready", NULL};
     lv_tensor *outs[MAX_GRAD_TENSORS], *ins[MAX_GRAD_TENSORS];
     lv_tensor *gouts[MAX_GRAD_TENSORS];
     int n_out = check_tensor_list(L, 1, outs, "outputs");
@@ -147,6 +170,11 @@ static int autograd_grad(lua_State *L)
     opts.create_graph = opt_flag(L, 3, "create_graph", 0);
     opts.retain_graph = opt_flag(L, 3, "retain_graph", opts.create_graph);
     opts.allow_unused = opt_flag(L, 3, "allow_unused", 0);
+    const lv_lua_ready_hook *hook = opt_ready_hook(L, 3);
+    if (hook) {
+        opts.on_ready = hook->fn;
+        opts.ready_ctx = hook->ctx;
+    }
     lv_tensor **gptr = NULL;
     if (!lua_isnoneornil(L, 3)) {
         lua_getfield(L, 3, "grad_outputs");

@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "autograd.h"
 #include "op.h"
 #include "tensor.h"
 
@@ -74,6 +75,15 @@ int lv_lua_tensor_set_property(lua_State *L, lv_tensor *t, const char *key,
 /* Raises unless t may be written in place (not while grad mode is on and
  * t is on the tape or requires grad). */
 void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname);
+
+/* A userdata that takes lv.grad's gradients as each becomes final
+ * (lv.grad's on_ready option; lv.mpi.Reducer is one) begins with this
+ * header, and its metatable has the field LV_READY_HOOK set to true. */
+typedef struct lv_lua_ready_hook {
+    lv_grad_ready_fn fn;
+    void *ctx;
+} lv_lua_ready_hook;
+#define LV_READY_HOOK "__lv_ready_hook"
 
 /* Each binding file's registration. */
 void lv_open_tensor(lua_State *L);

@@ -11,6 +11,7 @@
 #include "distributed.h"
 #include "error.h"
 #include "lua_common.h"
+#include "reducer.h"
 
 static lv_dist_op check_op(lua_State *L, int idx)
 {
@@ -235,7 +236,143 @@ static int mpi_reset_comm_stats(lua_State *L)
     return 0;
 }
 
+/* ---- the gradient reducer ----------------------------------------------- */
+
+#define REDUCER_MT "lvae.mpi.Reducer"
+
+/* The userdata: the ready hook first (lua_common.h), so that lv.grad's
+ * on_ready finds the callback; r is NULL once freed. */
+typedef struct reducer_box {
+    lv_lua_ready_hook hook;
+    lv_reducer *r;
+    int n;
+} reducer_box;
+
+static reducer_box *check_reducer(lua_State *L, int idx)
+{
+    reducer_box *box = luaL_checkudata(L, idx, REDUCER_MT);
+    if (!box->r)
+        luaL_argerror(L, idx, "the reducer has been freed");
+    return box;
+}
+
+static int reducer_gc(lua_State *L)
+{
+    reducer_box *box = luaL_checkudata(L, 1, REDUCER_MT);
+    lv_reducer_free(box->r);
+    box->r = NULL;
+    return 0;
+}
+
+/* lv.mpi.Reducer(params [, {bucket_bytes}]) -> reducer */
+static int mpi_reducer_new(lua_State *L)
+{
+    static const char *const known[] = {"bucket_bytes", NULL};
+    luaL_argexpected(L, lua_istable(L, 1) && !lv_lua_test_tensor(L, 1), 1, "a list of tensors");
+    lv_lua_check_options(L, 2, known);
+    lua_Integer bucket = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        lua_getfield(L, 2, "bucket_bytes");
+        if (!lua_isnil(L, -1)) {
+            int ok;
+            bucket = lua_tointegerx(L, -1, &ok);
+            luaL_argcheck(L, ok && bucket >= 0, 2, "option 'bucket_bytes' must be an integer >= 0");
+        }
+        lua_pop(L, 1);
+    }
+    lua_Integer n = luaL_len(L, 1);
+    luaL_argcheck(L, n <= 1 << 20, 1, "at most 2^20 parameters");
+    lv_tensor **ps = lua_newuserdatauv(L, sizeof *ps * (size_t)(n ? n : 1), 0);
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 1, i + 1);
+        ps[i] = lv_lua_test_tensor(L, -1);
+        lua_pop(L, 1);
+        if (!ps[i])
+            return luaL_error(L, "Reducer: element %d of the list is not a tensor", (int)i + 1);
+    }
+    reducer_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->r = NULL;
+    box->n = (int)n;
+    luaL_setmetatable(L, REDUCER_MT);
+    box->r = lv_reducer_new(ps, (int)n, (size_t)bucket);
+    if (!box->r)
+        return lv_lua_raise(L, "Reducer");
+    box->hook.fn = lv_reducer_ready;
+    box->hook.ctx = box->r;
+    return 1;
+}
+
+/* r:begin([weight]): a new step, its gradients scaled by weight (1). */
+static int reducer_begin(lua_State *L)
+{
+    reducer_box *box = check_reducer(L, 1);
+    lua_Number w = luaL_optnumber(L, 2, 1);
+    luaL_argcheck(L, w >= 0 && w <= 1, 2, "weight must lie in [0, 1] (this process's share of the rows)");
+    lv_reducer_begin(box->r, (double)w);
+    return 0;
+}
+
+/* r:ready(j, grad): gradient j (1-based) of this step is final. */
+static int reducer_ready(lua_State *L)
+{
+    reducer_box *box = check_reducer(L, 1);
+    lua_Integer j = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, j >= 1 && j <= box->n, 2, "not a parameter of this reducer");
+    lv_reducer_ready(box->r, (int)j - 1, lv_lua_check_tensor(L, 3));
+    return 0;
+}
+
+/* r:finish() -> list of the combined gradients (nil where no process had
+ * one); every process calls it once per step. */
+static int reducer_finish(lua_State *L)
+{
+    reducer_box *box = check_reducer(L, 1);
+    lua_createtable(L, box->n, 0);
+    lv_tensor ***slots = lua_newuserdatauv(L, sizeof *slots * (size_t)(box->n ? box->n : 1), 0);
+    for (int j = 0; j < box->n; j++) {
+        slots[j] = lv_lua_push_box(L);      /* boxed before anything can raise */
+        lua_seti(L, -3, j + 1);
+    }
+    lv_tensor **out = lua_newuserdatauv(L, sizeof *out * (size_t)(box->n ? box->n : 1), 0);
+    if (lv_reducer_finish(box->r, out) != 0)
+        return lv_lua_raise(L, "finish");
+    for (int j = 0; j < box->n; j++) {
+        *slots[j] = out[j];
+        if (!out[j]) {
+            lua_pushnil(L);
+            lua_seti(L, -4, j + 1);
+        }
+    }
+    lua_pop(L, 2);
+    return 1;
+}
+
+static int reducer_buckets(lua_State *L)
+{
+    lua_pushinteger(L, lv_reducer_buckets(check_reducer(L, 1)->r));
+    return 1;
+}
+
+static void reducer_metatable(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"begin", reducer_begin}, {"ready", reducer_ready}, {"finish", reducer_finish},
+        {"buckets", reducer_buckets}, {NULL, NULL}};
+    if (luaL_newmetatable(L, REDUCER_MT)) {
+        lua_pushcfunction(L, reducer_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, LV_READY_HOOK);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushstring(L, "lvae.mpi.Reducer");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
+
 static const luaL_Reg mpi_functions[] = {
+    {"Reducer", mpi_reducer_new},
     {"compiled", mpi_compiled},
     {"launched", mpi_launched},
     {"init", mpi_init},
@@ -257,6 +394,7 @@ static const luaL_Reg mpi_functions[] = {
 
 void lv_open_mpi(lua_State *L)
 {
+    reducer_metatable(L);
     lua_newtable(L);
     luaL_setfuncs(L, mpi_functions, 0);
     lua_setfield(L, -3, "mpi");

@@ -95,16 +95,48 @@ describe("lvae.distributed in one process", function()
     H.expect_error(function() D.batch_rows("x") end)
   end)
 
-  it("is the identity for gradients, parameters, agreement and the generator", function()
+  it("scales gradients by the weight, and is the identity for parameters, agreement and the generator", function()
     local g = { lv.tensor({ 1, 2 }), nil, lv.tensor({ 3 }) }
     local params = { lv.param(lv.zeros({ 2 })), lv.param(lv.zeros({ 4 })), lv.param(lv.zeros({ 1 })) }
     local out = D.reduce_gradients(g, params, 0.5)
-    assert.equal(g, out)
+    H.assert_same(out[1], lv.tensor({ 0.5, 1 }))
+    assert.is_nil(out[2])
+    H.assert_same(out[3], lv.tensor({ 1.5 }))
+    H.expect_error(function() D.reduce_gradients({ lv.tensor({ 1, 2, 3 }) }, { params[1] }, 1) end)
     D.agree("anything", "text")
     D.broadcast_parameters(params)
     local before = lv.get_rng_state()
     D.sync_generator()
     assert.same(before, lv.get_rng_state())
+  end)
+
+  it("takes lv.grad's gradients as the pass finishes them (on_ready), in buckets", function()
+    local w1, b1 = lv.param(lv.randn({ 3, 4 })), lv.param(lv.randn({ 3 }))
+    local w2, unused = lv.param(lv.randn({ 2, 3 })), lv.param(lv.zeros({ 5 }))
+    local params = { w1, b1, w2, unused }
+    local r = D.Reducer(params, { bucket_bytes = 48 })
+    assert.is_true(r:buckets() >= 3)              -- 8 + 24 bytes, 12 floats, 6 floats, 5 floats
+    local x = lv.randn({ 7, 4 })
+    local loss = ((x:matmul(w1:t()) + b1):tanh():matmul(w2:t())):square():sum()
+    r.weight = 0.25
+    r:begin()
+    local direct = lv.grad(loss, params, { allow_unused = true, retain_graph = true })
+    lv.grad(loss, params, { allow_unused = true, on_ready = r.hook })
+    local out = r:finish({})                      -- every gradient came through on_ready
+    for i = 1, 3 do H.assert_close(out[i], direct[i] * 0.25, 1e-6, 1e-6, "parameter " .. i) end
+    assert.is_nil(out[4])
+    assert.equal(1, r.steps)
+    -- the .grad route: everything handed over at finish
+    r.weight = 1
+    r:begin()
+    out = r:finish({ direct[1], direct[2], direct[3] })
+    for i = 1, 3 do H.assert_same(out[i], direct[i]) end
+    -- a gradient of the wrong size is refused at finish, in words
+    r:begin()
+    local ok, err = pcall(r.finish, r, { lv.zeros({ 2 }) })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("the gradient of parameter 1 has 2 f32 values, the parameter 12 f32", 1, true), err)
+    H.expect_error(function() lv.grad(loss, params, { on_ready = {} }) end)
   end)
 
   it("maps a function over rows in batches and concatenates, as one loop would", function()
@@ -304,6 +336,60 @@ return {
     local output, status = mpirun(3, { "run", file, "--epochs", "1", "--out", out, "--quiet" })
     assert.are_not.equal(0, status, output)
     assert.truthy(output:find("a batch of 2 rows cannot be split over 3 processes", 1, true), output)
+  end)
+end)
+
+describe("the gradient reducer under mpirun", function()
+  -- each rank computes a gradient whose sum over ranks is known; the
+  -- reducer (tiny buckets, weights) must give it on every rank
+  local SCRIPT = [[
+local lv = require "lvae"
+local rank, size = lv.mpi.init()
+local D = lv.distributed
+local a, b = lv.param(lv.zeros({ 5, 3 })), lv.param(lv.zeros({ 7 }, "f64"))
+local c, only0 = lv.param(lv.zeros({ 4 })), lv.param(lv.zeros({ 2 }))
+local params = { a, b, c, only0 }
+local r = D.Reducer(params, { bucket_bytes = 16 })
+r.weight = (rank + 1) / (size * (size + 1) / 2)          -- the weights sum to 1
+local failures = {}
+for step = 1, 3 do
+  r:begin()
+  local loss = (a * (rank + step)):sum() + (b * (rank + 1)):sum() + (c * c):sum()
+  if rank == 0 then loss = loss + (only0 * 3):sum() end
+  lv.grad(loss, params, { allow_unused = true, on_ready = r.hook })
+  local g = r:finish({})
+  -- Σ_r w_r (r + step) for a, Σ_r w_r (r + 1) for b, 0 for c, w_0 3 for only0
+  local wa, wb = 0, 0
+  for q = 0, size - 1 do
+    local w = (q + 1) / (size * (size + 1) / 2)
+    wa, wb = wa + w * (q + step), wb + w * (q + 1)
+  end
+  local expect = { wa, wb, 0, 3 / (size * (size + 1) / 2) }
+  for i = 1, 4 do
+    local got = g[i]
+    if not got then failures[#failures + 1] = "step " .. step .. " parameter " .. i .. " is nil"
+    elseif math.abs(got:mean():item() - expect[i]) > 1e-5 or got:max():item() ~= got:min():item() then
+      failures[#failures + 1] = string.format("step %d parameter %d: %.7g, expected %.7g", step, i,
+        got:mean():item(), expect[i])
+    end
+  end
+end
+print(string.format("rank %d: %s; %d buckets", rank, #failures == 0 and "ok" or table.concat(failures, "; "),
+  r:buckets()))
+lv.mpi.finalize()
+]]
+
+  it("gives every rank the weighted sum of the ranks' gradients, bucket by bucket, step after step", function()
+    if why_pending then return pending(why_pending) end
+    local path = dir .. "/reducer.lua"
+    H.write_bytes(path, SCRIPT)
+    for _, np in ipairs({ 2, 3 }) do
+      local output, status = mpirun(np, { path })
+      assert.equal(0, status, output)
+      for rank = 0, np - 1 do
+        assert.truthy(output:find(string.format("rank %d: ok; 4 buckets", rank), 1, true), output)
+      end
+    end
   end)
 end)
 

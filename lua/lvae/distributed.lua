@@ -13,6 +13,7 @@
 --   D.take(batch, first, count, n)       -- those rows of a batch (tensor, or a table of them)
 --   D.with_shard(first, count, n, fn [, gen])   -- fn() with the noise of those rows
 --   D.reduce_gradients(grads, params, weight)   -- Σ over processes of weight × grads
+--   D.Reducer(params)                    -- the same, started while the backward pass runs
 --   D.map_rows(x, batch, fn [, {gen}])   -- fn over x's rows, split and gathered
 --   D.broadcast_parameters(params)       -- every process takes rank 0's values
 --   D.checksum(tensors) -> string        -- CRC-32s of the tensors' bytes
@@ -162,13 +163,54 @@ function M.sync_generator(gen)
   if gen then gen:set_state(state) else core.set_rng_state(state) end
 end
 
+--- Reducer(params [, {bucket_bytes}]) -> reducer: combines the gradients
+-- of params across the processes of a job (src/reducer.c): the
+-- parameters, last first, in buckets of one dtype of at most bucket_bytes
+-- (4 MiB); a bucket's all-reduce starts as soon as its last gradient is
+-- final. In a step: reducer:begin(); lv.grad(loss, params, {on_ready =
+-- reducer.hook}) hands it each gradient as the pass finishes it;
+-- reducer:finish(grads) -> the gradients, each the sum over processes of
+-- weight x this process's gradient (nil where no process had one). Set
+-- reducer.weight to this process's share of the rows (1 by default);
+-- reducer.steps counts the steps finished. An optimizer whose `reducer`
+-- field is one uses it in every update (lvae.optim).
+local Reducer = {}
+Reducer.__index = Reducer
+
+function M.Reducer(params, opts)
+  local where = "distributed.Reducer"
+  tensor_list(where, "params", params)
+  opts = check.options(where, opts, { "bucket_bytes" })
+  if opts.bucket_bytes ~= nil then
+    local b = check.integral(opts.bucket_bytes)
+    if not b or b < 0 then
+      fail(where, "option 'bucket_bytes' must be an integer >= 0 (got %s)", tostring(opts.bucket_bytes))
+    end
+  end
+  return setmetatable({ hook = check.call(where, mpi.Reducer, params, opts), weight = 1, steps = 0,
+                        n = #params }, Reducer)
+end
+
+function Reducer:begin() self.hook:begin(self.weight) end
+
+--- The gradients the pass did not hand over yet (all of them, for the
+-- .grad route) go in now; then the combined ones come back.
+function Reducer:finish(grads)
+  for j = 1, self.n do
+    if grads[j] ~= nil then self.hook:ready(j, grads[j]) end
+  end
+  self.steps = self.steps + 1
+  return self.hook:finish()
+end
+
+function Reducer:buckets() return self.hook:buckets() end
+
 --- reduce_gradients(grads, params, weight) -> grads: each gradient
 -- becomes Σ over processes of weight × this process's gradient (weight:
 -- this process's share of the batch's rows, so that a loss that is a mean
--- over rows gives the gradient of the mean over the whole batch). One
--- all-reduce over a flat buffer (lv.mpi.allreduce) takes them all, and
--- the count of processes that had each gradient: a gradient that no
--- process had stays nil. grads[i] belongs to params[i].
+-- over rows gives the gradient of the mean over the whole batch), at once
+-- (a Reducer made for the call). A gradient that no process had stays
+-- nil. grads[i] belongs to params[i].
 function M.reduce_gradients(grads, params, weight)
   local where = "distributed.reduce_gradients"
   tensor_list(where, "params", params)
@@ -181,28 +223,10 @@ function M.reduce_gradients(grads, params, weight)
   if math.type(weight) == nil or not (weight >= 0 and weight <= 1) then
     fail(where, "weight must be a number in [0, 1], this process's share of the rows (got %s)", tostring(weight))
   end
-  if not mpi.active() then return grads end
-  local n = #params
-  local list, had = {}, {}
-  local _ <close> = autograd.no_grad()
-  for i = 1, n do
-    local g = grads[i]
-    if g ~= nil then
-      list[i] = (g * weight):contiguous()
-      had[i] = 1
-    else
-      list[i] = core.zeros(params[i]:size(), params[i]:dtype())
-      had[i] = 0
-    end
-  end
-  local counts = n > 0 and core.tensor(had, "f64") or core.zeros({ 0 }, "f64")
-  list[n + 1] = counts
-  mpi.allreduce(list)
-  local out = {}
-  for i = 1, n do
-    if counts[i]:item() > 0 then out[i] = list[i] end
-  end
-  return out
+  local reducer = M.Reducer(params)
+  reducer.weight = weight
+  reducer:begin()
+  return reducer:finish(grads)
 end
 
 --- broadcast_parameters(params): every process's parameters take rank

@@ -25,11 +25,12 @@
 -- not caught here (PyTorch's behaviour): step returns the loss so that the
 -- caller (the runner) can stop on a NaN.
 --
--- opt.reduce_gradients, when set, is a function(grads, params) -> grads
--- that every update calls first, before clipping: data-parallel training
--- (lvae.run under MPI) sets it to combine the processes' gradients
--- (lvae.distributed.reduce_gradients), so an experiment's own step
--- (opt:step(loss), or backward then opt:update()) needs no change.
+-- opt.reducer, when set, combines the gradients of the processes of an MPI
+-- job before every update (lvae.distributed.Reducer; the runner sets it
+-- for data-parallel training, so an experiment's own step needs no
+-- change): opt:step hands it each gradient as soon as the backward pass
+-- has finished it (lv.grad's on_ready), so that sending overlaps the rest
+-- of the pass; opt:update() hands it the .grad fields at once.
 --
 -- Not here: second-order methods, line searches, sparse gradients.
 
@@ -209,10 +210,10 @@ local MAX_GRAD_LIST = 1024   -- lv.grad's limit on one call's inputs
 
 --- Gradients of a scalar loss w.r.t. params (nil where unused); more than
 -- lv.grad takes at once go in chunks over a retained graph.
-local function gradients_of(loss, params)
+local function gradients_of(loss, params, on_ready)
   local n = #params
   if n <= MAX_GRAD_LIST then
-    return lv.grad(loss, params, { allow_unused = true })
+    return lv.grad(loss, params, { allow_unused = true, on_ready = on_ready })
   end
   local out = {}
   for first = 1, n, MAX_GRAD_LIST do
@@ -374,7 +375,6 @@ end
 --- Applies one update from grads[i] (the gradient of params[i], or nil).
 function Optimizer:_apply(grads)
   local _ <close> = lv.no_grad()
-  if self.reduce_gradients then grads = self.reduce_gradients(grads, self.params) end
   local scale
   if self.clip_norm then
     self.grad_norm = global_norm(grads, #self.params)
@@ -408,7 +408,13 @@ function Optimizer:step(loss)
          "(was it computed under lv.no_grad?)")
   end
   if loss:dim() > 0 then loss = loss:view({}) end
-  self:_apply(gradients_of(loss, self.params))
+  local reducer = self.reducer
+  if reducer then
+    reducer:begin()
+    self:_apply(reducer:finish(gradients_of(loss, self.params, reducer.hook)))
+  else
+    self:_apply(gradients_of(loss, self.params))
+  end
   return loss
 end
 
@@ -417,6 +423,10 @@ end
 function Optimizer:update()
   local grads = {}
   for i, p in ipairs(self.params) do grads[i] = p.grad end
+  if self.reducer then
+    self.reducer:begin()
+    grads = self.reducer:finish(grads)
+  end
   self:_apply(grads)
 end
 

@@ -1042,12 +1042,10 @@ function Run:_join_parallel()
   D.agree("options", table.concat(options, " "))
   D.agree("parameter shapes", table.concat(shapes, " "))
   lv.no_grad(function() D.broadcast_parameters(params) end)
-  self.parallel = { params = params, opt = opt, reductions = 0, weight = 1 }
-  local parallel = self.parallel
-  opt.reduce_gradients = function(grads, ps)
-    parallel.reductions = parallel.reductions + 1
-    return D.reduce_gradients(grads, ps, parallel.weight)
-  end
+  -- the optimizer combines the processes' gradients in every update, the
+  -- sending started while its backward pass still runs
+  opt.reducer = D.Reducer(opt.params)
+  self.parallel = { params = params, reducer = opt.reducer }
 end
 
 --- One step on this process's rows of the batch: the experiment's step
@@ -1067,16 +1065,17 @@ function Run:_parallel_step(batch)
     D.agree(string.format("first batch of epoch %d (CRC-32; were the processes given the same data?)",
       self.epoch), D.checksum({ t }))
   end
-  local parallel = self.parallel
-  parallel.weight, parallel.reductions = count / n, 0
+  local reducer = self.parallel.reducer
+  local steps_before = reducer.steps
+  reducer.weight = count / n
   local loss, metrics = D.with_shard(first, count, n, function()
     return self.experiment.step(self, self.state, mine)
   end)
   if loss == nil then error("step must return the loss", 0) end
-  if parallel.reductions ~= 1 then
+  if reducer.steps - steps_before ~= 1 then
     error(string.format("under data-parallel training a step must update the parameters through its "
       .. "optimizer exactly once (opt:step(loss), or backward then opt:update()); this one did %d times",
-      parallel.reductions), 0)
+      reducer.steps - steps_before), 0)
   end
   if metrics ~= nil and type(metrics) ~= "table" then error("step's second result must be a table of metrics", 0) end
   local w = count / n
