@@ -12,7 +12,8 @@
  * With create_graph the VJPs run with grad mode on and are recorded.
  *
  * Not here: the VJP formulas, which sit beside their forwards in the
- * ops_*.c files and linalg.c.
+ * ops_*.c files, linalg.c and integrators.c, and the helpers they are
+ * written with (vjp.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,15 @@ void lv_node_release(lv_node *node)
     while (graveyard_len > 0)
         node_destroy(graveyard[--graveyard_len]);
     burying = 0;
+}
+
+/* Makes t output k of node on the tape (t takes a reference to node). */
+static void attach(lv_tensor *t, lv_node *node, int k)
+{
+    t->requires_grad = 1;
+    t->grad_fn = node;
+    t->output_index = k;
+    lv_node_retain(node);
 }
 
 lv_tensor *lv_tensor_detach(const lv_tensor *x)
@@ -197,12 +207,12 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
         lv_node_release(node);
         return lv_error_set(0, "out of memory recording %s", def->name);
     }
+    /* From here on tensors hold nodes: the tensor core must know how to
+     * drop one (tensor.h's hook; it cannot call up into the tape). */
+    lv_tensor_set_node_release(lv_node_release);
     for (int k = 0; k < n_out; k++) {
         node->output_versions[k] = out[k]->storage->version;
-        out[k]->requires_grad = 1;
-        out[k]->grad_fn = node;
-        out[k]->output_index = k;
-        lv_node_retain(node);
+        attach(out[k], node, k);
     }
     return 0;
 }
@@ -210,197 +220,9 @@ int lv_autograd_record(lv_op_id op, int n_in, lv_tensor *const *in,
 lv_tensor *lv_node_output(const lv_node *node, int k)
 {
     lv_tensor *y = lv_tensor_detach(node->outputs[k]);
-    if (!y)
-        return NULL;
-    y->requires_grad = 1;
-    y->grad_fn = (lv_node *)node;
-    y->output_index = k;
-    lv_node_retain(y->grad_fn);
+    if (y)
+        attach(y, (lv_node *)node, k);
     return y;
-}
-
-/* ---- helpers for VJPs --------------------------------------------------- */
-
-lv_tensor *lv_scalar(lv_dtype dtype, double v)
-{
-    return lv_tensor_full(dtype, 0, NULL, v);
-}
-
-lv_tensor *lv_mul_scalar(lv_tensor *x, double v)
-{
-    lv_tensor *s = lv_scalar(x->dtype, v);
-    if (!s)
-        return NULL;
-    lv_tensor *y = lv_binary(LV_OP_MUL, x, s);
-    lv_tensor_release(s);
-    return y;
-}
-
-lv_tensor *lv_reshape_to(lv_tensor *x, int ndim, const int64_t *shape)
-{
-    /* Already that shape: no op, and no node on the tape. */
-    if (x->ndim == ndim &&
-        memcmp(x->shape, shape, sizeof(int64_t) * (size_t)ndim) == 0) {
-        lv_tensor_retain(x);
-        return x;
-    }
-    lv_op_params p = {.ndim = ndim};
-    memcpy(p.shape, shape, sizeof(int64_t) * (size_t)ndim);
-    return lv_apply1(LV_OP_RESHAPE, 1, &x, &p);
-}
-
-lv_tensor *lv_sum_to(lv_tensor *g, const lv_tensor *like)
-{
-    /* Dims g has in front of like's, and dims where like has size 1 but
-     * g does not, were broadcast: sum them, then take like's shape. */
-    unsigned mask = 0;
-    int lead = g->ndim - like->ndim;
-    for (int i = 0; i < g->ndim; i++) {
-        int il = i - lead;
-        if (il < 0 || (like->shape[il] == 1 && g->shape[i] != 1))
-            mask |= 1u << i;
-    }
-    lv_tensor *summed;
-    if (mask) {
-        lv_op_params p = {.dim_mask = mask, .keepdim = 1};
-        summed = lv_apply1(LV_OP_SUM, 1, &g, &p);
-    } else {
-        summed = g;
-        lv_tensor_retain(g);
-    }
-    if (!summed)
-        return NULL;
-    lv_tensor *shaped = summed;
-    if (summed->ndim != like->ndim) {
-        shaped = lv_reshape_to(summed, like->ndim, like->shape);
-        lv_tensor_release(summed);
-        if (!shaped)
-            return NULL;
-    }
-    if (shaped->dtype != like->dtype) {
-        lv_op_params p = {.dtype = like->dtype};
-        lv_tensor *converted = lv_apply1(LV_OP_TO, 1, &shaped, &p);
-        lv_tensor_release(shaped);
-        shaped = converted;
-    }
-    return shaped;
-}
-
-lv_tensor *lv_unreduce(lv_tensor *g, const lv_tensor *x, unsigned mask,
-                       int keepdim)
-{
-    if (mask == 0)
-        mask = x->ndim ? (1u << x->ndim) - 1 : 0;
-    lv_tensor *kept = g;
-    lv_tensor_retain(g);
-    if (!keepdim) {
-        int64_t shape[LV_MAX_DIMS];
-        for (int i = 0; i < x->ndim; i++)
-            shape[i] = (mask & (1u << i)) ? 1 : x->shape[i];
-        lv_tensor_release(kept);
-        kept = lv_reshape_to(g, x->ndim, shape);
-        if (!kept)
-            return NULL;
-    }
-    lv_op_params p = {.ndim = x->ndim};
-    memcpy(p.shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
-    lv_tensor *wide = lv_apply1(LV_OP_EXPAND, 1, &kept, &p);
-    lv_tensor_release(kept);
-    return wide;
-}
-
-lv_tensor *lv_keep(lv_scope *s, lv_tensor *t)
-{
-    if (!t)
-        return NULL;
-    if (s->n == (int)(sizeof s->items / sizeof s->items[0])) {
-        lv_tensor_release(t);
-        lv_error_set(0, "internal: a VJP scope is full");
-        return NULL;
-    }
-    s->items[s->n++] = t;
-    return t;
-}
-
-void lv_scope_end(lv_scope *s)
-{
-    while (s->n > 0)
-        lv_tensor_release(s->items[--s->n]);
-}
-
-lv_tensor *lv_share(lv_tensor *t)
-{
-    if (t)
-        lv_tensor_retain(t);
-    return t;
-}
-
-lv_tensor *ag_op(lv_scope *s, lv_op_id op, lv_tensor *x)
-{
-    return x ? lv_keep(s, lv_unary(op, x)) : NULL;
-}
-
-lv_tensor *ag_opp(lv_scope *s, lv_op_id op, lv_tensor *x,
-                  const lv_op_params *p)
-{
-    return x ? lv_keep(s, lv_apply1(op, 1, &x, p)) : NULL;
-}
-
-lv_tensor *ag_op2(lv_scope *s, lv_op_id op, lv_tensor *a, lv_tensor *b)
-{
-    return a && b ? lv_keep(s, lv_binary(op, a, b)) : NULL;
-}
-
-lv_tensor *ag_mul(lv_scope *s, lv_tensor *a, lv_tensor *b)
-{
-    return ag_op2(s, LV_OP_MUL, a, b);
-}
-
-lv_tensor *ag_div(lv_scope *s, lv_tensor *a, lv_tensor *b)
-{
-    return ag_op2(s, LV_OP_DIV, a, b);
-}
-
-lv_tensor *ag_add(lv_scope *s, lv_tensor *a, lv_tensor *b)
-{
-    return ag_op2(s, LV_OP_ADD, a, b);
-}
-
-lv_tensor *ag_sub(lv_scope *s, lv_tensor *a, lv_tensor *b)
-{
-    return ag_op2(s, LV_OP_SUB, a, b);
-}
-
-lv_tensor *ag_scale(lv_scope *s, lv_tensor *x, double v)
-{
-    return x ? ag_mul(s, x, lv_keep(s, lv_scalar(x->dtype, v))) : NULL;
-}
-
-lv_tensor *ag_add_scalar(lv_scope *s, lv_tensor *x, double v)
-{
-    return x ? ag_add(s, x, lv_keep(s, lv_scalar(x->dtype, v))) : NULL;
-}
-
-lv_tensor *ag_transpose(lv_scope *s, lv_tensor *x, int d1, int d2)
-{
-    lv_op_params p = {.dim = d1, .dim2 = d2};
-    return ag_opp(s, LV_OP_TRANSPOSE, x, &p);
-}
-
-lv_tensor *ag_sum_to(lv_scope *s, lv_tensor *g, const lv_tensor *like)
-{
-    return g ? lv_keep(s, lv_sum_to(g, like)) : NULL;
-}
-
-lv_tensor *ag_reshape(lv_scope *s, lv_tensor *x, int ndim,
-                      const int64_t *shape)
-{
-    return x ? lv_keep(s, lv_reshape_to(x, ndim, shape)) : NULL;
-}
-
-lv_tensor *ag_output(lv_scope *s, const lv_node *node, int k)
-{
-    return lv_keep(s, lv_node_output(node, k));
 }
 
 /* ---- the reverse pass ---------------------------------------------------- */

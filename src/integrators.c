@@ -24,6 +24,7 @@
 #include "autograd.h"
 #include "integrators.h"
 #include "rng.h"
+#include "vjp.h"
 
 /* ---- construction ------------------------------------------------------ */
 

@@ -44,6 +44,7 @@
 #include "alloc.h"
 #include "autograd.h"
 #include "op.h"
+#include "vjp.h"
 
 /* One matrix of a batch, as a strided view: element (i, j) is at
  * data[i * rs + j * cs], read as dtype. */
@@ -221,11 +222,6 @@ int lv_forward_linalg(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
  * that every gradient here can be differentiated again. Shape legend:
  * A is [..., n, n]; g the gradient of the op's output. */
 
-static lv_tensor *ag_mm(lv_scope *S, lv_tensor *a, lv_tensor *b)
-{
-    return ag_op2(S, LV_OP_MATMUL, a, b);
-}
-
 static lv_tensor *ag_mt(lv_scope *S, lv_tensor *x)   /* last two dims swapped */
 {
     return ag_transpose(S, x, -1, -2);
@@ -269,10 +265,10 @@ int lv_vjp_linalg(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
          * symmetric matrix. */
         lv_tensor *L = ag_output(&S, node, 0);
         lv_tensor *gl = ag_mul(&S, g, lower_mask(&S, a->dtype, n, 1.0));
-        lv_tensor *P = ag_mul(&S, ag_mm(&S, ag_mt(&S, L), gl),
+        lv_tensor *P = ag_mul(&S, ag_matmul(&S, ag_mt(&S, L), gl),
                               lower_mask(&S, a->dtype, n, 0.5));
         lv_tensor *Linv = ag_op(&S, LV_OP_INVERSE, L);
-        lv_tensor *Sm = ag_mm(&S, ag_mm(&S, ag_mt(&S, Linv), P), Linv);
+        lv_tensor *Sm = ag_matmul(&S, ag_matmul(&S, ag_mt(&S, Linv), P), Linv);
         din[0] = lv_share(ag_scale(&S, ag_add(&S, Sm, ag_mt(&S, Sm)), 0.5));
         break;
     }
@@ -295,13 +291,10 @@ int lv_vjp_linalg(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
         if (needs[0]) {
             lv_tensor *da;
             if (vec) {
-                lv_op_params col = {.dim = -1}, row = {.dim = -2};
-                col.dim = db ? db->ndim : 0;
-                row.dim = x ? x->ndim - 1 : 0;
-                da = ag_mm(&S, ag_opp(&S, LV_OP_UNSQUEEZE, db, &col),
-                           ag_opp(&S, LV_OP_UNSQUEEZE, x, &row));
+                da = ag_matmul(&S, ag_unsqueeze(&S, db, db ? db->ndim : 0),
+                               ag_unsqueeze(&S, x, x ? x->ndim - 1 : 0));
             } else {
-                da = ag_mm(&S, db, ag_mt(&S, x));
+                da = ag_matmul(&S, db, ag_mt(&S, x));
             }
             din[0] = lv_share(ag_sum_to(&S, ag_op(&S, LV_OP_NEG, da), a));
         }
@@ -313,7 +306,7 @@ int lv_vjp_linalg(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
     case LV_OP_INVERSE: {
         /* Y = A⁻¹: dA = -Yᵀ g Yᵀ. */
         lv_tensor *Yt = ag_mt(&S, ag_output(&S, node, 0));
-        din[0] = lv_share(ag_op(&S, LV_OP_NEG, ag_mm(&S, ag_mm(&S, Yt, g), Yt)));
+        din[0] = lv_share(ag_op(&S, LV_OP_NEG, ag_matmul(&S, ag_matmul(&S, Yt, g), Yt)));
         break;
     }
     case LV_OP_EIGH:

@@ -9,6 +9,18 @@
  * Every lv_open_* function is called with the module table (lvae.core) at
  * stack index -2 and the tensor method table at -1; it registers its
  * functions with lv_lua_register and leaves the stack as it was.
+ *
+ * Which file provides what (the binding files call each other only
+ * downwards, never both ways):
+ *   lua_common.c    the box, the collector drive, lv_lua_raise, the
+ *                   argument helpers, lv_lua_register and
+ *                   lv_lua_handle_metatable; it calls no other binding file
+ *   lua_autograd.c  the tape's tensor properties (x.grad, x.grad_fn, ...),
+ *                   which lua_tensor.c's __index and __newindex consult
+ *   lua_core.c      luaopen_lvae_core, which calls every lv_open_*
+ *   lua_<name>.c    lv_open_<name>, and nothing else that another file calls
+ * So: lua_core -> every lua_<name>; lua_tensor -> lua_autograd; every
+ * binding file -> lua_common.
  */
 #ifndef LV_LUA_COMMON_H
 #define LV_LUA_COMMON_H
@@ -23,6 +35,8 @@
 #define LV_TENSOR_MT "lvae.Tensor"
 #define LV_GENERATOR_MT "lvae.Generator"
 
+/* ---- lua_common.c ---------------------------------------------------- */
+
 /* The tensor at idx, or a Lua error naming the argument. */
 lv_tensor *lv_lua_check_tensor(lua_State *L, int idx);
 /* The tensor at idx, or NULL if the value there is not a tensor. */
@@ -33,6 +47,8 @@ lv_tensor **lv_lua_push_box(lua_State *L);
 /* Pushes t (stealing the reference). When t is NULL, raises the core's
  * last error as an error of function fname. May run the collector. */
 void lv_lua_push_tensor(lua_State *L, lv_tensor *t, const char *fname);
+/* The live bytes at which the next push runs a full collection. */
+size_t lv_lua_gc_threshold(void);
 /* Raises the core's last error (lv_error_message) as an error of fname:
  * "bad argument #k to 'fname' (msg)" when the core named an argument,
  * else "fname: msg". Never returns. */
@@ -51,6 +67,11 @@ int lv_lua_check_shape(lua_State *L, int idx, int64_t *shape);
  * 0-based against ndim; raises when out of range. */
 int lv_lua_check_dim(lua_State *L, int idx, int ndim);
 
+/* Raises unless t may be written in place: not an expanded view (several
+ * elements on one memory location), and not, while grad mode is on, a
+ * tensor that requires grad. */
+void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname);
+
 /* Applies an op and pushes its outputs; returns how many were pushed. */
 int lv_lua_apply(lua_State *L, lv_op_id op, int n_in, lv_tensor *const *in,
                  const lv_op_params *p);
@@ -66,15 +87,14 @@ void lv_lua_register(lua_State *L, const luaL_Reg *fns, int as_methods);
 void lv_lua_handle_metatable(lua_State *L, const char *name, lua_CFunction release,
                              const char *method);
 
-/* Tensor properties kept by the tape (lua_autograd.c): pushes the value
+/* ---- lua_autograd.c -------------------------------------------------- */
+
+/* Tensor properties kept by the tape: pushes the value
  * of x.key and returns 1, or returns 0 when key is not a property. */
 int lv_lua_tensor_property(lua_State *L, lv_tensor *t, const char *key);
 /* x.key = value at value_idx; returns 0 when key is not settable. */
 int lv_lua_tensor_set_property(lua_State *L, lv_tensor *t, const char *key,
                                int value_idx);
-/* Raises unless t may be written in place (not while grad mode is on and
- * t is on the tape or requires grad). */
-void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname);
 
 /* A userdata that takes lv.grad's gradients as each becomes final
  * (lv.grad's on_ready option; lv.mpi.Reducer is one) begins with this
@@ -85,7 +105,8 @@ typedef struct lv_lua_ready_hook {
 } lv_lua_ready_hook;
 #define LV_READY_HOOK "__lv_ready_hook"
 
-/* Each binding file's registration. */
+/* ---- lua_core.c calls one of these per binding file ------------------ */
+
 void lv_open_tensor(lua_State *L);
 void lv_open_ops(lua_State *L);
 void lv_open_linalg(lua_State *L);

@@ -11,6 +11,7 @@
 #include "autograd.h"
 #include "iter.h"
 #include "op.h"
+#include "vjp.h"
 
 #define BLOCK 256
 

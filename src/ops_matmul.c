@@ -14,6 +14,7 @@
 #include "gemm.h"
 #include "iter.h"
 #include "op.h"
+#include "vjp.h"
 
 /* One operand matrix as BLAS sees it. */
 typedef struct blas_matrix {
@@ -262,17 +263,6 @@ int lv_forward_matmul(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
 /* ---- backward ---------------------------------------------------------
  * y = a b: da = g bᵀ, db = aᵀ g, with vectors seen as one-row (a) or
  * one-column (b) matrices and broadcast batch dims summed back. */
-
-static lv_tensor *ag_unsqueeze(lv_scope *S, lv_tensor *x, int dim)
-{
-    lv_op_params p = {.dim = dim};
-    return ag_opp(S, LV_OP_UNSQUEEZE, x, &p);
-}
-
-static lv_tensor *ag_matmul(lv_scope *S, lv_tensor *a, lv_tensor *b)
-{
-    return ag_op2(S, LV_OP_MATMUL, a, b);
-}
 
 int lv_vjp_matmul(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
                   const int *needs)

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "autograd.h"
 #include "op.h"
+#include "vjp.h"
 
 typedef struct reduce_state {
     lv_op_id kind;
@@ -269,12 +270,6 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
 
 /* ---- backward ---------------------------------------------------------
  * g has the reduction's output shape; it is stretched back over x. */
-
-static lv_tensor *ag_unreduce(lv_scope *S, lv_tensor *g, const lv_tensor *x,
-                              unsigned mask, int keepdim)
-{
-    return g ? lv_keep(S, lv_unreduce(g, x, mask, keepdim)) : NULL;
-}
 
 int lv_vjp_reduce(lv_tensor **din, const lv_node *node, lv_tensor *const *dout,
                   const int *needs)

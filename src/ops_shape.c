@@ -12,6 +12,7 @@
 #include "autograd.h"
 #include "iter.h"
 #include "op.h"
+#include "vjp.h"
 
 static int same_header(lv_tensor **out, const lv_tensor *x)
 {

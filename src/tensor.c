@@ -12,6 +12,7 @@
  *
  * Not here: arithmetic (ops_*.c), random numbers (rng.c), autograd.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,16 +317,23 @@ lv_tensor *lv_tensor_shape_only(const lv_tensor *x)
 
 void lv_tensor_retain(lv_tensor *t) { t->refcount++; }
 
-/* autograd.c: a node's reference is dropped when its tensor goes. */
-void lv_node_release(struct lv_node *node);
+/* Set by the tape before any tensor holds a node, so never called unset. */
+static lv_node_release_fn node_release;
+
+void lv_tensor_set_node_release(lv_node_release_fn release)
+{
+    node_release = release;
+}
 
 void lv_tensor_release(lv_tensor *t)
 {
     if (!t || --t->refcount > 0)
         return;
     lv_storage_release(t->storage);
-    if (t->grad_fn)
-        lv_node_release(t->grad_fn);
+    if (t->grad_fn) {
+        assert(node_release);
+        node_release(t->grad_fn);
+    }
     lv_tensor_release(t->grad);
     live_bytes -= sizeof *t;
     free(t);

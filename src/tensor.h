@@ -3,7 +3,7 @@
  * refcounted storage, views, and the byte-counting allocator behind them.
  *
  * This header is the numerical core's only notion of "object". It includes
- * no Lua header; the binding (src/lua_tensor.c) wraps an lv_tensor pointer
+ * no Lua header; the binding (src/lua_common.c) wraps an lv_tensor pointer
  * in a userdata. Errors are reported by return value (NULL or a status) and
  * a message kept in lv_error (see error.h); nothing here aborts or prints.
  *
@@ -53,7 +53,7 @@ typedef struct lv_tensor {
     lv_storage *storage;
 
     /* The autograd tape's fields (autograd.h); the tensor core only
-     * releases them. */
+     * releases them, grad_fn through the tape's hook (below). */
     int requires_grad;
     int output_index;                 /* which output of grad_fn this is */
     struct lv_node *grad_fn;          /* owned reference, or NULL (a leaf) */
@@ -111,7 +111,15 @@ lv_tensor *lv_tensor_view_of(const lv_tensor *x, int ndim,
  * not be touched. New reference. */
 lv_tensor *lv_tensor_shape_only(const lv_tensor *x);
 void lv_tensor_retain(lv_tensor *t);
+/* Drops one reference; the last one frees t and drops its storage, its
+ * .grad, and its grad_fn through the hook below. NULL passes. */
 void lv_tensor_release(lv_tensor *t);
+
+/* How a tensor's grad_fn is dropped when the tensor is freed. This layer
+ * knows nothing of the tape above it: the tape (autograd.c) sets the hook
+ * before it hangs its first node on a tensor. */
+typedef void (*lv_node_release_fn)(struct lv_node *node);
+void lv_tensor_set_node_release(lv_node_release_fn release);
 
 /* ---- geometry -------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 -- memory_spec.lua -- lifetimes (STYLE point 12): temporaries are freed
--- (the collector drive of src/lua_tensor.c keeps the resident size flat),
+-- (the collector drive of src/lua_common.c keeps the resident size flat),
 -- live bytes return to their baseline, views keep their base's storage
 -- alive, and `<close>` frees at scope exit without leaving a dangling
 -- tensor behind.
