@@ -3,9 +3,9 @@
  * (Larochelle and Murray's binarized_mnist_{train,valid,test}.amat): one
  * row per line, values separated by spaces or tabs.
  *
- * Like the parsers of io.h it takes a buffer and a length and trusts
- * nothing in it; its messages name the line and column at fault, not the
- * file (the caller puts that in front).
+ * Like the parsers of npy.h and idx.h it takes a buffer and a length and
+ * trusts nothing in it; its messages name the line and column at fault,
+ * not the file (the caller puts that in front).
  */
 #ifndef LV_AMAT_H
 #define LV_AMAT_H

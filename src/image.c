@@ -16,7 +16,7 @@
  * Lua frame or any frame of ours that holds a resource. Buffers allocated
  * inside are owned by the png_state and freed by the caller on every path.
  *
- * Not here: files (io.c writes them atomically), Lua (lua_image.c).
+ * Not here: files (files.c writes them atomically), Lua (lua_image.c).
  */
 #include <float.h>
 #include <math.h>
@@ -27,6 +27,7 @@
 #include <png.h>
 
 #include "alloc.h"
+#include "files.h"
 #include "image.h"
 
 /* ---- elements in row-major order -------------------------------------- */

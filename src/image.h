@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io.h"
+#include "bytes.h"
 #include "tensor.h"
 
 #define LV_PNG_MAX_SIDE (1 << 14)
@@ -43,7 +43,7 @@ int lv_image_channels(const lv_tensor *img);
 /* Appends img ([H, W] or [H, W, 3], 1 <= H, W <= LV_PNG_MAX_SIDE) as an
  * 8-bit PNG to w. Borrows img. Returns 0, or -1 with lv_error set. */
 int lv_png_encode(lv_io_writer *w, const lv_tensor *img);
-/* Encodes img and writes it to path atomically (io.h's temporary, fsync,
+/* Encodes img and writes it to path atomically (files.h's temporary, fsync,
  * rename: a failure leaves nothing new at path). */
 int lv_png_save(const char *path, const lv_tensor *img);
 

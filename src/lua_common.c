@@ -1,7 +1,7 @@
 /*
  * lua_common.c -- what every binding file shares (declared in
  * lua_common.h): the tensor box and the collector drive, turning a core
- * error into a Lua error, argument checks, and registration.
+ * error into a Lua error, argument checks, files, and registration.
  *
  * Collector drive: Lua sees an 8-byte box per tensor, not the megabytes
  * behind it, so on its own it would let dead tensors pile up. After each
@@ -14,6 +14,7 @@
  */
 #include <string.h>
 
+#include "files.h"
 #include "lua_common.h"
 
 /* A collection runs once the live bytes have grown by a quarter (at least
@@ -232,6 +233,53 @@ void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname)
                    "grad while grad mode is on (the tape does not record "
                    "in-place writes): use lv.no_grad, or write into a "
                    ":detach()ed or :clone()d tensor", fname);
+}
+
+/* ---- files ----------------------------------------------------------- */
+
+/* A file image, read or being written, lives in one of these: the "bytes"
+ * userdata (an lv_io_writer), marked to-be-closed, so that it is freed
+ * when the C function that pushed it returns or raises. */
+#define BYTES_MT "lvae.io.bytes"
+
+static int bytes_free(lua_State *L)
+{
+    lv_io_writer_free(luaL_checkudata(L, 1, BYTES_MT));
+    return 0;
+}
+
+lv_io_writer *lv_lua_push_bytes(lua_State *L)
+{
+    lv_io_writer *w = lua_newuserdatauv(L, sizeof *w, 0);
+    lv_io_writer_init(w);
+    lv_lua_handle_metatable(L, BYTES_MT, bytes_free, NULL);   /* made once */
+    luaL_setmetatable(L, BYTES_MT);
+    lua_toclose(L, -1);
+    return w;
+}
+
+const char *lv_lua_check_path(lua_State *L, int idx)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, idx, &len);
+    luaL_argcheck(L, strlen(path) == len, idx, "path contains a zero byte");
+    luaL_argcheck(L, len > 0, idx, "path is empty");
+    return path;
+}
+
+int lv_lua_raise_file(lua_State *L, const char *fname, const char *path)
+{
+    return luaL_error(L, "%s: %s: %s", fname, path, lv_error_message());
+}
+
+lv_io_writer *lv_lua_read_file(lua_State *L, const char *fname,
+                               const char *path)
+{
+    lv_io_writer *buf = lv_lua_push_bytes(L);
+    if (lv_io_read_file(path, &buf->data, &buf->len) < 0)
+        lv_lua_raise_file(L, fname, path);
+    buf->cap = buf->len;
+    return buf;
 }
 
 /* ---- registration ---------------------------------------------------- */

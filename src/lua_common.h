@@ -13,7 +13,9 @@
  * Which file provides what (the binding files call each other only
  * downwards, never both ways):
  *   lua_common.c    the box, the collector drive, lv_lua_raise, the
- *                   argument helpers, lv_lua_register and
+ *                   argument helpers, the file helpers (a path argument,
+ *                   a byte buffer freed on return or error, a whole file
+ *                   read, a file's error), lv_lua_register and
  *                   lv_lua_handle_metatable; it calls no other binding file
  *   lua_autograd.c  the tape's tensor properties (x.grad, x.grad_fn, ...),
  *                   which lua_tensor.c's __index and __newindex consult
@@ -29,6 +31,7 @@
 #include <lua.h>
 
 #include "autograd.h"
+#include "bytes.h"
 #include "op.h"
 #include "tensor.h"
 
@@ -72,6 +75,20 @@ int lv_lua_check_dim(lua_State *L, int idx, int ndim);
  * tensor that requires grad. */
 void lv_lua_check_writable(lua_State *L, lv_tensor *t, const char *fname);
 
+/* The path argument at idx: a non-empty string without zero bytes (the C
+ * library would silently stop at the first zero). */
+const char *lv_lua_check_path(lua_State *L, int idx);
+/* Pushes an empty byte buffer that is freed when the calling C function
+ * returns or raises (a to-be-closed slot). */
+lv_io_writer *lv_lua_push_bytes(lua_State *L);
+/* Reads the whole file at path into a pushed buffer (lv_lua_push_bytes);
+ * raises lv_lua_raise_file's error when it cannot. */
+lv_io_writer *lv_lua_read_file(lua_State *L, const char *fname,
+                               const char *path);
+/* Raises the core's last error about a file: "fname: path: message".
+ * Never returns. */
+int lv_lua_raise_file(lua_State *L, const char *fname, const char *path);
+
 /* Applies an op and pushes its outputs; returns how many were pushed. */
 int lv_lua_apply(lua_State *L, lv_op_id op, int n_in, lv_tensor *const *in,
                  const lv_op_params *p);
@@ -114,6 +131,8 @@ void lv_open_rng(lua_State *L);
 void lv_open_autograd(lua_State *L);
 void lv_open_integrators(lua_State *L);
 void lv_open_io(lua_State *L);
+void lv_open_checkpoint(lua_State *L);
+void lv_open_gather(lua_State *L);
 void lv_open_estimators(lua_State *L);
 void lv_open_nifti(lua_State *L);
 void lv_open_image(lua_State *L);

@@ -126,6 +126,8 @@ int luaopen_lvae_core(lua_State *L)
     lv_open_autograd(L);
     lv_open_integrators(L);
     lv_open_io(L);
+    lv_open_checkpoint(L);
+    lv_open_gather(L);
     lv_open_estimators(L);
     lv_open_nifti(L);
     lv_open_image(L);

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "image.h"
-#include "io.h"
+#include "files.h"
 #include "lua_common.h"
 
 /* The path argument at idx: a non-empty string without zero bytes. */
@@ -295,7 +295,7 @@ static int image_extent(lua_State *L)
     return 1;
 }
 
-/* core._write_atomic(path, bytes): io.c's atomic write (temporary, fsync,
+/* core._write_atomic(path, bytes): files.c's atomic write (temporary, fsync,
  * rename) for the text files of lua/lvae/plot.lua; raises "path: fault". */
 static int image_write_atomic(lua_State *L)
 {

@@ -48,7 +48,7 @@ local function crc32(s)
   return c ~ 0xFFFFFFFF
 end
 
--- Payload pieces, as io.h lays them out.
+-- Payload pieces, as checkpoint.h lays them out.
 local P = {
   f = string.char(1),
   t = string.char(2),

@@ -32,7 +32,7 @@
 --
 -- Batches are made in C (lv.gather_rows copies the chosen rows, lv.bernoulli
 -- draws the pixels): Lua touches row indices, never pixels. Not here: the
--- IDX and gzip readers themselves (src/io.c).
+-- IDX and gzip readers themselves (src/idx.c, src/gzip.c).
 
 -- The core directly, not `require "lvae"`: lvae's init.lua requires this
 -- file.

@@ -1,9 +1,10 @@
 /*
- * io_fuzz.c -- libFuzzer target for the file parsers of src/io.c: the
- * checkpoint header, the checkpoint payload (validated, then every value
- * read and every tensor built), .npy (decoded, then encoded again), and
- * IDX, raw or gzip-compressed (decoded, encoded again and compared, rows
- * gathered, recompressed and inflated again).
+ * io_fuzz.c -- libFuzzer target for the file parsers: the checkpoint
+ * header and the checkpoint payload (src/checkpoint.c: validated, then
+ * every value read and every tensor built), .npy (src/npy.c: decoded,
+ * then encoded again), and IDX, raw or gzip-compressed (src/idx.c,
+ * src/gzip.c: decoded, encoded again and compared, rows gathered
+ * (src/gather.c), recompressed and inflated again).
  * .amat text matrices (amat.c) are parsed and every value checked finite.
  * The first byte of an input chooses the parser: 0x80 and above IDX,
  * 0x40-0x7f .amat, else (byte mod 3) checkpoint, payload, .npy. Run by
@@ -17,7 +18,12 @@
 #include <string.h>
 
 #include "amat.h"
-#include "io.h"
+#include "bytes.h"
+#include "checkpoint.h"
+#include "gather.h"
+#include "gzip.h"
+#include "idx.h"
+#include "npy.h"
 #include "tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -81,7 +87,7 @@ static void read_idx(const uint8_t *data, size_t len, int as_f32)
     }
     if (t->ndim >= 1 && t->shape[0] > 0) {
         int64_t rows[2] = {t->shape[0] - 1, 0};
-        lv_tensor_release(lv_io_gather_rows(t, rows, 2));
+        lv_tensor_release(lv_gather_rows(t, rows, 2));
     }
     lv_tensor_release(t);
 }
