@@ -26,16 +26,6 @@
 #include "files.h"
 #include "lua_common.h"
 
-/* The path argument at idx: a non-empty string without zero bytes. */
-static const char *check_path(lua_State *L, int idx)
-{
-    size_t len;
-    const char *path = luaL_checklstring(L, idx, &len);
-    luaL_argcheck(L, strlen(path) == len, idx, "path contains a zero byte");
-    luaL_argcheck(L, len > 0, idx, "path is empty");
-    return path;
-}
-
 /* Raises an error about the argument at idx when the table there has a
  * key that is not in valid (NULL-terminated). A nil or absent argument
  * passes; anything else but a table is an error. */
@@ -139,7 +129,7 @@ static int opt_numbers(lua_State *L, int idx, const char *key, int n,
 /* lv.save_png(path, img): 8-bit gray or RGB, written atomically */
 static int image_save_png(lua_State *L)
 {
-    const char *path = check_path(L, 1);
+    const char *path = lv_lua_check_path(L, 1);
     lv_tensor *img = lv_lua_check_tensor(L, 2);
     if (lv_image_channels(img) == 0 || img->shape[0] < 1 ||
         img->shape[1] < 1 || img->shape[0] > LV_PNG_MAX_SIDE ||
@@ -151,22 +141,22 @@ static int image_save_png(lua_State *L)
             "got %s", LV_PNG_MAX_SIDE, buf));
     }
     if (lv_png_save(path, img) < 0)
-        return luaL_error(L, "lv.save_png: %s: %s", path, lv_error_message());
+        return lv_lua_raise_file(L, "lv.save_png", path);
     return 0;
 }
 
 /* lv.load_png(path) -> f32 [H, W] or [H, W, 3], values k/255 */
 static int image_load_png(lua_State *L)
 {
-    const char *path = check_path(L, 1);
+    const char *path = lv_lua_check_path(L, 1);
     uint8_t *data = NULL;
     size_t len = 0;
     if (lv_io_read_file(path, &data, &len) < 0)
-        return luaL_error(L, "lv.load_png: %s: %s", path, lv_error_message());
+        return lv_lua_raise_file(L, "lv.load_png", path);
     lv_tensor *t = lv_png_decode(data, len);
     free(data);
     if (!t)
-        return luaL_error(L, "lv.load_png: %s: %s", path, lv_error_message());
+        return lv_lua_raise_file(L, "lv.load_png", path);
     lv_lua_push_tensor(L, t, "load_png");
     return 1;
 }
@@ -299,7 +289,7 @@ static int image_extent(lua_State *L)
  * rename) for the text files of lua/lvae/plot.lua; raises "path: fault". */
 static int image_write_atomic(lua_State *L)
 {
-    const char *path = check_path(L, 1);
+    const char *path = lv_lua_check_path(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     if (lv_io_write_file_atomic(path, data, len) < 0)

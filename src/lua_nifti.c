@@ -22,8 +22,6 @@
  * "lv.load_nifti: x.nii: truncated: the header promises ...".
  * Not here: the format and nifticlib (nifti.c).
  */
-#include <string.h>
-
 #include "lua_common.h"
 #include "nifti.h"
 
@@ -89,17 +87,14 @@ static void push_info(lua_State *L, const lv_nifti_info *in)
 /* lv.load_nifti(path [, dtype [, volume]]) -> tensor, info */
 static int nifti_load(lua_State *L)
 {
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
-    luaL_argcheck(L, strlen(path) == len, 1, "path contains a zero byte");
-    luaL_argcheck(L, len > 0, 1, "path is empty");
+    const char *path = lv_lua_check_path(L, 1);
     lv_dtype dtype = lv_lua_opt_dtype(L, 2, LV_DTYPE_F32);
     lua_Integer volume = luaL_optinteger(L, 3, 1);
     luaL_argcheck(L, volume >= 1, 3, "volume must be >= 1");
     lv_nifti_info info;
     lv_tensor *t = lv_nifti_read(path, dtype, (int64_t)(volume - 1), &info);
     if (!t)
-        return luaL_error(L, "lv.load_nifti: %s: %s", path, lv_error_message());
+        return lv_lua_raise_file(L, "lv.load_nifti", path);
     lv_lua_push_tensor(L, t, "lv.load_nifti");
     push_info(L, &info);
     return 2;
