@@ -1,8 +1,9 @@
 /*
- * lua_integrators.c -- integrators as Lua userdata ("lvae.Integrator"):
+ * lua_integrators.c -- integrators as Lua userdata ("lvae.Integrator"),
+ * one constructor per record of integrator_kinds.c:
  *
  *   lv.integrators.leapfrog{...}  .qsl{...}  .qsl2{...}  .euler{...}
- *   lv.flows.planar{...}
+ *   .obabo{...}   lv.flows.planar{...}   lv.integrator_kinds()
  *   it:flow(z0, rho0, potential, K [, {create_graph}])
  *       -> zK, rhoK (nil without momentum), logdet [B], n_grad_evals, stats
  *       (stats.potential = U(zK) [B] when the flow has it: integrators.h)
@@ -11,12 +12,17 @@
  *   it:state_dict()     it:load_state_dict(t)   it:kind()   it:dim()
  *   it:has_momentum()   tostring(it)
  *
+ * Nothing here knows one kind from another: a constructor reads the
+ * options its record lists (checking their Lua types here, their values
+ * in the core), and the methods ask the record what the kind has.
+ *
  * The potential is a Lua function z [B, d] -> U [B]; it is called through
  * lua_pcall so that an error inside it unwinds the C flow cleanly, and its
  * gradient is taken here with the tape. Not here: the steps
- * (integrators.c).
+ * (integrator_kinds.c) and the flow (integrators.c).
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "autograd.h"
@@ -26,9 +32,6 @@
 #include "rng.h"
 
 #define INTEGRATOR_MT "lvae.Integrator"
-
-static const char *const kind_names[] = {"leapfrog", "qsl", "qsl2", "euler",
-                                         "planar"};
 
 static lv_integrator *check_integrator(lua_State *L, int idx)
 {
@@ -48,59 +51,43 @@ static int integrator_gc(lua_State *L)
 
 /* ---- options ------------------------------------------------------------- */
 
-static const char *const common_options[] = {
-    "dim", "step", "max_step", "friction", "learn", "per_step", "K", "noise",
-    "dtype", "clip_force", NULL};
+/* The most options a kind may list, and the largest K a method takes
+ * (the core's counts are int). */
+#define MAX_OPTIONS 32
+#define MAX_STEPS 100000
 
-static int is_known(const char *key, const char *const *lists[])
-{
-    for (int l = 0; lists[l]; l++)
-        for (const char *const *k = lists[l]; *k; k++)
-            if (strcmp(key, *k) == 0)
-                return 1;
-    return 0;
-}
-
-/* Refuses an unknown option, naming the valid ones. */
-static void check_option_names(lua_State *L, const char *kind,
-                               const char *const *lists[])
+/* Refuses a key of the table at idx that is not in names (NULL-
+ * terminated): "<where>: unknown <what> (valid: a, b, c)", what a format
+ * taking the key ("option '%s'"). The one checker of this file's option
+ * tables. */
+static void check_keys(lua_State *L, int idx, const char *where,
+                       const char *const *names, const char *what)
 {
     lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        if (lua_type(L, -2) != LUA_TSTRING || !is_known(lua_tostring(L, -2), lists)) {
+    while (lua_next(L, idx)) {
+        int ok = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (const char *const *k = names; *k && !ok; k++)
+                ok = strcmp(lua_tostring(L, -2), *k) == 0;
+        if (!ok) {
             const char *key = luaL_tolstring(L, -2, NULL);
             luaL_Buffer b;
             luaL_buffinit(L, &b);
-            int first = 1;
-            for (int l = 0; lists[l]; l++)
-                for (const char *const *k = lists[l]; *k; k++) {
-                    luaL_addstring(&b, first ? "" : ", ");
-                    luaL_addstring(&b, *k);
-                    first = 0;
-                }
+            lua_pushfstring(L, "%s: unknown ", where);
+            luaL_addvalue(&b);
+            lua_pushfstring(L, what, key);
+            luaL_addvalue(&b);
+            luaL_addstring(&b, " (valid: ");
+            for (const char *const *k = names; *k; k++) {
+                luaL_addstring(&b, k == names ? "" : ", ");
+                luaL_addstring(&b, *k);
+            }
+            luaL_addstring(&b, ")");
             luaL_pushresult(&b);
-            luaL_error(L, "%s: unknown option '%s' (valid: %s)", kind, key,
-                       lua_tostring(L, -1));
+            luaL_error(L, "%s", lua_tostring(L, -1));
         }
         lua_pop(L, 1);
     }
-}
-
-/* The opt_* readers take the options table at index 1 (opt_bool: at idx)
- * and name `where` (the constructor, or "flow") in their errors. */
-static double opt_number(lua_State *L, const char *where, const char *key,
-                         double def)
-{
-    lua_getfield(L, 1, key);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "%s: option '%s' must be a number, got %s", where,
-                       key, luaL_typename(L, -1));
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
 }
 
 static int opt_bool(lua_State *L, const char *where, int idx, const char *key,
@@ -115,196 +102,127 @@ static int opt_bool(lua_State *L, const char *where, int idx, const char *key,
     return v;
 }
 
-/* The largest latent dimension and step count the core's int fields take
- * (opt_positive_int's bound for K as well). */
-#define MAX_DIM (1 << 24)
-#define MAX_STEPS 100000
-
-static int opt_positive_int(lua_State *L, const char *where, const char *key,
-                            int def)
+/* The index of s in choices (NULL-terminated), or -1. */
+static int choice_index(const char *s, const char *const *choices)
 {
-    lua_getfield(L, 1, key);
-    int v = def;
-    if (!lua_isnil(L, -1)) {
-        int isint;
-        lua_Integer n = lua_tointegerx(L, -1, &isint);
-        if (!isint || n < 1 || n > 100000)
-            luaL_error(L, "%s: option '%s' must be a positive integer up to "
-                       "100000, got %s", where, key, luaL_tolstring(L, -1, NULL));
-        v = (int)n;
-    }
-    lua_pop(L, 1);
-    return v;
+    for (int i = 0; s && choices[i]; i++)
+        if (strcmp(s, choices[i]) == 0)
+            return i;
+    return -1;
 }
 
-static const char *opt_string(lua_State *L, const char *where, const char *key,
-                              const char *def)
+/* learn = {step, friction, temperature}: which parameters are learned. */
+static void read_learn(lua_State *L, const char *where, lv_integrator_options *o)
 {
-    lua_getfield(L, 1, key);
-    const char *v = def;
-    if (!lua_isnil(L, -1)) {
+    static const char *const keys[] = {"step", "friction", "temperature", NULL};
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: option 'learn' must be a table like {step = true, "
+                   "friction = false}", where);
+    int idx = lua_gettop(L);
+    check_keys(L, idx, where, keys, "key '%s' in learn");
+    o->learn_step = opt_bool(L, where, idx, "step", o->learn_step);
+    o->learn_friction = opt_bool(L, where, idx, "friction", o->learn_friction);
+    o->learn_temperature = opt_bool(L, where, idx, "temperature", o->learn_temperature);
+}
+
+/* Reads option opt from the table at index 1 into o, checking its Lua
+ * type (its value is the core's to check). */
+static void read_option(lua_State *L, const char *where,
+                        const lv_integrator_option *opt, lv_integrator_options *o)
+{
+    char *slot = (char *)o + opt->offset;
+    int present = lua_getfield(L, 1, opt->name) != LUA_TNIL;
+    int isint, index;
+    lua_Integer n;
+    if (!present && !(opt->type == LV_OPTION_COUNT && opt->def == 0)) {
+        lua_pop(L, 1);            /* the default stays */
+        return;
+    }
+    switch (opt->type) {
+    case LV_OPTION_COUNT:
+        /* the core keeps counts as int: refuse rather than truncate */
+        n = lua_tointegerx(L, -1, &isint);
+        if (opt->def == 0 && (!isint || n < 1 || n > opt->max))
+            luaL_error(L, "%s: option '%s' (%s) must be a positive integer up "
+                       "to %d", where, opt->name, opt->doc, opt->max);
+        if (!isint || n < 1 || n > opt->max)
+            luaL_error(L, "%s: option '%s' must be a positive integer up to %d, "
+                       "got %s", where, opt->name, opt->max, luaL_tolstring(L, -1, NULL));
+        *(int *)slot = (int)n;
+        break;
+    case LV_OPTION_NUMBER:
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "%s: option '%s' must be a number, got %s", where,
+                       opt->name, luaL_typename(L, -1));
+        *(double *)slot = lua_tonumber(L, -1);
+        break;
+    case LV_OPTION_BOOLEAN:
+        if (!lua_isboolean(L, -1))
+            luaL_error(L, "%s: option '%s' must be a boolean, got %s", where,
+                       opt->name, luaL_typename(L, -1));
+        *(int *)slot = lua_toboolean(L, -1);
+        break;
+    case LV_OPTION_CHOICE:
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "%s: option '%s' must be a string, got %s", where,
-                       key, luaL_typename(L, -1));
-        v = lua_tostring(L, -1);    /* the options table keeps it alive */
+                       opt->name, luaL_typename(L, -1));
+        /* fall through */
+    case LV_OPTION_CHOICE_OR_NUMBER:
+        if (opt->type == LV_OPTION_CHOICE_OR_NUMBER && lua_type(L, -1) == LUA_TNUMBER) {
+            for (index = 0; opt->choices[index]; index++)
+                ;                 /* after the names: "a number" */
+            *(double *)(void *)((char *)o + opt->number_offset) = lua_tonumber(L, -1);
+        } else {
+            index = lua_type(L, -1) == LUA_TSTRING
+                  ? choice_index(lua_tostring(L, -1), opt->choices) : -1;
+            if (index < 0) {
+                const char *s = lua_tostring(L, -1);
+                luaL_error(L, "%s: %s", where, lua_pushfstring(L, opt->choice_error,
+                                                               s ? s : luaL_typename(L, -1)));
+            }
+        }
+        *(int *)slot = index;
+        break;
+    case LV_OPTION_DTYPE:
+        *(lv_dtype *)slot = lv_lua_opt_dtype(L, -1, *(lv_dtype *)slot);
+        break;
+    case LV_OPTION_LEARN:
+        read_learn(L, where, o);
+        break;
     }
     lua_pop(L, 1);
-    return v;
 }
 
-static const char *const leapfrog_options[] = {"tempering", "T0", "alpha", "cache",
-                                               NULL};
-static const char *const qsl_options[] = {"init_temperature", NULL};
-static const char *const euler_options[] = {"kind", NULL};
-static const char *const planar_options[] = {"dim", "K", "amortized", "dtype", NULL};
-static const char *const learn_keys[] = {"step", "friction", "temperature", NULL};
-
-static int make_integrator(lua_State *L, lv_integrator_kind kind)
+/* lv.integrators.NAME{...} (lv.flows.NAME): the record is upvalue 1. */
+static int integrator_new(lua_State *L)
 {
-    const char *name = kind_names[kind];
+    const lv_integrator_kind *kind = lua_touserdata(L, lua_upvalueindex(1));
+    const char *name = kind->name;
     luaL_checktype(L, 1, LUA_TTABLE);
-    const char *const *extra = kind == LV_INTEGRATOR_LEAPFROG ? leapfrog_options
-                             : kind == LV_INTEGRATOR_EULER ? euler_options
-                             : kind == LV_INTEGRATOR_PLANAR ? NULL : qsl_options;
-    const char *const *lists[3] = {kind == LV_INTEGRATOR_PLANAR ? planar_options
-                                                                 : common_options,
-                                   extra, NULL};
-    check_option_names(L, name, lists);
+    const char *names[MAX_OPTIONS + 1];
+    int n = 0;
+    for (const lv_integrator_option *const *p = kind->options; *p; p++) {
+        if (n == MAX_OPTIONS)
+            return luaL_error(L, "%s: its record lists more than %d options "
+                              "(MAX_OPTIONS, lua_integrators.c)", name, MAX_OPTIONS);
+        names[n++] = (*p)->name;
+    }
+    names[n] = NULL;
+    check_keys(L, 1, name, names, "option '%s'");
+    lv_integrator_options o;
+    lv_integrator_options_init(&o, kind);
+    for (const lv_integrator_option *const *p = kind->options; *p; p++)
+        read_option(L, name, *p, &o);
 
-    lua_getfield(L, 1, "dim");
-    int isint;
-    lua_Integer dim = lua_tointegerx(L, -1, &isint);
-    /* the core keeps dims as int: refuse rather than truncate */
-    if (!isint || dim < 1 || dim > MAX_DIM)
-        return luaL_error(L, "%s: option 'dim' (the latent dimension) must be a "
-                          "positive integer up to %d", name, MAX_DIM);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "dtype");
-    lv_dtype dtype = lv_lua_opt_dtype(L, -1, LV_DTYPE_F32);
-    lua_pop(L, 1);
-
-    /* The box first, so that the integrator is owned before anything can
-     * raise. */
+    /* Every option read: a box holding NULL, then the integrator in it. */
     lv_integrator **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = NULL;
     luaL_setmetatable(L, INTEGRATOR_MT);
-    lv_integrator *it = lv_integrator_new(kind, (int)dim, dtype);
-    if (!it)
+    *box = lv_integrator_make(kind, &o);
+    if (!*box)
         return lv_lua_raise(L, name);
-    *box = it;
-
-    it->amortized = kind == LV_INTEGRATOR_PLANAR && opt_bool(L, name, 1, "amortized", 0);
-    int per_step = opt_bool(L, name, 1, "per_step", 0);
-    int K = opt_positive_int(L, name, "K", 1);
-    it->per_step = per_step;
-    it->steps = K;
-    it->max_step = opt_number(L, name, "max_step", 0.5);
-    double h0 = opt_number(L, name, "step", 0.2);
-    double gamma0 = opt_number(L, name, "friction", 0.5);
-    if (!(it->max_step > 0) || !isfinite(it->max_step))
-        return luaL_error(L, "%s: max_step must be a positive number", name);
-    if (kind != LV_INTEGRATOR_PLANAR) {
-        if (!(h0 > 0))
-            return luaL_error(L, "%s: step must be > 0, got %f", name, h0);
-        if (h0 >= it->max_step)
-            return luaL_error(L, "%s: step %f must be below max_step %f (h = "
-                              "max_step * sigmoid(a))", name, h0, it->max_step);
-        if (gamma0 < 0 || !isfinite(gamma0))
-            return luaL_error(L, "%s: friction must be finite and >= 0, got %f",
-                              name, gamma0);
-    }
-    int learn_step = 1, learn_temperature = 0;
-    it->learn_friction = kind == LV_INTEGRATOR_QSL || kind == LV_INTEGRATOR_QSL2 ||
-                         kind == LV_INTEGRATOR_EULER;
-    lua_getfield(L, 1, "learn");
-    if (!lua_isnil(L, -1)) {
-        if (!lua_istable(L, -1))
-            return luaL_error(L, "%s: option 'learn' must be a table like "
-                              "{step = true, friction = false}", name);
-        int idx = lua_gettop(L);
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            const char *const *lk[2] = {learn_keys, NULL};
-            if (lua_type(L, -2) != LUA_TSTRING || !is_known(lua_tostring(L, -2), lk))
-                return luaL_error(L, "%s: unknown key '%s' in learn (valid: "
-                                  "step, friction, temperature)", name,
-                                  luaL_tolstring(L, -2, NULL));
-            lua_pop(L, 1);
-        }
-        learn_step = opt_bool(L, name, idx, "step", 1);
-        it->learn_friction = opt_bool(L, name, idx, "friction", it->learn_friction);
-        learn_temperature = opt_bool(L, name, idx, "temperature", 0);
-    }
-    lua_pop(L, 1);
-    if (kind == LV_INTEGRATOR_LEAPFROG)
-        it->learn_friction = 0;     /* leapfrog has no friction */
-    if (it->learn_friction && gamma0 == 0)
-        return luaL_error(L, "%s: a learned friction is softplus(c) > 0; give "
-                          "friction > 0 or learn = {friction = false}", name);
-    it->noise = opt_bool(L, name, 1, "noise", it->noise);
-    double clip = opt_number(L, name, "clip_force", 0);
-    if (clip < 0 || !isfinite(clip))
-        return luaL_error(L, "%s: clip_force must be a positive number", name);
-    if (clip > 0 && kind == LV_INTEGRATOR_EULER)
-        return luaL_error(L, "euler: clip_force is refused: a clipped force "
-                          "has no Hessian where the clip bites, and the "
-                          "log-determinant needs one");
-    it->clip_force = clip;
-
-    double t0 = 1;
-    if (kind == LV_INTEGRATOR_LEAPFROG) {
-        const char *tempering = opt_string(L, name, "tempering", "none");
-        it->cache = opt_bool(L, name, 1, "cache", 1);
-        if (strcmp(tempering, "none") == 0) {
-            it->tempering = LV_TEMPERING_NONE;
-        } else if (strcmp(tempering, "fixed") == 0) {
-            it->tempering = LV_TEMPERING_FIXED;
-            t0 = opt_number(L, name, "T0", 1.5);
-        } else if (strcmp(tempering, "free") == 0) {
-            it->tempering = LV_TEMPERING_FREE;
-            t0 = opt_number(L, name, "alpha", 0.9);
-        } else {
-            return luaL_error(L, "leapfrog: unknown tempering '%s' (valid: none, "
-                              "fixed, free)", tempering);
-        }
-    } else if (kind == LV_INTEGRATOR_QSL || kind == LV_INTEGRATOR_QSL2) {
-        lua_getfield(L, 1, "init_temperature");
-        if (lua_type(L, -1) == LUA_TNUMBER) {
-            it->init_temperature = LV_INIT_TEMPERATURE_VALUE;
-            t0 = lua_tonumber(L, -1);
-        } else if (!lua_isnil(L, -1)) {
-            const char *v = lua_tostring(L, -1);
-            if (v && strcmp(v, "unit") == 0)
-                it->init_temperature = LV_INIT_TEMPERATURE_UNIT;
-            else if (v && strcmp(v, "matched") == 0)
-                it->init_temperature = LV_INIT_TEMPERATURE_MATCHED;
-            else
-                return luaL_error(L, "%s: init_temperature must be \"unit\", "
-                                  "\"matched\" or a number", name);
-        }
-        lua_pop(L, 1);
-    } else if (kind == LV_INTEGRATOR_EULER) {
-        const char *k = opt_string(L, name, "kind", "underdamped");
-        if (strcmp(k, "overdamped") == 0) {
-            it->overdamped = 1;
-            it->learn_friction = 0;   /* no momentum: the friction is unused */
-        }
-        else if (strcmp(k, "underdamped") != 0)
-            return luaL_error(L, "euler: kind must be \"underdamped\" or "
-                              "\"overdamped\", got '%s'", k);
-    }
-    if (lv_integrator_init_params(it, h0, gamma0, t0, learn_step) < 0)
-        return lv_lua_raise(L, name);
-    if (it->temper && it->init_temperature == LV_INIT_TEMPERATURE_VALUE)
-        it->temper->requires_grad = learn_temperature;
     return 1;
 }
-
-static int new_leapfrog(lua_State *L) { return make_integrator(L, LV_INTEGRATOR_LEAPFROG); }
-static int new_qsl(lua_State *L) { return make_integrator(L, LV_INTEGRATOR_QSL); }
-static int new_qsl2(lua_State *L) { return make_integrator(L, LV_INTEGRATOR_QSL2); }
-static int new_euler(lua_State *L) { return make_integrator(L, LV_INTEGRATOR_EULER); }
-static int new_planar(lua_State *L) { return make_integrator(L, LV_INTEGRATOR_PLANAR); }
 
 /* ---- the potential, called from C -------------------------------------- */
 
@@ -380,12 +298,6 @@ static int potential_bridge(void *ctx, lv_tensor *z, int create_graph,
 
 /* ---- methods --------------------------------------------------------------- */
 
-static int has_momentum(const lv_integrator *it)
-{
-    return it->kind != LV_INTEGRATOR_PLANAR &&
-           !(it->kind == LV_INTEGRATOR_EULER && it->overdamped);
-}
-
 static void push_stats(lua_State *L, const lv_flow_stats *st, int n_evals)
 {
     lua_createtable(L, 0, 5);
@@ -422,18 +334,10 @@ static int integrator_flow(lua_State *L)
     int have_planar = 0;
     lv_generator *gen = NULL;
     if (!lua_isnoneornil(L, 6)) {
+        static const char *const flow_options[] = {"create_graph", "params", "gen",
+                                                   NULL};
         luaL_checktype(L, 6, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, 6)) {
-            static const char *const flow_options[] = {"create_graph", "params",
-                                                       "gen", NULL};
-            const char *const *lists[2] = {flow_options, NULL};
-            if (lua_type(L, -2) != LUA_TSTRING || !is_known(lua_tostring(L, -2), lists))
-                return luaL_error(L, "flow: unknown option '%s' (valid: "
-                                  "create_graph, params, gen)",
-                                  luaL_tolstring(L, -2, NULL));
-            lua_pop(L, 1);
-        }
+        check_keys(L, 6, "flow", flow_options, "option '%s'");
         create_graph = opt_bool(L, "flow", 6, "create_graph", 0);
         if (lua_getfield(L, 6, "gen") != LUA_TNIL) {
             gen = luaL_testudata(L, -1, LV_GENERATOR_MT);
@@ -540,8 +444,7 @@ static int integrator_step_size(lua_State *L)
 {
     lv_integrator *it = check_integrator(L, 1);
     if (!it->step_logit)
-        return luaL_error(L, "step_size: %s has no step size",
-                          kind_names[it->kind]);
+        return luaL_error(L, "step_size: %s has no step size", it->kind->name);
     lua_Integer k = luaL_optinteger(L, 2, 1);
     luaL_argcheck(L, k >= 1 && k <= MAX_STEPS && (!it->per_step || k <= it->steps),
                   2, "step index out of range");
@@ -554,8 +457,8 @@ static int integrator_friction(lua_State *L)
     lv_integrator *it = check_integrator(L, 1);
     /* leapfrog keeps a friction tensor it never uses (HVAE's flow is
      * frictionless): asking for it is a mistake */
-    if (!it->friction || it->kind == LV_INTEGRATOR_LEAPFROG)
-        return luaL_error(L, "friction: %s has no friction", kind_names[it->kind]);
+    if (!it->friction || !it->kind->has_friction)
+        return luaL_error(L, "friction: %s has no friction", it->kind->name);
     lv_lua_push_tensor(L, lv_integrator_gamma(it), "friction");
     return 1;
 }
@@ -644,7 +547,7 @@ static int integrator_load_state_dict(lua_State *L)
 
 static int integrator_kind(lua_State *L)
 {
-    lua_pushstring(L, kind_names[check_integrator(L, 1)->kind]);
+    lua_pushstring(L, check_integrator(L, 1)->kind->name);
     return 1;
 }
 
@@ -662,7 +565,7 @@ static int integrator_amortized(lua_State *L)
 
 static int integrator_has_momentum(lua_State *L)
 {
-    lua_pushboolean(L, has_momentum(check_integrator(L, 1)));
+    lua_pushboolean(L, check_integrator(L, 1)->momentum);
     return 1;
 }
 
@@ -685,7 +588,8 @@ static int integrator_tostring(lua_State *L)
     lv_integrator *it = check_integrator(L, 1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    lua_pushfstring(L, "%s integrator, dim %d, %s", kind_names[it->kind], it->dim,
+    const lv_integrator_kind *kind = it->kind;
+    lua_pushfstring(L, "%s integrator, dim %d, %s", kind->name, it->dim,
                     lv_dtype_name(it->dtype));
     luaL_addvalue(&b);
     int mode = lv_grad_set_enabled(0);
@@ -706,7 +610,7 @@ static int integrator_tostring(lua_State *L)
                         it->step_logit->requires_grad ? ", learned" : "");
         luaL_addvalue(&b);
     }
-    if (it->friction && it->kind != LV_INTEGRATOR_LEAPFROG) {
+    if (it->friction && kind->has_friction) {
         lv_tensor *gamma = lv_integrator_gamma(it);
         luaL_addstring(&b, "\n  friction gamma: ");
         if (gamma) {
@@ -717,7 +621,7 @@ static int integrator_tostring(lua_State *L)
         lua_pushfstring(L, "\n  noise: %s", it->noise ? "on" : "off");
         luaL_addvalue(&b);
     }
-    if (it->kind == LV_INTEGRATOR_LEAPFROG) {
+    if (lv_integrator_kind_option(kind, "tempering")) {
         static const char *const t[] = {"none", "fixed", "free"};
         lua_pushfstring(L, "\n  tempering: %s; force cached: %s", t[it->tempering],
                         it->cache ? "yes" : "no");
@@ -734,20 +638,117 @@ static int integrator_tostring(lua_State *L)
             }
         }
     }
-    if (it->kind != LV_INTEGRATOR_PLANAR) {
+    if (kind->has_momentum) {
         lv_tensor *T0 = lv_integrator_temperature0(it, it->steps);
         if (T0) {
             luaL_addstring(&b, "\n  T0: ");
             add_values(&b, L, T0);
             lv_tensor_release(T0);
         }
-    } else {
+    }
+    if (it->amortized || it->planar_u) {
         lua_pushfstring(L, it->amortized ? "\n  amortized planar layers (u, w, b "
                         "from the encoder)" : "\n  %d planar layers", it->steps);
         luaL_addvalue(&b);
     }
     lv_grad_set_enabled(mode);
     luaL_pushresult(&b);
+    return 1;
+}
+
+/* ---- the records, as Lua sees them ------------------------------------------ */
+
+/* t[key] = value (a boolean), t at the top of the stack. */
+static void set_flag(lua_State *L, const char *key, int value)
+{
+    lua_pushboolean(L, value);
+    lua_setfield(L, -2, key);
+}
+
+/* The default of opt, as a constructor's table writes it (nil: required). */
+static void push_default(lua_State *L, const lv_integrator_option *opt,
+                         const lv_integrator_options *o)
+{
+    const char *slot = (const char *)o + opt->offset;
+    switch (opt->type) {
+    case LV_OPTION_COUNT:
+        if (opt->def == 0)
+            lua_pushnil(L);
+        else
+            lua_pushinteger(L, *(const int *)(const void *)slot);
+        break;
+    case LV_OPTION_NUMBER:
+        lua_pushnumber(L, *(const double *)(const void *)slot);
+        break;
+    case LV_OPTION_BOOLEAN:
+        lua_pushboolean(L, *(const int *)(const void *)slot);
+        break;
+    case LV_OPTION_CHOICE:
+    case LV_OPTION_CHOICE_OR_NUMBER:
+        lua_pushstring(L, opt->choices[*(const int *)(const void *)slot]);
+        break;
+    case LV_OPTION_DTYPE:
+        lua_pushstring(L, lv_dtype_name(*(const lv_dtype *)(const void *)slot));
+        break;
+    case LV_OPTION_LEARN:
+        lua_createtable(L, 0, 3);
+        set_flag(L, "step", o->learn_step);
+        set_flag(L, "friction", o->learn_friction);
+        set_flag(L, "temperature", o->learn_temperature);
+        break;
+    }
+}
+
+/* lv.integrator_kinds() -> a list, one table per record: name, group,
+ * summary, the flags, and options = {{name, type, default, doc
+ * [, choices]}, ...} in the record's order. */
+static int integrator_kinds(lua_State *L)
+{
+    static const char *const type_names[] = {"count", "number", "boolean", "choice",
+                                             "choice or number", "dtype", "learn"};
+    lua_newtable(L);
+    for (int i = 0; lv_integrator_kinds[i]; i++) {
+        const lv_integrator_kind *kind = lv_integrator_kinds[i];
+        lv_integrator_options o;
+        lv_integrator_options_init(&o, kind);
+        lua_createtable(L, 0, 10);
+        lua_pushstring(L, kind->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, kind->group);
+        lua_setfield(L, -2, "group");
+        lua_pushstring(L, kind->summary);
+        lua_setfield(L, -2, "summary");
+        set_flag(L, "has_momentum", kind->has_momentum);
+        set_flag(L, "has_noise", kind->has_noise);
+        set_flag(L, "learnable_friction", kind->learnable_friction);
+        set_flag(L, "has_friction", kind->has_friction);
+        set_flag(L, "logdet_friction", kind->logdet_friction);
+        set_flag(L, "needs_hessian", kind->needs_hessian);
+        lua_newtable(L);
+        for (int j = 0; kind->options[j]; j++) {
+            const lv_integrator_option *opt = kind->options[j];
+            lua_createtable(L, 0, 5);
+            lua_pushstring(L, opt->name);
+            lua_setfield(L, -2, "name");
+            lua_pushstring(L, type_names[opt->type]);
+            lua_setfield(L, -2, "type");
+            push_default(L, opt, &o);
+            lua_setfield(L, -2, "default");
+            lua_pushstring(L, opt->doc);
+            lua_setfield(L, -2, "doc");
+            if (opt->choices) {
+                lua_newtable(L);
+                for (int c = 0; opt->choices[c]; c++) {
+                    lua_pushstring(L, opt->choices[c]);
+                    lua_seti(L, -2, c + 1);
+                }
+                lua_setfield(L, -2, "choices");
+            }
+            lua_seti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "options");
+        lua_seti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -779,17 +780,21 @@ void lv_open_integrators(lua_State *L)
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
-    static const luaL_Reg makers[] = {
-        {"leapfrog", new_leapfrog},
-        {"qsl", new_qsl},
-        {"qsl2", new_qsl2},
-        {"euler", new_euler},
-        {NULL, NULL}
-    };
-    luaL_newlib(L, makers);
-    lua_setfield(L, -3, "integrators");
-    lua_newtable(L);
-    lua_pushcfunction(L, new_planar);
-    lua_setfield(L, -2, "planar");
-    lua_setfield(L, -3, "flows");
+    /* One constructor per record, in the table its group names
+     * (lv.integrators, lv.flows), with the record as its upvalue. */
+    for (int i = 0; lv_integrator_kinds[i]; i++) {
+        const lv_integrator_kind *kind = lv_integrator_kinds[i];
+        if (lua_getfield(L, -2, kind->group) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, -4, kind->group);
+        }
+        lua_pushlightuserdata(L, (void *)(uintptr_t)kind);
+        lua_pushcclosure(L, integrator_new, 1);
+        lua_setfield(L, -2, kind->name);
+        lua_pop(L, 1);
+    }
+    lua_pushcfunction(L, integrator_kinds);
+    lua_setfield(L, -3, "integrator_kinds");
 }

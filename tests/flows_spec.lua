@@ -3,7 +3,7 @@
 -- the exact log-evidence and posterior:
 --
 --   * per flow (leapfrog with tempering none / fixed / free, qsl, qsl2,
---     euler underdamped and overdamped, planar; and the plain VAE): the
+--     obabo, euler underdamped and overdamped, planar; and the plain VAE): the
 --     ELBO lies below log p(x) (Monte-Carlo tolerance from the standard
 --     error of the mean of log w); IWAE_S rises with S and reaches
 --     log p(x); nll with S = 20,000 is within 0.1 nats of -log p(x), and
@@ -122,6 +122,7 @@ local FLOWS = {
   { name = "euler", kind = "euler", noisy = true },
   { name = "euler overdamped", kind = "euler", opts = { kind = "overdamped", step = 0.05 }, noisy = true },
   { name = "planar", planar = true },
+  { name = "obabo", kind = "obabo", noisy = true },     -- last: the others keep their seeds
 }
 
 local function make_flow(spec, extra)
@@ -508,6 +509,8 @@ describe("flows on the linear-Gaussian model", function()
         return lv.integrators.qsl{ dim = d, dtype = "f64", init_temperature = "matched" } end },
       { "qsl2, step and friction", function()
         return lv.integrators.qsl2{ dim = d, dtype = "f64", friction = 0.7 } end },
+      { "obabo, step and friction", function()
+        return lv.integrators.obabo{ dim = d, dtype = "f64", friction = 0.7 } end },
       { "euler, step and friction (Hessian log-det)", function()
         return lv.integrators.euler{ dim = d, dtype = "f64", friction = 0.7, step = 0.1 } end },
       { "euler overdamped", function()

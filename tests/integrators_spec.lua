@@ -59,6 +59,7 @@ local makers = {
   euler = function(o) return lv.integrators.euler(o) end,
   ["euler overdamped"] = function(o) o.kind = "overdamped"; return lv.integrators.euler(o) end,
   planar = function(o) return lv.flows.planar({ dim = o.dim, K = 3, dtype = "f64" }) end,
+  obabo = function(o) return lv.integrators.obabo(o) end,
 }
 
 describe("integrators", function()
@@ -119,6 +120,20 @@ describe("integrators", function()
       assert.is_true(max_abs(zK, zz) < 1e-12 and max_abs(rK, r) < 1e-12)
     end)
 
+    -- README.md, "Adding an integrator": the test of the worked example.
+    it("obabo: half the friction and noise, leapfrog, the other half", function()
+      local integ = lv.integrators.obabo{ dim = d, dtype = "f64", step = h, friction = gamma }
+      local zK, rK = run(integ, z, rho, 1, 99)
+      lv.manual_seed(99)
+      local xi1, xi2 = lv.randn({ 2, d }, "f64"), lv.randn({ 2, d }, "f64")
+      local decay = math.exp(-gamma * h / 2)
+      local s = math.sqrt(1 - decay * decay)
+      local r = rho * decay + xi1 * s - grad_U(z) * (h / 2)
+      local z1 = z + r * h
+      r = (r - grad_U(z1) * (h / 2)) * decay + xi2 * s
+      assert.is_true(max_abs(zK, z1) < 1e-12 and max_abs(rK, r) < 1e-12)
+    end)
+
     it("euler uses g(z) at the old point", function()
       local integ = lv.integrators.euler{ dim = d, dtype = "f64", step = h, friction = gamma }
       local zK, rK = run(integ, z, rho, 1, 99)
@@ -134,13 +149,14 @@ describe("integrators", function()
     local z = lv.randn({ 2, d }, "f64")
     local rho = lv.randn({ 2, d }, "f64")
     for _, K in ipairs({ 1, 5 }) do
-      it("K+1 / K / K+1 / 2K uncached, K = " .. K, function()
+      it("K+1 / 2K uncached / K / K+1 / K / K+1, K = " .. K, function()
         local function count(integ) return select(4, integ:flow(z, rho, U, K)) end
         assert.are.equal(K + 1, count(lv.integrators.leapfrog{ dim = d, dtype = "f64" }))
         assert.are.equal(2 * K, count(lv.integrators.leapfrog{ dim = d, dtype = "f64", cache = false }))
         assert.are.equal(K, count(lv.integrators.qsl{ dim = d, dtype = "f64" }))
         assert.are.equal(K + 1, count(lv.integrators.qsl2{ dim = d, dtype = "f64" }))
         assert.are.equal(K, count(lv.integrators.euler{ dim = d, dtype = "f64" }))
+        assert.are.equal(K + 1, count(lv.integrators.obabo{ dim = d, dtype = "f64" }))
       end)
     end
   end)
@@ -149,7 +165,7 @@ describe("integrators", function()
     local z = lv.randn({ 2, d }, "f64")
     local rho = lv.randn({ 2, d }, "f64")
     it("where the last force was taken at zK: on the tape with create_graph, values under no_grad", function()
-      for _, name in ipairs({ "leapfrog", "leapfrog fixed", "qsl", "qsl2" }) do
+      for _, name in ipairs({ "leapfrog", "leapfrog fixed", "qsl", "qsl2", "obabo" }) do
         local integ = makers[name]({ dim = d, dtype = "f64" })
         local zK, _, _, _, stats = integ:flow(z, rho, U, 3, { create_graph = true })
         assert.is_true(lv.is_tensor(stats.potential), name)
@@ -196,21 +212,33 @@ describe("integrators", function()
   end)
 
   describe("identities", function()
-    it("without friction and noise, qsl2 is leapfrog and qsl preserves volume", function()
+    it("without friction and noise, qsl2 and obabo are leapfrog and qsl preserves volume", function()
       lv.manual_seed(3)
       local z, rho = lv.randn({ 4, d }, "f64"), lv.randn({ 4, d }, "f64")
       local lf = lv.integrators.leapfrog{ dim = d, dtype = "f64", step = 0.2 }
-      local q2 = lv.integrators.qsl2{ dim = d, dtype = "f64", step = 0.2, friction = 0,
-                                      learn = { friction = false }, noise = false }
+      local still = { dim = d, dtype = "f64", step = 0.2, friction = 0, learn = { friction = false },
+                      noise = false }
       local z1, r1, ld1 = lf:flow(z, rho, U, 4)
-      local z2, r2, ld2 = q2:flow(z, rho, U, 4)
+      local z2, r2, ld2 = lv.integrators.qsl2(still):flow(z, rho, U, 4)
       assert.is_true(max_abs(z1, z2) < 1e-12 and max_abs(r1, r2) < 1e-12)
       assert.are.equal(0, ld2:abs():max():item())
-      local q = lv.integrators.qsl{ dim = d, dtype = "f64", step = 0.2, friction = 0,
-                                    learn = { friction = false }, noise = false }
+      -- obabo's half steps are then products with 1: leapfrog to the last bit
+      local z3, r3, ld3 = lv.integrators.obabo(still):flow(z, rho, U, 4)
+      assert.are.equal(0, max_abs(z1, z3))
+      assert.are.equal(0, max_abs(r1, r3))
+      assert.are.equal(0, max_abs(ld1, ld3))
+      local q = lv.integrators.qsl(still)
       local _, _, ld = q:flow(z, rho, U, 4)
       assert.are.equal(0, ld:abs():max():item())
       assert.is_true(math.abs(fd_logdet(q, z:narrow(1, 1, 1), rho:narrow(1, 1, 1), 4)) < 1e-6)
+    end)
+
+    it("obabo's log-determinant is -K sum_j gamma_j h_j, matched T0 cancels it", function()
+      local ob = lv.integrators.obabo{ dim = d, dtype = "f64", step = 0.1, friction = 0.5,
+                                       init_temperature = "matched" }
+      local _, _, ld = ob:flow(lv.randn({ 2, d }, "f64"), lv.randn({ 2, d }, "f64"), U, 4)
+      assert.is_true(max_abs(ld, lv.full({ 2 }, -4 * d * 0.5 * 0.1, "f64")) < 1e-12)
+      assert.is_true(max_abs(ob:temperature0(4), lv.full({ d }, math.exp(2 * 0.5 * 0.1 * 4), "f64")) < 1e-12)
     end)
 
     it("leapfrog is reversible: negate the momentum and integrate back", function()
@@ -309,6 +337,8 @@ describe("integrators", function()
       return lv.integrators.qsl{ dim = d, dtype = "f64", friction = 0.7 } end, 3)
     check("qsl2 step and friction", function()
       return lv.integrators.qsl2{ dim = d, dtype = "f64", friction = 0.7 } end, 2)
+    check("obabo step and friction", function()
+      return lv.integrators.obabo{ dim = d, dtype = "f64", friction = 0.7 } end, 3)
     check("euler step and friction (third derivatives)", function()
       return lv.integrators.euler{ dim = d, dtype = "f64", friction = 0.7, step = 0.1 } end, 2)
     check("planar u, w, b", function() return lv.flows.planar{ dim = d, K = 2, dtype = "f64" } end, 2)
@@ -333,7 +363,7 @@ describe("integrators", function()
   end)
 
   describe("noise from the caller's generator", function()
-    for _, name in ipairs({ "qsl", "qsl2", "euler", "euler overdamped" }) do
+    for _, name in ipairs({ "qsl", "qsl2", "euler", "euler overdamped", "obabo" }) do
       it(name .. ": the same generator state gives the same flow, the default generator untouched", function()
         local integ = makers[name]({ dim = d, dtype = "f64" })
         local z, rho = lv.randn({ 4, d }, "f64"), lv.randn({ 4, d }, "f64")
@@ -357,6 +387,96 @@ describe("integrators", function()
       assert.is_false(ok)
       assert.truthy(tostring(err):find("option 'gen' must be a generator", 1, true))
     end)
+  end)
+
+  describe("the records (src/integrator_kinds.c)", function()
+    it("each kind's constructor makes what its record says, with the record's defaults", function()
+      local seen = {}
+      for _, kind in ipairs(lv.integrator_kinds()) do
+        seen[#seen + 1] = kind.name
+        local make = lv[kind.group][kind.name]
+        assert.is_function(make, kind.name)
+        local integ = make({ dim = 2 })
+        assert.are.equal(kind.name, integ:kind())
+        assert.are.equal(kind.has_momentum, integ:has_momentum(), kind.name)
+        assert.is_true(#kind.options > 0)
+        local defaults = {}
+        for _, o in ipairs(kind.options) do defaults[o.name] = o.default end
+        assert.is_nil(defaults.dim)
+        assert.are.equal(1, defaults.K)
+        assert.are.equal("f32", defaults.dtype)
+        if defaults.step then
+          assert.is_true(math.abs(integ:step_size():max():item() - defaults.step) < 1e-6, kind.name)
+          assert.are.equal(kind.has_noise, defaults.noise, kind.name)
+          assert.are.equal(kind.learnable_friction, defaults.learn.friction, kind.name)
+        end
+        if kind.has_friction then
+          assert.is_true(math.abs(integ:friction():max():item() - defaults.friction) < 1e-6, kind.name)
+        else
+          assert.has_error(function() integ:friction() end)
+        end
+        -- an unknown option names every option of the record
+        local ok, err = pcall(make, { dim = 2, nosuch = 1 })
+        assert.is_false(ok)
+        for _, o in ipairs(kind.options) do assert.truthy(tostring(err):find(o.name, 1, true), o.name) end
+      end
+      assert.are.same({ "leapfrog", "qsl", "qsl2", "euler", "planar", "obabo" }, seen)
+    end)
+
+    it("a flow computes the same numbers recorded or not (coefficients once per flow off the tape)", function()
+      for name, make in pairs(makers) do
+        for _, dtype in ipairs({ "f64", "f32" }) do
+          for _, per_step in ipairs({ false, true }) do
+            if name ~= "planar" or (dtype == "f64" and not per_step) then
+              local o = { dim = d, dtype = dtype, step = 0.15, friction = 0.4 }
+              if per_step then o.per_step, o.K = true, 3 end
+              local integ = make(o)
+              lv.manual_seed(6)
+              local z = lv.randn({ 4, d }, dtype)
+              local rho = integ:has_momentum() and lv.randn({ 4, d }, dtype) or nil
+              local Ud = function(q) return U(q:to("f64")):to(dtype) end
+              local a = { integ:flow(z, rho, Ud, 3, { gen = lv.Generator(9) }) }
+              local b = { integ:flow(z, rho, Ud, 3, { gen = lv.Generator(9), create_graph = true }) }
+              for i = 1, 3 do
+                if a[i] then assert.are.equal(0, max_abs(a[i], b[i]:detach()), name .. " " .. dtype) end
+              end
+            end
+          end
+        end
+      end
+    end)
+  end)
+
+  it("README.md's 'Adding an integrator' shows the code that runs, line for line", function()
+    local read = require("helpers").read_bytes
+    local function lines_of(text)
+      local out = {}
+      for line in (text .. "\n"):gmatch("(.-)\n") do out[#out + 1] = line:match("^%s*(.-)%s*$") end
+      return out
+    end
+    --- Do the lines of block stand, in order and one after another, in
+    -- text (leading indentation aside)?
+    local function contains(text, block)
+      local t, b = lines_of(text), lines_of(block)
+      for i = 1, #t - #b + 1 do
+        local j = 1
+        while j <= #b and t[i + j - 1] == b[j] do j = j + 1 end
+        if j > #b then return true end
+      end
+      return false
+    end
+    local readme = read("README.md")
+    local first = assert(readme:find("\n### Adding an integrator\n", 1, true))
+    local last = assert(readme:find("\n### ", first + 1, true))
+    local section = readme:sub(first, last)
+    local sources = { c = read("src/integrator_kinds.c"), lua = read("tests/integrators_spec.lua") }
+    local n = 0
+    for lang, block in section:gmatch("\n```(%a+)\n(.-)\n```") do
+      n = n + 1
+      assert(sources[lang], "a ```" .. lang .. " block")
+      assert(contains(sources[lang], block), "not in the source:\n" .. block)
+    end
+    assert.are.equal(5, n)
   end)
 
   describe("errors", function()
@@ -383,6 +503,9 @@ describe("integrators", function()
       fails(function() lv.integrators.leapfrog{ dim = 2, tempering = "warm" } end, "unknown tempering")
       fails(function() lv.integrators.euler{ dim = 2, clip_force = 1 } end, "clip_force is refused")
       fails(function() lv.integrators.euler{ dim = 2, kind = "sideways" } end, "underdamped")
+      -- a mistyped option is refused even where its value would not be used
+      fails(function() lv.integrators.leapfrog{ dim = 2, T0 = "x" } end, "option 'T0' must be a number")
+      fails(function() lv.integrators.obabo{ dim = 2, friction = 0 } end, "a learned friction")
       local integ = lv.integrators.qsl{ dim = 2, dtype = "f64" }
       local z, rho = lv.zeros({ 3, 2 }, "f64"), lv.zeros({ 3, 2 }, "f64")
       fails(function() integ:flow(z, rho, U, 0) end, "K must be at least 1")

@@ -18,6 +18,26 @@
 -- README's subsections). tests/help_spec.lua checks that every C function
 -- has exactly one entry here and that README.md mentions each of them. Not
 -- here: the Lua functions of lv (their `---` comments document them).
+--
+-- The constructors of integrators and flows are written down once, in
+-- their records (src/integrator_kinds.c): their entries are made from
+-- lv.integrator_kinds(), and help() lists their options from it too.
+
+local core = require "lvae.core"
+
+--- The entries of the constructors in group ("integrators", "flows"),
+-- and the names of every kind ("\"leapfrog\", ... or \"obabo\"").
+local function kinds(group)
+  local entries, names = {}, {}
+  for _, kind in ipairs(core.integrator_kinds()) do
+    names[#names + 1] = string.format("%q", kind.name)
+    if kind.group == group then
+      entries[kind.name] = { string.format("lv.%s.%s{dim, ...} -> Integrator", group, kind.name),
+                             kind.summary }
+    end
+  end
+  return entries, table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+end
 
 return {
   functions = {
@@ -197,6 +217,9 @@ return {
     image_scatter = { "lv.image_scatter(points [, {size, height, width, range}]) -> Tensor, integer",
                       "counts of the points [S, 2] per pixel [H, W] (y up), and the number outside the range" },
 
+    -- integrators
+    integrator_kinds = { "lv.integrator_kinds() -> list",
+                         "one table per kind of flow: name, group, summary, what it has, options with their defaults" },
     -- utilities
     clock = { "lv.clock() -> number", "monotonic wall-clock seconds" },
     memory_reset_peak = { "lv.memory_reset_peak()", "starts lv.memory_stats().peak_bytes again from the live bytes" },
@@ -224,7 +247,7 @@ return {
     friction = { "flow:friction() -> Tensor", "the friction gamma [d]" },
     has_momentum = { "flow:has_momentum() -> boolean", "whether the flow carries a momentum rho (not planar, not overdamped euler)" },
     init_momentum = { "flow:init_momentum(B [, K] [, gen]) -> Tensor", "a starting momentum sqrt(T0) N(0, I) [B, d]" },
-    kind = { "flow:kind() -> string", "\"leapfrog\", \"qsl\", \"qsl2\", \"euler\" or \"planar\"" },
+    kind = { "flow:kind() -> string", select(2, kinds("integrators")) },
     load_state_dict = { "flow:load_state_dict(t) -> flow", "copies the named tensors of t (as from flow:state_dict) into the flow" },
     parameters = { "flow:parameters() -> list", "the flow's learned tensors" },
     state_dict = { "flow:state_dict() -> table", "copies of the flow's named tensors, learned or not" },
@@ -232,19 +255,9 @@ return {
     temperature0 = { "flow:temperature0([K]) -> Tensor", "the initial temperature T0 of rho0 ~ N(0, T0 I)" },
   },
 
-  integrators = {
-    euler = { "lv.integrators.euler{dim, ...} -> Integrator",
-              "the Euler-Maruyama Langevin flow (SPEC 3.4; kind = \"overdamped\" too)" },
-    leapfrog = { "lv.integrators.leapfrog{dim, ...} -> Integrator",
-                 "the HVAE leapfrog flow (SPEC 3.1; tempering \"none\", \"fixed\" or \"free\")" },
-    qsl = { "lv.integrators.qsl{dim, ...} -> Integrator", "the quasi-symplectic Langevin flow of L-VAE (SPEC 3.2)" },
-    qsl2 = { "lv.integrators.qsl2{dim, ...} -> Integrator", "the symmetric second-order quasi-symplectic flow (SPEC 3.3)" },
-  },
+  integrators = kinds("integrators"),
 
-  flows = {
-    planar = { "lv.flows.planar{dim, K [, amortized] [, dtype]} -> Integrator",
-               "K planar layers (SPEC 3.5, Rezende & Mohamed); amortized takes u, w, b per sample" },
-  },
+  flows = kinds("flows"),
 
   mpi = {
     active = { "lv.mpi.active() -> boolean", "whether this process has joined a job of several MPI ranks" },

@@ -149,6 +149,33 @@ local function core_doc_entries(methods)
   return core_entries
 end
 
+--- The options of a constructor of lv.integrators or lv.flows, one line
+-- each with its default, from the kind's record (lv.integrator_kinds());
+-- nil for any other function.
+local function kind_options(fn)
+  local core = require "lvae.core"
+  for _, kind in ipairs(core.integrator_kinds()) do
+    if core[kind.group] and core[kind.group][kind.name] == fn then
+      local lines = { "  options:" }
+      for _, o in ipairs(kind.options) do
+        local default = o.default
+        if default == nil then
+          default = "(required)"
+        elseif type(default) == "table" then
+          default = string.format("= {step = %s, friction = %s, temperature = %s}",
+                                  default.step, default.friction, default.temperature)
+        elseif type(default) == "string" then
+          default = string.format("= %q", default)
+        else
+          default = "= " .. tostring(default)
+        end
+        lines[#lines + 1] = string.format("    %s %s: %s", o.name, default, o.doc)
+      end
+      return table.concat(lines, "\n")
+    end
+  end
+end
+
 --- help(lv, methods, obj) -> text.
 function M.describe(lv, methods, obj)
   local lines = {}
@@ -179,6 +206,7 @@ function M.describe(lv, methods, obj)
         lines[#lines + 1] = "  " .. e.description
         if e.method then lines[#lines + 1] = string.format("  (also the method %s)", e.method) end
       end
+      lines[#lines + 1] = kind_options(obj)
     elseif name then
       lines[#lines + 1] = string.format("%s: a function of the C core, not yet in lua/lvae/core_doc.lua", name)
     else
