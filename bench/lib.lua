@@ -292,6 +292,79 @@ function lib.write_json(name, data)
   return path
 end
 
+--- lib.wait_quiet(opts): waits, in windows of opts.window seconds (1),
+-- until one window in which some task waited for a CPU at most opts.limit
+-- of the time (0.05), or opts.max_wait seconds (60) have passed. Returns
+-- the seconds waited and the last window's share (nil where Linux does
+-- not say: then it returns at once). For a benchmark on a shared
+-- machine, before a measurement that other work would disturb.
+function lib.wait_quiet(opts)
+  opts = opts or {}
+  local window, limit, max_wait = opts.window or 1, opts.limit or 0.05, opts.max_wait or 60
+  if not lib.cpu_stall() then return 0, nil end
+  local t0 = lib.clock()
+  local share
+  repeat
+    local s0, w0 = lib.cpu_stall(), lib.clock()
+    os.execute("sleep " .. window)
+    share = (lib.cpu_stall() - s0) / (lib.clock() - w0)
+  until share <= limit or lib.clock() - t0 >= max_wait
+  return lib.clock() - t0, share
+end
+
+--- lib.write_text(path, text): writes text to path through a temporary
+-- name, then renamed, so a reader never sees half a file.
+function lib.write_text(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(text)
+  assert(f:close())
+  assert(os.rename(tmp, path))
+end
+
+-- Where the section "## title" of markdown text starts (the position of
+-- its heading) and where the next "## " heading starts (or #text + 1).
+local function section_bounds(text, title)
+  local heading = "## " .. title
+  local pos = 1
+  while pos <= #text do
+    local eol = text:find("\n", pos, true) or #text + 1
+    if text:sub(pos, eol - 1):gsub("%s+$", "") == heading then
+      local rest = eol + 1
+      while rest <= #text do
+        local e = text:find("\n", rest, true) or #text + 1
+        if text:sub(rest, rest + 2) == "## " then return pos, rest end
+        rest = e + 1
+      end
+      return pos, #text + 1
+    end
+    pos = eol + 1
+  end
+end
+
+--- lib.markdown_section(text, title): the section of markdown text that
+-- begins with the line "## title" and runs to the next "## " heading or
+-- the end (with its final newline), or nil when there is none.
+function lib.markdown_section(text, title)
+  local a, b = section_bounds(text, title)
+  if not a then return nil end
+  return (text:sub(a, b - 1):gsub("%s+$", "")) .. "\n"
+end
+
+--- lib.replace_markdown_section(text, title, section): text with its
+-- section "## title" replaced by section (which begins with that
+-- heading), or section appended after a blank line when text has none.
+function lib.replace_markdown_section(text, title, section)
+  section = section:gsub("%s+$", "") .. "\n"
+  local a, b = section_bounds(text, title)
+  if not a then
+    local body = text:gsub("%s+$", "")
+    return (body ~= "" and body .. "\n\n" or "") .. section
+  end
+  local after = text:sub(b)
+  return text:sub(1, a - 1) .. section .. (after ~= "" and "\n" .. after or "")
+end
+
 --- lib.quietest(measure, opts): calls measure() -- whose result has
 -- .stall, the share of its time in which some task waited for a CPU -- up
 -- to opts.tries times while that share is above opts.limit, and keeps the
