@@ -16,6 +16,8 @@
 -- the figure. What it does not do: assert anything about speed (tests
 -- never time), or compare runs made on different days.
 
+local files = require "lvae.files"
+
 local lib = {}
 
 local lv_ok, lv = pcall(require, "lvae")
@@ -48,8 +50,8 @@ function lib.options(script, flags)
   return o
 end
 
---- lib.shell_quote(s): s as one word of a POSIX shell command.
-function lib.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+--- lib.shell_quote(s): s as one word of a POSIX shell command (lvae.files.quote).
+lib.shell_quote = files.quote
 
 --- lib.clock(): seconds on a monotonic clock, as a float.
 -- lv.clock when the toolkit has it; otherwise os.clock, which counts the
@@ -132,13 +134,7 @@ function lib.run(cmd)
   return lines, ok == true
 end
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = files.read_file
 
 --- lib.cpu_pressure(): the share of the last 10 s (in %) in which some
 -- runnable task waited for a CPU (Linux PSI), or nil where unsupported.
@@ -271,24 +267,17 @@ function lib.results_dir()
   local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "bench"
   dir = tidy_path(dir)
   local results = dir .. "/results"
-  os.execute("mkdir -p " .. lib.shell_quote(results))
+  files.mkdir_p(results)
   return results
 end
 
 --- lib.write_json(name, data): writes data to bench/results/NAME.json
--- through lua-cjson, to a temporary name first and then renamed, so a
--- reader never sees half a file. NaN and infinities become null. Returns
--- the path.
+-- as the runner writes its JSON (lvae.files: sorted keys, every bit of a
+-- number), to a temporary name first and then renamed, so a reader never
+-- sees half a file. NaN and infinities become null. Returns the path.
 function lib.write_json(name, data)
-  local cjson = require("cjson").new()
-  cjson.encode_invalid_numbers("null")
-  cjson.encode_sparse_array(true)
   local path = lib.results_dir() .. "/" .. name .. ".json"
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  f:write(cjson.encode(data), "\n")
-  assert(f:close())
-  assert(os.rename(tmp, path))
+  files.write_json(path, data, { nonfinite = "null" })
   return path
 end
 

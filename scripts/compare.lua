@@ -40,11 +40,10 @@
 
 local runner = require "lvae.run"
 local reading = require "lvae.reading"
-local shell = require "lvae.shell"
+local files = require "lvae.files"
 local slurm = require "lvae.slurm"
 local sweep = require "lvae.sweep"
 local lv = require "lvae"
-local cjson = require "cjson"
 
 local DEMO_COMMON = "--data fashion --arch mlp --d 32 --subset 10000 --epochs 5 "
   .. "--nll-samples 200 --nll-runs 2 --patience 0"
@@ -55,14 +54,7 @@ local DEMO_CONFIGS = "--model vae; --model hvae --K 5 --tempering fixed; "
 local DEMO_TEST_IMAGES = 500
 local DEMO_TEST_FILE = "test-fixed.npy"
 
-local function read_json(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local ok, value = pcall(cjson.decode, text)
-  return ok and value or nil
-end
+local read_json = files.read_json    -- nil when the file is missing or not JSON
 
 local function fmt(v, pattern)
   if type(v) ~= "number" or v ~= v then return "–" end
@@ -86,7 +78,7 @@ end
 -- options they share. `writer`: this process writes the demo's fixed test
 -- set into the folder (one process of an MPI job does).
 local function start_sweep(run, c, writer)
-  local dir = shell.absolute(run.dir)
+  local dir = files.absolute(run.dir)
   if not c.demo then return dir, sweep.configs(c.configs), c.common end
   if writer then write_demo_test_set(run, c) end
   return dir, sweep.configs(DEMO_CONFIGS), DEMO_COMMON .. " --test-file " .. dir .. "/" .. DEMO_TEST_FILE
@@ -166,13 +158,13 @@ local function submit_to_slurm(run, c)
   end
   local job = {
     script = dir .. "/sweep.sbatch",
-    gather = shell.command({ sweep.launcher(), "run", shell.absolute(run.file),
+    gather = files.command({ sweep.launcher(), "run", files.absolute(run.file),
                              "--gather=" .. table.concat(patterns, "; ") }),
     waited = c.slurm_wait,
   }
-  runner.write_atomic(job.script, slurm.script(commands, {
+  files.write_atomic(job.script, slurm.script(commands, {
     job_name = c.name or "compare", cpus = c.slurm_cpus, partition = c.slurm_partition,
-    time = c.slurm_time, log_dir = dir, chdir = shell.cwd() }))
+    time = c.slurm_time, log_dir = dir, chdir = files.cwd() }))
   local status, said
   job.job_id, status, said = slurm.submit(job.script, { wait = c.slurm_wait, submitted = function(id)
     run:print(string.format("submitted Slurm job %s: %d array tasks, one per configuration", id, #configs))
@@ -260,9 +252,9 @@ local function check_combination(c)
   if c.slurm and c.gather ~= "" then
     error("--gather tabulates finished runs; it does not go with --slurm, which runs configurations", 0)
   end
-  if c.gather == "" and not shell.readable(c.experiment) then
+  if c.gather == "" and not files.readable(c.experiment) then
     error(string.format("--experiment: cannot open %s (a path from %s, the folder compare.lua runs in)",
-      c.experiment, shell.cwd()), 0)
+      c.experiment, files.cwd()), 0)
   end
   if lv.mpi.active() and (c.slurm or c.gather ~= "") then
     error("under mpirun compare.lua runs the configurations across the ranks; start it without mpirun "
@@ -326,7 +318,7 @@ local function tabulate(run, c, rows)
     local res = status == 0 and read_json(toy.dir .. "/results.json") or nil
     if res and res.picture then
       local from = assert(io.open(toy.dir .. "/pictures/" .. res.picture, "rb"))
-      runner.write_atomic(run.dir .. "/toy2d-posterior.png", from:read("a"))
+      files.write_atomic(run.dir .. "/toy2d-posterior.png", from:read("a"))
       from:close()
       back.toy2d = res.flows
       local parts = {}
@@ -344,7 +336,7 @@ local function tabulate(run, c, rows)
     end
   end
 
-  runner.write_atomic(run.dir .. "/table.md", markdown .. "\n")
+  files.write_atomic(run.dir .. "/table.md", markdown .. "\n")
   for _, r in ipairs(rows) do
     if r.results and r.results.pictures then
       run:print(string.format("pictures of %s: %s/pictures/", r.label, r.dir))

@@ -352,7 +352,7 @@ return {
     run:print("\n" .. markdown)
     results.markdown = "table.md"
     if not run.main then return results end     -- rank 0 writes the files
-    require("lvae.run").write_atomic(run.dir .. "/table.md", markdown .. "\n")
+    require("lvae.files").write_atomic(run.dir .. "/table.md", markdown .. "\n")
 
     -- One figure per error, ML floor included; a failure to plot (no
     -- gnuplot) is reported, not fatal: the table is the result.

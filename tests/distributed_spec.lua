@@ -48,12 +48,7 @@ local function mpirun(np, args)
     ENV, np, table.concat(quoted, " ")))
 end
 
-local function read_json(path)
-  local f = assert(io.open(path, "r"), "missing " .. path)
-  local v = require("cjson").decode(f:read("a"))
-  f:close()
-  return v
-end
+local read_json = H.read_json
 
 --- The one run folder under out.
 local function run_dir(out)

@@ -5,14 +5,8 @@ local lv = require "lvae"
 local data = lv.data
 local runner = require "lvae.run"
 local H = require "helpers"
-local cjson = require "cjson"
 
-local function read_json(path)
-  local f = assert(io.open(path, "r"), "missing " .. path)
-  local value = cjson.decode(f:read("a"))
-  f:close()
-  return value
-end
+local read_json = H.read_json
 
 local exists = H.exists
 

@@ -8,15 +8,9 @@
 
 local lv = require "lvae"
 local H = require "helpers"
-local cjson = require "cjson"
 
-local sh_quote = H.sh_quote
+local sh_quote, read_json = H.sh_quote, H.read_json
 local FIXTURE = "tests/fixtures/signal_experiment.lua"
-
-local function read_json(path)
-  local text = H.read_bytes(path)
-  return text and cjson.decode(text) or nil
-end
 
 local function sh(cmd)
   local ok = os.execute(cmd)

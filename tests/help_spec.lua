@@ -18,6 +18,7 @@
 local lv = require "lvae"
 local core = require "lvae.core"
 local doc = require "lvae.core_doc"
+local H = require "helpers"
 
 local registry = debug.getregistry()
 
@@ -56,12 +57,7 @@ local function sorted_keys(t)
   return keys
 end
 
-local function read_file(path)
-  local f = assert(io.open(path, "r"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read_file = H.read_bytes
 
 --- The code of README.md's API sections: inline code spans and fenced
 -- blocks, joined by newlines.

@@ -442,12 +442,14 @@ function H.list_dir(dir)
   return names
 end
 
-function H.read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+--- The bytes of a file, or nil when it cannot be opened (lvae.files').
+H.read_file = require("lvae.files").read_file
+
+--- The bytes of a file that must be there.
+function H.read_bytes(path) return (assert(H.read_file(path), "missing " .. path)) end
+
+--- The value of a JSON file that must be there.
+function H.read_json(path) return require("cjson").decode(H.read_bytes(path)) end
 
 function H.write_bytes(path, s)
   local f = assert(io.open(path, "wb"))

@@ -21,12 +21,12 @@
 
 local lv = require "lvae"
 local run_mod = require "lvae.run"
-local cjson = require "cjson"
+local H = require "helpers"
 
 local FILE = "tests/fixtures/tiny_experiment.lua"
 
 local tmp
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local q = H.sh_quote
 
 setup(function()
   local p = io.popen("mktemp -d")
@@ -62,17 +62,7 @@ local function main(args, with_file)
   return status, run, out:text(), err:text()
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function json(path) return cjson.decode((assert(read(path), "missing " .. path))) end
-
-local function exists(path) return os.rename(path, path) ~= nil end
+local read, json, exists = H.read_file, H.read_json, H.exists
 
 --- A value made comparable: tensors become nested tables of numbers.
 local function plain(v)
@@ -403,7 +393,7 @@ describe("run", function()
     local status, run = main({ exp, "--out", tmp, "--quick", "--quiet" }, false)
     assert.are.equal(0, status)
     local text = read(run.dir .. "/results.json")
-    local results = cjson.decode(text)
+    local results = require("cjson").decode(text)
     assert.are.equal("completed", results.status)
     assert.is_true(results.quick)
     assert.are.equal("1,2", results.dims)

@@ -7,17 +7,8 @@
 -- stopped in training then resumes to completion.
 
 local H = require "helpers"
-local cjson = require "cjson"
 
-local sh_quote = H.sh_quote
-
-local function read_json(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return cjson.decode(text)
-end
+local sh_quote, read_json = H.sh_quote, H.read_json
 
 local function sleep(seconds) os.execute("sleep " .. seconds) end
 

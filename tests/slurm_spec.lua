@@ -5,9 +5,8 @@
 -- an MPI job, and the errors when sbatch is missing or refuses (a fake
 -- sbatch on PATH: no cluster needed).
 local runner = require "lvae.run"
-local shell = require "lvae.shell"
+local files = require "lvae.files"
 local H = require "helpers"
-local cjson = require "cjson"
 
 local exists = H.exists
 
@@ -19,7 +18,7 @@ local CONFIGS = "--configs=--model vae; --model hvae"
 local COMMON = "--common=--data fashion --subset 200 --epochs 1 --nll-samples 5 --nll-runs 1 "
   .. "--test-subset 20 --batch 100 --d 4 --K 1"
 
-local function read_json(path) return cjson.decode(H.read_bytes(path)) end
+local read_json = H.read_json
 
 local read_text, write_text = H.read_bytes, H.write_bytes
 
@@ -43,7 +42,7 @@ local function lvae_run(args, env, seconds, prefix)
   for _, w in ipairs(prefix or {}) do argv[#argv + 1] = w end
   for _, w in ipairs({ "./lvae", "run" }) do argv[#argv + 1] = w end
   for _, a in ipairs(args) do argv[#argv + 1] = a end
-  return status_and_output(shell.command(argv) .. " 2>&1")
+  return status_and_output(files.command(argv) .. " 2>&1")
 end
 
 --- The one folder in `dir` whose name matches `pattern` (a Lua pattern).
@@ -175,20 +174,20 @@ local function start_cluster(c)
   c.ctld_port, c.d_port = free_ports()
   c.conf = c.dir .. "/slurm.conf"
   -- munged wants its socket's folder reachable by every user
-  assert(os.execute("chmod 755 " .. shell.quote(c.dir)))
-  assert(os.execute("mkdir -p " .. shell.quote(c.dir .. "/state") .. " " .. shell.quote(c.dir .. "/spool")))
+  assert(os.execute("chmod 755 " .. files.quote(c.dir)))
+  assert(os.execute("mkdir -p " .. files.quote(c.dir .. "/state") .. " " .. files.quote(c.dir .. "/spool")))
   local random = assert(io.open("/dev/urandom", "rb"))
   write_text(c.dir .. "/munge.key", random:read(128))
   random:close()
-  assert(os.execute("chmod 600 " .. shell.quote(c.dir .. "/munge.key")))
-  local munged = shell.command({ "munged", "--socket=" .. c.dir .. "/munge.sock", "--key-file=" .. c.dir .. "/munge.key",
+  assert(os.execute("chmod 600 " .. files.quote(c.dir .. "/munge.key")))
+  local munged = files.command({ "munged", "--socket=" .. c.dir .. "/munge.sock", "--key-file=" .. c.dir .. "/munge.key",
     "--log-file=" .. c.dir .. "/munged.log", "--pid-file=" .. c.dir .. "/munged.pid",
     "--seed-file=" .. c.dir .. "/munged.seed" })
   assert(os.execute(munged), "munged did not start; see " .. c.dir .. "/munged.log")
   write_text(c.conf, slurm_conf(c))
-  assert(os.execute(shell.command({ "slurmctld", "-f", c.conf })), "slurmctld did not start")
-  assert(os.execute(shell.command({ "slurmd", "-f", c.conf, "-N", "localhost" })), "slurmd did not start")
-  local sinfo = shell.command({ "env", "SLURM_CONF=" .. c.conf, "sinfo", "-h", "-n", "localhost", "-o", "%T" })
+  assert(os.execute(files.command({ "slurmctld", "-f", c.conf })), "slurmctld did not start")
+  assert(os.execute(files.command({ "slurmd", "-f", c.conf, "-N", "localhost" })), "slurmd did not start")
+  local sinfo = files.command({ "env", "SLURM_CONF=" .. c.conf, "sinfo", "-h", "-n", "localhost", "-o", "%T" })
   local state
   local idle = wait_for(function()
     state = output_of(sinfo .. " 2>&1")
@@ -203,10 +202,10 @@ local function stop_cluster(c)
   local survivors = {}
   if c.conf then
     local env = "SLURM_CONF=" .. c.conf
-    os.execute(shell.command({ "env", env, "scancel", "--user=" .. output_of("id -un"):match("%S+") })
+    os.execute(files.command({ "env", env, "scancel", "--user=" .. output_of("id -un"):match("%S+") })
       .. " >/dev/null 2>&1")
     wait_for(function()
-      return not output_of(shell.command({ "env", env, "squeue", "-h" }) .. " 2>/dev/null"):match("%S")
+      return not output_of(files.command({ "env", env, "squeue", "-h" }) .. " 2>/dev/null"):match("%S")
     end, 10)
   end
   for _, daemon in ipairs({ "slurmd", "slurmctld", "munged" }) do
@@ -219,7 +218,7 @@ local function stop_cluster(c)
       end
     end
   end
-  os.execute("rm -rf " .. shell.quote(c.dir))
+  os.execute("rm -rf " .. files.quote(c.dir))
   assert(#survivors == 0, "still running after SIGKILL: " .. table.concat(survivors, ", "))
 end
 
@@ -229,13 +228,13 @@ describe("compare.lua on Slurm", function()
   it("runs the configurations as a job array on a one-node cluster and tabulates them", function()
     if not is_root() then return pending("starting slurmctld and slurmd needs root (id -u is not 0)") end
     for _, daemon in ipairs({ "munged", "slurmctld", "slurmd", "sbatch", "sinfo" }) do
-      if not shell.found(daemon) then return pending(daemon .. " is not installed (scripts/setup.sh)") end
+      if not files.found(daemon) then return pending(daemon .. " is not installed (scripts/setup.sh)") end
     end
     if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
     local cluster = { dir = H.make_dir() }
     local out = H.make_dir()
     finally(function()
-      os.execute("rm -rf " .. shell.quote(out))
+      os.execute("rm -rf " .. files.quote(out))
       stop_cluster(cluster)
     end)
     start_cluster(cluster)
@@ -261,10 +260,10 @@ describe("compare.lua on Slurm", function()
 
     -- the printed --gather command, run as printed, tabulates the same runs
     local gathered_out = H.make_dir()
-    local gather_status, gather_text = status_and_output(job.gather .. " --out " .. shell.quote(gathered_out) .. " 2>&1")
+    local gather_status, gather_text = status_and_output(job.gather .. " --out " .. files.quote(gathered_out) .. " 2>&1")
     assert.are.equal(0, gather_status, gather_text)
     local gathered = table_rows(read_text(only_folder(gathered_out, "^compare%-") .. "/table.md"))
-    os.execute("rm -rf " .. shell.quote(gathered_out))
+    os.execute("rm -rf " .. files.quote(gathered_out))
     assert.are.equal(4, #gathered)
     assert.truthy(gathered[3]:find("^| %-%-model vae |"), gathered[3])
     assert.truthy(gathered[4]:find("^| %-%-model hvae |"), gathered[4])
@@ -276,13 +275,13 @@ end)
 local function bin_folder(links, fake_sbatch)
   local dir = H.make_dir()
   for _, name in ipairs(links) do
-    local path = output_of("command -v " .. shell.quote(name)):match("^%s*(.-)%s*$")
+    local path = output_of("command -v " .. files.quote(name)):match("^%s*(.-)%s*$")
     assert(path ~= "", name .. " is not on PATH")
-    assert(os.execute(shell.command({ "ln", "-s", path, dir .. "/" .. name })))
+    assert(os.execute(files.command({ "ln", "-s", path, dir .. "/" .. name })))
   end
   if fake_sbatch then
     write_text(dir .. "/sbatch", "#!/bin/sh\n" .. fake_sbatch)
-    assert(os.execute("chmod +x " .. shell.quote(dir .. "/sbatch")))
+    assert(os.execute("chmod +x " .. files.quote(dir .. "/sbatch")))
   end
   return dir
 end
@@ -290,11 +289,11 @@ end
 describe("compare.lua --slurm without a cluster", function()
   local out
   before_each(function() out = H.make_dir() end)
-  after_each(function() os.execute("rm -rf " .. shell.quote(out)) end)
+  after_each(function() os.execute("rm -rf " .. files.quote(out)) end)
 
   it("writes the job array's script, submits it and prints the job, the script and the --gather command", function()
     local bin = bin_folder({}, 'printf "%s\\n" "$@" > "$(dirname "$0")/arguments"\necho 4242\n')
-    finally(function() os.execute("rm -rf " .. shell.quote(bin)) end)
+    finally(function() os.execute("rm -rf " .. files.quote(bin)) end)
     local status, text = lvae_run({ "scripts/compare.lua", CONFIGS, COMMON, "--slurm", "--slurm-partition", "debug",
                                     "--slurm-time", "0:05:00", "--slurm-cpus", "2", "--out", out },
                                   { "PATH=" .. bin .. ":" .. os.getenv("PATH") }, 30)
@@ -312,22 +311,22 @@ describe("compare.lua --slurm without a cluster", function()
     local script = read_text(job.script)
     for _, line in ipairs({ "#SBATCH --array=0-1", "#SBATCH --cpus-per-task=2", "#SBATCH --partition=debug",
                             "#SBATCH --time=0:05:00", "#SBATCH --output=" .. dir .. "/slurm-%A_%a.out",
-                            "#SBATCH --chdir=" .. shell.cwd(), "export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2" }) do
+                            "#SBATCH --chdir=" .. files.cwd(), "export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2" }) do
       assert.truthy(script:find("\n" .. line .. "\n", 1, true), line .. " is not in\n" .. script)
     end
     -- task k runs configuration k + 1 as the runs here do, every path from the root
-    local launcher = shell.cwd() .. "/lvae"
-    local experiment = shell.cwd() .. "/scripts/images.lua"
+    local launcher = files.cwd() .. "/lvae"
+    local experiment = files.cwd() .. "/scripts/images.lua"
     for k, model in ipairs({ "vae", "hvae" }) do
-      local command = shell.command({ launcher, "run", experiment, "--data", "fashion", "--subset", "200", "--epochs",
+      local command = files.command({ launcher, "run", experiment, "--data", "fashion", "--subset", "200", "--epochs",
         "1", "--nll-samples", "5", "--nll-runs", "1", "--test-subset", "20", "--batch", "100", "--d", "4", "--K", "1",
         "--model", model, "--out", dir .. "/runs", "--seed", "1", "--name", "config" .. k })
       assert.truthy(script:find(string.format("\n  %d) exec %s ;;\n", k - 1, command), 1, true), script)
     end
-    assert.truthy(job.gather:find(shell.quote("--gather=" .. dir .. "/runs/config1-*; " .. dir .. "/runs/config2-*"),
+    assert.truthy(job.gather:find(files.quote("--gather=" .. dir .. "/runs/config1-*; " .. dir .. "/runs/config2-*"),
       1, true), job.gather)
     -- a task the array does not have says so
-    local bad_status, bad_text = status_and_output("SLURM_ARRAY_TASK_ID=7 sh " .. shell.quote(job.script) .. " 2>&1")
+    local bad_status, bad_text = status_and_output("SLURM_ARRAY_TASK_ID=7 sh " .. files.quote(job.script) .. " 2>&1")
     assert.are.equal(1, bad_status)
     assert.truthy(bad_text:find("no command for array task '7' (tasks are 0 to 1)", 1, true), bad_text)
   end)
@@ -335,7 +334,7 @@ describe("compare.lua --slurm without a cluster", function()
   it("says so when sbatch is not on PATH", function()
     -- a PATH with what this test, ./lvae and the runner use, and no sbatch
     local bin = bin_folder({ "timeout", "lua5.4", "dirname", "mkdir", "ls", "git" })
-    finally(function() os.execute("rm -rf " .. shell.quote(bin)) end)
+    finally(function() os.execute("rm -rf " .. files.quote(bin)) end)
     local status, text = lvae_run({ "scripts/compare.lua", CONFIGS, "--slurm", "--out", out }, { "PATH=" .. bin }, 30)
     assert.are.equal(1, status, text)
     assert.truthy(text:find("sbatch is not on PATH: submitting needs Slurm's client commands", 1, true), text)
@@ -346,7 +345,7 @@ describe("compare.lua --slurm without a cluster", function()
   it("passes on what sbatch said when it refuses the job", function()
     local bin = bin_folder({}, 'echo "sbatch: error: Batch job submission failed: Invalid partition name specified" >&2\n'
       .. "exit 1\n")
-    finally(function() os.execute("rm -rf " .. shell.quote(bin)) end)
+    finally(function() os.execute("rm -rf " .. files.quote(bin)) end)
     local status, text = lvae_run({ "scripts/compare.lua", CONFIGS, "--slurm", "--slurm-partition", "nosuch",
                                     "--out", out }, { "PATH=" .. bin .. ":" .. os.getenv("PATH") }, 30)
     assert.are.equal(1, status, text)
@@ -381,12 +380,12 @@ end)
 
 describe("compare.lua under mpirun", function()
   it("spreads the configurations over the ranks, each run once, and rank 0 tabulates them", function()
-    if not shell.found("mpirun") or not require("lvae").mpi.compiled() then
+    if not files.found("mpirun") or not require("lvae").mpi.compiled() then
       return pending("needs Open MPI: mpirun, and lvae built with it (libopenmpi-dev, then make)")
     end
     if not have_fashion then return pending("dataset-fashion-mnist is not installed (scripts/setup.sh)") end
     local out = H.make_dir()
-    finally(function() os.execute("rm -rf " .. shell.quote(out)) end)
+    finally(function() os.execute("rm -rf " .. files.quote(out)) end)
     local status, text = lvae_run({ "scripts/compare.lua", CONFIGS, COMMON, "--out", out }, {}, 60,
                                   { "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2" })
     assert.are.equal(0, status, text)

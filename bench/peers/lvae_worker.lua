@@ -66,6 +66,7 @@ local rss_before = memory_kib().VmRSS
 local lv = require "lvae"
 local rss_after = memory_kib().VmRSS
 local cjson = require "cjson"
+local files = require "lvae.files"
 local rows = require "bench.peers.rows"
 local models = require "bench.peers.lvae_models"
 
@@ -76,19 +77,13 @@ local function fail(fmt, ...)
   os.exit(1)
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  assert(f:close())
-end
-
 local function save(dir, name, t)
   lv.save_npy(dir .. "/" .. name, t:detach():contiguous())
   return name
 end
 
 local function check(row, dir, dtype, batch)
-  os.execute("mkdir -p '" .. dir .. "'")
+  files.mkdir_p(dir)
   row = setmetatable({ batch = batch }, { __index = row })
   local m = models.build(row, dtype, WEIGHT_SEED, root)
   local x = models.batch(row, dtype, BATCH_SEED)
@@ -110,10 +105,10 @@ local function check(row, dir, dtype, batch)
     manifest.noise[i] = { name = draw[1], file = save(dir, "noise_" .. draw[1] .. ".npy", draw[2]) }
   end
   local after_draws = lv.get_rng_state().offset
-  write_file(dir .. "/manifest.json", cjson.encode(manifest))
+  files.write_atomic(dir .. "/manifest.json", cjson.encode(manifest))
 
   local out = dir .. "/lvae"
-  os.execute("mkdir -p '" .. out .. "'")
+  files.mkdir_p(out)
   local opt = models.optimizer(m)
   local result = {}
   for step = 1, 2 do
@@ -136,7 +131,7 @@ local function check(row, dir, dtype, batch)
     for i, p in ipairs(m.params) do save(out, string.format("param%d_%03d.npy", step, i), p) end
     result.grad_evals = m.model.grad_evals or 0
   end
-  write_file(out .. "/result.json", cjson.encode(result))
+  files.write_atomic(out .. "/result.json", cjson.encode(result))
 end
 
 local function reply(t)

@@ -22,9 +22,10 @@
 -- a worker ends without answering, request raises an error with its exit
 -- status and the tail of its stderr.
 
+local shell_quote = require("lvae.files").quote
+
 local M = {}
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 M.shell_quote = shell_quote
 
 --- The table of a reply line "@peer {json}", or nil for any other line.

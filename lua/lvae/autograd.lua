@@ -12,6 +12,7 @@
 -- results stay on the tape (to train through them); x is then used as
 -- given when it requires grad, so gradients also reach what made it.
 
+-- The core directly, not lvae.base: lvae.base is made of the core and this.
 local core = require "lvae.core"
 local check = require "lvae.check"
 

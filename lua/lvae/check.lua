@@ -1,7 +1,15 @@
---- Argument checks shared by the Lua modules (models, estimators): each
--- raises a Lua error "where: what was wrong" without a position, so that
--- the message reads the same whichever module raised it.
+--- Argument checks shared by the Lua modules (nn, optim, distributions,
+-- models, estimators, data, plot, distributed, ...): each raises a Lua
+-- error "where: what was wrong" without a position, so that the message
+-- reads the same whichever module raised it. Where two modules word one
+-- check differently, the check takes the module's wording as a parameter
+-- and every message stays as it was.
+--
+-- Not here: checks of one module's own objects (an optimizer's betas, a
+-- flow's methods), nor the C bindings' checks (luaL_argcheck in src/).
 
+-- The core directly, not lvae.base: lvae.base loads lvae.autograd, which
+-- loads this.
 local core = require "lvae.core"
 
 local M = {}
@@ -9,6 +17,15 @@ local M = {}
 function M.fail(where, fmt, ...)
   error(string.format("%s: " .. fmt, where, ...), 0)
 end
+
+--- fail for a module whose messages name its functions under a prefix:
+-- check.failer("plot.")("grid", ...) raises "plot.grid: ...".
+function M.failer(prefix)
+  return function(where, fmt, ...) M.fail(prefix .. where, fmt, ...) end
+end
+
+--- A shape as messages show it: "[3,4]".
+function M.shape(shape) return "[" .. table.concat(shape, ",") .. "]" end
 
 --- True for a tensor that has been freed (closed): still a tensor, but
 -- any use of it raises.
@@ -84,20 +101,85 @@ function M.callable(v)
   return type(mt) == "table" and mt.__call ~= nil
 end
 
---- An options table (nil gives {}), refusing keys not in `known`.
-function M.options(where, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or core.is_tensor(opts) then
-    M.fail(where, "options must be a table (got %s)", M.typename(opts))
+--- A table (nil gives {}) that is not a tensor, else an error.
+function M.table(where, what, t)
+  if t == nil then return {} end
+  if type(t) ~= "table" or core.is_tensor(t) then
+    M.fail(where, "%s must be a table (got %s)", what, M.typename(t))
   end
+  return t
+end
+
+--- Raises on a key of t that is in neither the list `known` nor the list
+-- `extra`: "unknown option 'k' (known: a, b, c)", the names of both lists
+-- in order; `listed` words the list otherwise (lvae.plot's "valid").
+function M.keys(where, t, known, extra, listed)
+  local names = table.move(known, 1, #known, 1, {})
+  table.move(extra or {}, 1, #(extra or {}), #names + 1, names)
   local set = {}
-  for _, k in ipairs(known) do set[k] = true end
-  for k in pairs(opts) do
+  for _, k in ipairs(names) do set[k] = true end
+  for k in pairs(t) do
     if not set[k] then
-      M.fail(where, "unknown option '%s' (known: %s)", tostring(k), table.concat(known, ", "))
+      M.fail(where, "unknown option '%s' (%s: %s)", tostring(k), listed or "known", table.concat(names, ", "))
     end
   end
+end
+
+--- An options table (nil gives {}), refusing keys not in `known`.
+-- `words` (optional) is a module's own wording: words.got(v) gives what
+-- follows "options must be a table" for a value that is not one, and
+-- words.listed the word before the list of known keys.
+function M.options(where, opts, known, words)
+  if opts == nil then return {} end
+  if words and words.got and (type(opts) ~= "table" or core.is_tensor(opts)) then
+    M.fail(where, "options must be a table%s", words.got(opts))
+  end
+  M.table(where, "options", opts)
+  M.keys(where, opts, known, nil, words and words.listed)
   return opts
+end
+
+--- v when it is a number, not NaN, finite, and ok(v) holds (ok: nil for
+-- any number); else "<what> must be <expected> (got v)", or "<what> must
+-- be finite (got v)" for an infinity that ok lets through.
+function M.number(where, what, v, expected, ok)
+  if math.type(v) == nil or v ~= v or (ok and not ok(v)) then
+    M.fail(where, "%s must be %s (got %s)", what, expected, tostring(v))
+  end
+  if v == math.huge or v == -math.huge then M.fail(where, "%s must be finite (got %s)", what, tostring(v)) end
+  return v
+end
+
+--- v when it is true or false (nil refused; check.flag lets it through).
+function M.boolean(where, what, v)
+  if type(v) ~= "boolean" then M.fail(where, "%s must be a boolean (got %s)", what, tostring(v)) end
+  return v
+end
+
+--- The method `name` of v (a table or a userdata), or nil -- also when
+-- indexing v raises.
+function M.method(v, name)
+  local ok, fn = pcall(function() return v[name] end)
+  if ok and type(fn) == "function" then return fn end
+  return nil
+end
+
+--- A batch of data x [B, ...] with B >= 1 and at least one data dim:
+-- returns x, B and D (the elements of one datapoint). Each way x can be
+-- wrong has its message; `worded` is a module's one message for all of
+-- them instead, a format whose %s gets x's shape or type.
+function M.batch(where, x, worded)
+  local live = M.typename(x) == "a tensor"
+  if not live or x:dim() < 2 or x:size(1) < 1 then
+    if worded then M.fail(where, worded, live and M.shape(x:size()) or M.typename(x)) end
+    if not live then M.fail(where, "x must be a tensor [B, ...] (got %s)", M.typename(x)) end
+    if x:dim() < 2 then
+      M.fail(where, "x must have a batch dim and at least one data dim (got shape %s)", M.shape(x:size()))
+    end
+    M.fail(where, "x holds no datapoint (shape %s)", M.shape(x:size()))
+  end
+  local B = x:size(1)
+  return x, B, x:numel() // B
 end
 
 --- v as an integer when it is a whole number (3 or 3.0: the rule of
@@ -121,6 +203,18 @@ end
 --- The largest count check.count takes: 2^31 - 1 (a count of samples,
 -- steps or chains beyond it is a mistake that would run for days).
 M.MAX_COUNT = (1 << 31) - 1
+
+--- v as an integer when it is a whole number >= 1 (3.0 taken as 3), else
+-- an error "<what> must be a positive integer, got v" raised at `level`
+-- (3 by default: the caller's caller), as lvae.nn's constructors report
+-- their sizes: with the position of the user's line.
+function M.positive(what, v, level)
+  local n = M.integral(v)
+  if not n or n < 1 then
+    error(string.format("%s must be a positive integer, got %s", what, tostring(v)), level or 3)
+  end
+  return n
+end
 
 --- An integer from 1 to MAX_COUNT (an integral float is accepted).
 function M.count(where, what, v)

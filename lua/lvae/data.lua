@@ -34,11 +34,9 @@
 -- draws the pixels): Lua touches row indices, never pixels. Not here: the
 -- IDX and gzip readers themselves (src/idx.c, src/gzip.c).
 
--- The core directly, not `require "lvae"`: lvae's init.lua requires this
--- file.
-local lv = {}
-for k, v in pairs(require "lvae.core") do lv[k] = v end
+local lv = require "lvae.base"
 local check = require "lvae.check"
+local files = require "lvae.files"
 
 local data = {}
 
@@ -49,17 +47,8 @@ data.STATIC_SEED = 1
 
 ---- helpers -------------------------------------------------------------------
 
-local function fail(fname, fmt, ...)
-  error(string.format("lvae.data.%s: " .. fmt, fname, ...), 0)
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local fail = check.failer("lvae.data.")
+local exists = files.readable
 
 --- The set's x and y, whatever form it came in.
 local function unpack_set(fname, set)
@@ -208,7 +197,7 @@ function data.mnist(opts)
         opts.cache and " " .. opts.cache or "")
     end
     local script = data.repo_root() .. "/scripts/get-mnist.sh"
-    local ok = os.execute(sh_quote(script) .. " " .. sh_quote(cache) .. " >&2")
+    local ok = os.execute(files.quote(script) .. " " .. files.quote(cache) .. " >&2")
     if not ok or not (exists(images) and exists(labels)) then
       fail("mnist", "scripts/get-mnist.sh could not make %s (its messages are above)", images)
     end

@@ -28,13 +28,10 @@
 -- Not here: the collectives themselves (src/distributed.c), the training
 -- loop that uses these (lvae.run).
 
--- The core directly, not `require "lvae"`: lvae's init.lua loads this
--- module while it is itself being loaded.
-local core = require "lvae.core"
-local autograd = require "lvae.autograd"
+local lv = require "lvae.base"
 local check = require "lvae.check"
 
-local mpi = core.mpi
+local mpi = lv.mpi
 local fail = check.fail
 
 local M = {}
@@ -51,7 +48,7 @@ end
 
 --- A list of tensors, else an error naming the first that is not one.
 local function tensor_list(where, what, list)
-  if type(list) ~= "table" or core.is_tensor(list) then
+  if type(list) ~= "table" or lv.is_tensor(list) then
     fail(where, "%s must be a list of tensors (got %s)", what, check.typename(list))
   end
   for i = 1, #list do check.tensor(where, string.format("%s[%d]", what, i), list[i]) end
@@ -79,8 +76,8 @@ end
 -- table's .x (else [1]).
 function M.batch_rows(batch)
   local t = batch
-  if type(batch) == "table" and not core.is_tensor(batch) then t = batch.x or batch[1] end
-  if not core.is_tensor(t) or (check.typename(t) == "a tensor" and t:dim() < 1) or check.typename(t) ~= "a tensor" then
+  if type(batch) == "table" and not lv.is_tensor(batch) then t = batch.x or batch[1] end
+  if not lv.is_tensor(t) or (check.typename(t) == "a tensor" and t:dim() < 1) or check.typename(t) ~= "a tensor" then
     fail("distributed.batch_rows", "a batch must be a tensor [B, ...] or a table whose x (or [1]) is one, "
       .. "to be split across processes (got %s)", check.typename(t))
   end
@@ -97,16 +94,16 @@ function M.take(batch, first, count, n)
   if first + count > n then
     fail(where, "rows [%d, %d) lie outside the batch's %d rows", first, first + count, n)
   end
-  if type(batch) ~= "table" and not core.is_tensor(batch) then
+  if type(batch) ~= "table" and not lv.is_tensor(batch) then
     fail(where, "batch must be a tensor or a table of tensors (got %s)", check.typename(batch))
   end
-  if core.is_tensor(batch) then
+  if lv.is_tensor(batch) then
     if M.batch_rows(batch) ~= n then
       fail(where, "the batch has %d rows, not n = %d", batch:size(1), n)
     end return batch:narrow(1, first + 1, count) end
   local out = {}
   for k, v in pairs(batch) do
-    if core.is_tensor(v) and v:dim() > 0 and v:size(1) == n then
+    if lv.is_tensor(v) and v:dim() > 0 and v:size(1) == n then
       out[k] = v:narrow(1, first + 1, count)
     else
       out[k] = v
@@ -119,7 +116,7 @@ end
 -- gen when given) the shard (first, count, total) and puts their former
 -- shards back when it goes out of scope, on an error too.
 local function sharded(first, count, total, gen)
-  local gens = { { set = core.set_shard, get = core.shard } }
+  local gens = { { set = lv.set_shard, get = lv.shard } }
   if gen then
     gens[2] = { set = function(...) return gen:set_shard(...) end, get = function() return gen:shard() end }
   end
@@ -148,7 +145,7 @@ end
 
 --- The generator's state as text, exact (64-bit integers).
 local function state_text(gen)
-  local s = gen and gen:get_state() or core.get_rng_state()
+  local s = gen and gen:get_state() or lv.get_rng_state()
   return string.format("%d %d", s.seed, s.offset)
 end
 
@@ -160,7 +157,7 @@ function M.sync_generator(gen)
   if not mpi.active() then return end
   local seed, offset = mpi.allgather_string(state_text(gen))[1]:match("^(%-?%d+) (%-?%d+)$")
   local state = { seed = math.tointeger(seed), offset = math.tointeger(offset) }
-  if gen then gen:set_state(state) else core.set_rng_state(state) end
+  if gen then gen:set_state(state) else lv.set_rng_state(state) end
 end
 
 --- Reducer(params [, {bucket_bytes}]) -> reducer: combines the gradients
@@ -214,7 +211,7 @@ function Reducer:buckets() return self.hook:buckets() end
 function M.reduce_gradients(grads, params, weight)
   local where = "distributed.reduce_gradients"
   tensor_list(where, "params", params)
-  if type(grads) ~= "table" or core.is_tensor(grads) then
+  if type(grads) ~= "table" or lv.is_tensor(grads) then
     fail(where, "grads must be a list of tensors (nil where unused; got %s)", check.typename(grads))
   end
   for i = 1, #params do
@@ -250,7 +247,7 @@ end
 function M.checksum(tensors)
   tensor_list("distributed.checksum", "tensors", tensors)
   local parts = {}
-  for i, t in ipairs(tensors) do parts[i] = string.format("%08x", core.crc32(t:contiguous())) end
+  for i, t in ipairs(tensors) do parts[i] = string.format("%08x", lv.crc32(t:contiguous())) end
   return table.concat(parts, " ")
 end
 
@@ -278,7 +275,7 @@ end
 local function outputs(where, ...)
   local outs = table.pack(...)
   for i = 1, outs.n do
-    if not core.is_tensor(outs[i]) or outs[i]:dim() < 1 then
+    if not lv.is_tensor(outs[i]) or outs[i]:dim() < 1 then
       fail(where, "fn's result %d must be a tensor whose first dimension is the rows "
         .. "(got %s)", i, check.typename(outs[i]))
     end
@@ -304,7 +301,7 @@ local function empties(text)
     local shape = { 0 }
     for d in dims:gmatch("%d+") do shape[#shape + 1] = tonumber(d) end
     outs.n = outs.n + 1
-    outs[outs.n] = core.zeros(shape, dtype)
+    outs[outs.n] = lv.zeros(shape, dtype)
   end
   return outs
 end
@@ -353,7 +350,7 @@ function M.map_rows(x, batch, fn, opts)
     end
   end
   local results = {}
-  for i, list in ipairs(parts) do results[i] = #list == 1 and list[1] or core.cat(list, 1) end
+  for i, list in ipairs(parts) do results[i] = #list == 1 and list[1] or lv.cat(list, 1) end
   return table.unpack(results)
 end
 

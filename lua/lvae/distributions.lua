@@ -17,7 +17,7 @@
 --
 -- Not here: other families, transforms, event-shape bookkeeping.
 
-local lv = require "lvae"
+local lv = require "lvae.base"
 local check = require "lvae.check"
 
 local M = {}
@@ -26,11 +26,7 @@ local HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 ---- shared helpers --------------------------------------------------------------
 
-local function fail(where, fmt, ...)
-  error(string.format("%s: " .. fmt, where, ...), 0)
-end
-
-local function shape_string(shape) return "[" .. table.concat(shape, ",") .. "]" end
+local fail, shape_string = check.fail, check.shape
 
 --- NumPy broadcast of two shapes, or nil.
 local function broadcast_shape(sa, sb)

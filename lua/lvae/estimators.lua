@@ -24,45 +24,26 @@
 --
 -- Not here: the models and their log weights (lvae.models), training.
 
--- The core and the autograd helpers directly, not `require "lvae"`:
--- lvae's init.lua loads this module while it is itself being loaded.
-local core = require "lvae.core"
-local lv = {}
-for k, v in pairs(core) do lv[k] = v end
-for k, v in pairs(require "lvae.autograd") do lv[k] = v end
+local lv = require "lvae.base"
+local C = require("lvae.core")._estimators
 
-local C = core._estimators
 local M = {}
 
 local check = require "lvae.check"
 local D = require "lvae.distributed"
-local fail, typename, check_count = check.fail, check.typename, check.count
+local fail, typename, check_count, check_options = check.fail, check.typename, check.count, check.options
 
-local function check_number(where, what, v, positive)
-  if math.type(v) == nil or v ~= v or (positive and v <= 0) then
-    fail(where, "%s must be a %snumber (got %s)", what, positive and "positive " or "", tostring(v))
-  end
-  if v == math.huge or v == -math.huge then fail(where, "%s must be finite (got %s)", what, tostring(v)) end
-  return v
-end
-
-local check_options = check.options
+local function positive(v) return v > 0 end
 
 --- The method `name` of model, or an error naming what is missing.
 local function check_model(where, model, name)
-  local ok, fn = pcall(function() return model[name] end)
-  if not ok or type(fn) ~= "function" then
+  if not check.method(model, name) then
     fail(where, "the model must have a method %s (lvae.models objects do; got %s)", name, typename(model))
   end
 end
 
-local function check_data(where, x)
-  if typename(x) ~= "a tensor" or x:dim() < 2 or x:size(1) < 1 then
-    fail(where, "x must be a tensor [B, ...] with B >= 1 (got %s)",
-         typename(x) == "a tensor" and "[" .. table.concat(x:size(), ",") .. "]" or typename(x))
-  end
-  return x
-end
+--- The estimators' one message for data x that is not a batch [B, ...].
+local NOT_A_BATCH = "x must be a tensor [B, ...] with B >= 1 (got %s)"
 
 ---- bounds (differentiable) --------------------------------------------------------------
 
@@ -71,7 +52,7 @@ function M.elbo(model, x, S)
   local where = "estimators.elbo"
   check_model(where, model, "log_weight")
   S = check_count(where, "S", S == nil and 1 or S)
-  return model:log_weight(check_data(where, x), S):mean(1)
+  return model:log_weight((check.batch(where, x, NOT_A_BATCH)), S):mean(1)
 end
 
 --- IWAE bound per datapoint [B]: log (1/S Σ_s w_s), as a log-sum-exp.
@@ -79,7 +60,7 @@ function M.iwae(model, x, S)
   local where = "estimators.iwae"
   check_model(where, model, "log_weight")
   S = check_count(where, "S", S == nil and 1 or S)
-  return model:log_weight(check_data(where, x), S):logsumexp(1) - math.log(S)
+  return model:log_weight((check.batch(where, x, NOT_A_BATCH)), S):logsumexp(1) - math.log(S)
 end
 
 --- mean_elbo(model, x [, {batch = 500}]) -> number: the ELBO averaged over
@@ -89,7 +70,7 @@ end
 function M.mean_elbo(model, x, opts)
   local where = "estimators.mean_elbo"
   check_model(where, model, "elbo")
-  x = check_data(where, x)
+  x = check.batch(where, x, NOT_A_BATCH)
   opts = check_options(where, opts, { "batch" })
   local batch = check_count(where, "batch", opts.batch or 500)
   return lv.no_grad(function()
@@ -127,7 +108,7 @@ local NLL_ROWS = 1 << 14
 function M.nll(model, x, opts)
   local where = "estimators.nll"
   check_model(where, model, "log_weight")
-  x = check_data(where, x)
+  x = check.batch(where, x, NOT_A_BATCH)
   opts = check_options(where, opts, { "samples", "chunk", "runs", "batch", "progress" })
   local S = check_count(where, "samples", opts.samples or 1000)
   local chunk = check_count(where, "chunk", opts.chunk or math.min(S, 100))
@@ -209,14 +190,14 @@ end
 function M.ais(model, x, opts)
   local where = "estimators.ais"
   check_model(where, model, "log_likelihood")
-  x = check_data(where, x)
+  x = check.batch(where, x, NOT_A_BATCH)
   opts = check_options(where, opts, { "steps", "chains", "leapfrog_steps", "step_size",
                                       "schedule", "adapt", "target_accept", "gen" })
   local T = check_count(where, "steps", opts.steps or 500)
   local nc = check_count(where, "chains", opts.chains or 16)
   local L = check_count(where, "leapfrog_steps", opts.leapfrog_steps or 10)
-  local eps0 = check_number(where, "step_size", opts.step_size or 0.1, true)
-  local target = check_number(where, "target_accept", opts.target_accept or 0.65, true)
+  local eps0 = check.number(where, "step_size", opts.step_size or 0.1, "a positive number", positive)
+  local target = check.number(where, "target_accept", opts.target_accept or 0.65, "a positive number", positive)
   if target >= 1 then fail(where, "target_accept must lie in (0, 1) (got %s)", tostring(target)) end
   local kind = opts.schedule or "sigmoid"
   if kind ~= "sigmoid" and kind ~= "linear" then

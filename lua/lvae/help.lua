@@ -123,7 +123,7 @@ local core_entries
 local function core_doc_entries(methods)
   if core_entries then return core_entries end
   local doc = require "lvae.core_doc"
-  local core = require "lvae.core"
+  local core = require "lvae.core"      -- the core itself is what is documented
   local registry = debug.getregistry()
   local where = {
     functions = core, integrators = core.integrators, flows = core.flows, mpi = core.mpi,

@@ -1,21 +1,18 @@
 --- lvae: tensors, autograd and integrator flows for variational inference.
 --
 -- `local lv = require "lvae"` gives every function of the C core
--- (lvae.core) as `lv.name`; the tensor methods are the same functions, so
--- `lv.softplus(x)` and `x:softplus()` are one. This file adds what is
--- easier said in Lua: printing, `help`, and small conveniences.
+-- (lvae.core) and the autograd helpers as `lv.name` -- the table of
+-- lvae.base, which the toolkit's own modules build on; the tensor methods
+-- are the same functions, so `lv.softplus(x)` and `x:softplus()` are one.
+-- This file adds what is easier said in Lua: printing, `help`, small
+-- conveniences, and the submodules (lv.models, lv.data, ...).
 
-local core = require "lvae.core"
+local core = require "lvae.core"       -- core._Tensor, core._methods
 local print_tensor = require "lvae.tensor_print"
-local autograd = require "lvae.autograd"
 
 local lv = {}
 
-for name, value in pairs(core) do
-  if type(name) == "string" and name:sub(1, 1) ~= "_" then
-    lv[name] = value
-  end
-end
+for name, value in pairs(require "lvae.base") do lv[name] = value end
 
 local Tensor = core._Tensor
 local methods = core._methods
@@ -30,7 +27,6 @@ function methods.type(x) return "lvae.Tensor" end
 
 lv.Tensor = methods
 
-for name, fn in pairs(autograd) do lv[name] = fn end
 lv.testing = require "lvae.testing"
 lv.print_options = print_tensor.options
 lv.profile = require("lvae.profile").profile

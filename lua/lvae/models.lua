@@ -41,11 +41,7 @@
 -- Not here: the estimators (lvae.estimators), training loops, other
 -- priors than N(0, I), amortised flow parameters.
 
--- The core and the autograd helpers directly, not `require "lvae"`:
--- lvae's init.lua loads this module while it is itself being loaded.
-local lv = {}
-for k, v in pairs(require "lvae.core") do lv[k] = v end
-for k, v in pairs(require "lvae.autograd") do lv[k] = v end
+local lv = require "lvae.base"
 
 local M = {}
 
@@ -56,46 +52,8 @@ local HALF_LOG_2PIE = 0.5 * (LOG_2PI + 1)
 ---- argument checks ---------------------------------------------------------------
 
 local check = require "lvae.check"
-local fail = check.fail
-
-local function shape_string(shape) return "[" .. table.concat(shape, ",") .. "]" end
-
-local typename = check.typename
-
-local callable = check.callable
-
-local function check_keys(where, args, known) check.options(where, args, known) end
-
-local function check_table(where, what, t)
-  if t == nil then return {} end
-  if type(t) ~= "table" or lv.is_tensor(t) then
-    fail(where, "%s must be a table (got %s)", what, typename(t))
-  end
-  return t
-end
-
-local check_count = check.count
-
---- The data x [B, ...]; returns x and B, D.
-local function check_data(where, x)
-  if not lv.is_tensor(x) or typename(x) == "a freed tensor" then
-    fail(where, "x must be a tensor [B, ...] (got %s)", typename(x))
-  end
-  if x:dim() < 2 then
-    fail(where, "x must have a batch dim and at least one data dim (got shape %s)",
-         shape_string(x:size()))
-  end
-  local B = x:size(1)
-  if B < 1 then fail(where, "x holds no datapoint (shape %s)", shape_string(x:size())) end
-  return x, B, x:numel() // B
-end
-
---- The method `name` of a flow (an integrator userdata or a table), or nil.
-local function method_of(flow, name)
-  local ok, fn = pcall(function() return flow[name] end)
-  if ok and type(fn) == "function" then return fn end
-  return nil
-end
+local fail, typename, shape_string = check.fail, check.typename, check.shape
+local callable, check_count = check.callable, check.count
 
 local FLOW_METHODS = { "flow", "init_momentum", "temperature0", "has_momentum", "parameters" }
 
@@ -105,7 +63,7 @@ local function check_flow(where, flow, K)
     return nil, 0
   end
   for _, name in ipairs(FLOW_METHODS) do
-    if not method_of(flow, name) then
+    if not check.method(flow, name) then
       fail(where, "flow must be an integrator (lv.integrators.*, lv.flows.*): it has no method '%s'",
            name)
     end
@@ -120,7 +78,7 @@ end
 
 --- The latent dim of a flow, when it says (integrators have :dim()).
 local function flow_dim(flow)
-  local get = method_of(flow, "dim")
+  local get = check.method(flow, "dim")
   if get then
     local d = get(flow)
     if math.type(d) == "integer" then return d end
@@ -174,7 +132,7 @@ end
 function Latent:log_likelihood(x, z)
   local where = self._name .. ":log_likelihood"
   local B, D
-  x, B, D = check_data(where, x)
+  x, B, D = check.batch(where, x)
   if not lv.is_tensor(z) or typename(z) == "a freed tensor" or (z:dim() ~= 2 and z:dim() ~= 3) then
     fail(where, "z must be a tensor [S, B, d] or [B, d] (got %s)",
          typename(z) == "a tensor" and shape_string(z:size()) or typename(z))
@@ -212,10 +170,9 @@ end
 function Latent:log_weight(x, S, opts)
   local where = self._name .. ":log_weight"
   local B, D
-  x, B, D = check_data(where, x)
+  x, B, D = check.batch(where, x)
   S = check_count(where, "S", S == nil and 1 or S)
-  opts = check_table(where, "options", opts)
-  check_keys(where, opts, { "analytic_entropy", "create_graph", "gen" })
+  opts = check.options(where, opts, { "analytic_entropy", "create_graph", "gen" })
   local create_graph = opts.create_graph
   if create_graph == nil then create_graph = lv.is_grad_enabled() end
   local N, x2 = S * B, x:reshape({ B, D })
@@ -257,10 +214,9 @@ end
 -- samples (1 by default); the other options are log_weight's.
 function Latent:elbo(x, opts)
   local where = self._name .. ":elbo"
-  opts = check_table(where, "options", opts)
-  check_keys(where, opts, { "samples", "analytic_entropy", "create_graph", "gen" })
+  opts = check.options(where, opts, { "samples", "analytic_entropy", "create_graph", "gen" })
   local S = check_count(where, "samples", opts.samples == nil and 1 or opts.samples)
-  check_data(where, x)
+  check.batch(where, x)
   return self:log_weight(x, S, { analytic_entropy = opts.analytic_entropy,
                                  create_graph = opts.create_graph, gen = opts.gen }):mean(1)
 end
@@ -335,7 +291,7 @@ function Latent:parameters()
   local parts = { self.encoder, self.decoder, self.flow }     -- any may be nil
   for i = 1, 3 do
     local m = parts[i]
-    local get = m ~= nil and method_of(m, "parameters")
+    local get = m ~= nil and check.method(m, "parameters")
     if get then
       for _, p in ipairs(get(m)) do add(p) end
     end
@@ -357,8 +313,8 @@ local LIKELIHOODS = { bernoulli = true, gaussian = true }
 -- log_sigma_x [D] (x_dim = D is then required), owned by the model.
 function M.FlowVAE(args)
   local where = "FlowVAE"
-  args = check_table(where, "the argument", args)
-  check_keys(where, args, { "encoder", "decoder", "likelihood", "flow", "K", "prior",
+  args = check.table(where, "the argument", args)
+  check.options(where, args, { "encoder", "decoder", "likelihood", "flow", "K", "prior",
                             "x_dim", "log_sigma_x", "dim", "dtype" })
   if not callable(args.encoder) then
     fail(where, "encoder must be a module or a function x -> mu, sigma (got %s)", typename(args.encoder))
@@ -481,9 +437,8 @@ end
 function FlowVAE:reconstruct(x, opts)
   local where = "FlowVAE:reconstruct"
   local B, D
-  x, B, D = check_data(where, x)
-  opts = check_table(where, "options", opts)
-  check_keys(where, opts, { "sample" })
+  x, B, D = check.batch(where, x)
+  opts = check.options(where, opts, { "sample" })
   return lv.no_grad(function()
     local z0, flow_params, _
     if opts.sample then
@@ -521,8 +476,8 @@ local PROPOSALS = { prior = true, posterior = true }
 -- and every result is differentiable in them.
 function M.LinearGaussian(args)
   local where = "LinearGaussian"
-  args = check_table(where, "the argument", args)
-  check_keys(where, args, { "W", "b", "sigma", "proposal", "encoder", "flow", "K" })
+  args = check.table(where, "the argument", args)
+  check.options(where, args, { "W", "b", "sigma", "proposal", "encoder", "flow", "K" })
   local W = args.W
   if not lv.is_tensor(W) or W:dim() ~= 2 then
     fail(where, "W must be a tensor [D, d] (got %s)",
@@ -575,7 +530,7 @@ function LinearGaussian:_own_parameters() return { self.W, self.b, self.sigma } 
 
 function LinearGaussian:_check_x(where, x)
   local B, D
-  x, B, D = check_data(where, x)
+  x, B, D = check.batch(where, x)
   if D ~= self.x_dim then
     fail(where, "x has %d values per datapoint, the model %d", D, self.x_dim)
   end

@@ -21,7 +21,7 @@
 -- whose VJPs are each other and lv.conv_weight_grad), so they are
 -- differentiable to any order. Not here: optimizers (lvae.optim).
 
-local lv = require "lvae"
+local lv = require "lvae.base"
 local check = require "lvae.check"
 
 local nn = { init = {}, F = {} }
@@ -434,20 +434,11 @@ end
 
 -- ---- layers -------------------------------------------------------------------
 
---- v (a whole number >= 1, 3.0 taken as 3) as an integer.
-local function check_positive(v, what, level)
-  local n = check.integral(v)
-  if not n or n < 1 then
-    error(string.format("%s must be a positive integer, got %s", what, tostring(v)), level or 3)
-  end
-  return n
-end
-
 nn.Linear = class("Linear")
 function nn.Linear:init(n_in, n_out, opts)
   opts = check.options("Linear", opts, { "bias", "dtype", "init" })
-  n_in = check_positive(n_in, "Linear: n_in", 4)
-  n_out = check_positive(n_out, "Linear: n_out", 4)
+  n_in = check.positive("Linear: n_in", n_in, 4)
+  n_out = check.positive("Linear: n_out", n_out, 4)
   local dtype = check.dtype("Linear", opts.dtype)
   self.n_in, self.n_out = n_in, n_out
   initialise(self:register_parameter("weight", lv.zeros({ n_out, n_in }, dtype)), opts.init)
@@ -464,8 +455,8 @@ end
 -- padding, and a weight of `weight_shape(kh, kw, c_in, c_out)` with a
 -- bias [c_out].
 local function init_conv(self, name, c_in, c_out, kernel, opts, weight_shape)
-  c_in = check_positive(c_in, name .. ": c_in", 5)
-  c_out = check_positive(c_out, name .. ": c_out", 5)
+  c_in = check.positive(name .. ": c_in", c_in, 5)
+  c_out = check.positive(name .. ": c_out", c_out, 5)
   local kh, kw = pair(kernel, name .. ": kernel", true)
   self.c_in, self.c_out, self.kernel = c_in, c_out, { kh, kw }
   self.stride, self.padding = opts.stride or 1, opts.padding or 0
@@ -600,7 +591,7 @@ nn.GaussianHead = class("GaussianHead")
 takes_tensor(nn.GaussianHead)
 function nn.GaussianHead:init(n_in, d, opts)
   check.options("GaussianHead", opts, { "bias", "dtype", "init" })
-  d = check_positive(d, "GaussianHead: d", 4)
+  d = check.positive("GaussianHead: d", d, 4)
   self.d = d
   self:add_module("mu", nn.Linear(n_in, d, opts))
   self:add_module("sigma", nn.Linear(n_in, d, opts))

@@ -34,8 +34,9 @@
 --
 -- Not here: second-order methods, line searches, sparse gradients.
 
-local lv = require "lvae"
-local core = require "lvae.core"
+local lv = require "lvae.base"
+local core = require "lvae.core"       -- core._optim_update
+local check = require "lvae.check"
 
 local M = {}
 
@@ -43,52 +44,26 @@ local unpack = table.unpack
 
 ---- checks ------------------------------------------------------------------
 
-local function fail(where, fmt, ...)
-  error(string.format("%s: " .. fmt, where, ...), 0)
-end
+local fail = check.fail
 
 local function is_number(v) return math.type(v) ~= nil end
 
+--- Option `key` of the group h: a finite number for which ok holds.
 local function check_number(where, h, key, ok, what)
-  local v = h[key]
-  if not is_number(v) or v ~= v or not ok(v) then
-    fail(where, "option '%s' must be %s (got %s)", key, what, tostring(v))
-  end
-  if v == math.huge or v == -math.huge then
-    fail(where, "option '%s' must be finite (got %s)", key, tostring(v))
-  end
+  check.number(where, "option '" .. key .. "'", h[key], what, ok)
 end
 
 local function nonneg(v) return v >= 0 end
 local function positive(v) return v > 0 end
 local function unit(v) return v >= 0 and v < 1 end
 
-local function check_boolean(where, h, key)
-  if type(h[key]) ~= "boolean" then
-    fail(where, "option '%s' must be a boolean (got %s)", key, tostring(h[key]))
-  end
-end
+local function check_boolean(where, h, key) check.boolean(where, "option '" .. key .. "'", h[key]) end
 
 local function check_betas(where, h)
   local b = h.betas
   if type(b) ~= "table" or not is_number(b[1]) or not is_number(b[2])
      or not unit(b[1]) or not unit(b[2]) then
     fail(where, "option 'betas' must be a pair {beta1, beta2} of numbers in [0, 1)")
-  end
-end
-
---- Raises on a key of t that is not in the list `known`.
-local function check_known(where, t, known, extra)
-  local set = {}
-  for _, k in ipairs(known) do set[k] = true end
-  for _, k in ipairs(extra or {}) do set[k] = true end
-  for k in pairs(t) do
-    if not set[k] then
-      local names = {}
-      for _, n in ipairs(known) do names[#names + 1] = n end
-      for _, n in ipairs(extra or {}) do names[#names + 1] = n end
-      fail(where, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
   end
 end
 
@@ -315,7 +290,7 @@ local function new_optimizer(kind_name, params, opts)
   local where = "optim." .. kind_name
   opts = opts or {}
   if type(opts) ~= "table" then fail(where, "options must be a table (got %s)", type(opts)) end
-  check_known(where, opts, kind.options, { "clip_norm" })
+  check.keys(where, opts, kind.options, { "clip_norm" })
   if opts.clip_norm ~= nil and (not is_number(opts.clip_norm) or not (opts.clip_norm > 0)) then
     fail(where, "option 'clip_norm' must be a positive number (got %s)", tostring(opts.clip_norm))
   end
@@ -339,7 +314,7 @@ local function new_optimizer(kind_name, params, opts)
     if type(raw) ~= "table" or lv.is_tensor(raw) or type(raw.params) ~= "table" then
       fail(where, "params entry %d must be a tensor or a group {params = {...}}", gi)
     end
-    check_known(gwhere, raw, kind.options, { "params" })
+    check.keys(gwhere, raw, kind.options, { "params" })
     local h = {}
     for _, k in ipairs(kind.options) do
       if raw[k] ~= nil then h[k] = raw[k] else h[k] = opts[k] end
@@ -632,7 +607,7 @@ local function new_schedule(kind_name, opt, opts)
   end
   opts = opts or {}
   if type(opts) ~= "table" then fail(where, "options must be a table (got %s)", type(opts)) end
-  check_known(where, opts, kind.options)
+  check.keys(where, opts, kind.options)
   local h = {}
   for _, k in ipairs(kind.options) do h[k] = opts[k] end
   kind.defaults(h)

@@ -19,9 +19,8 @@
 -- Not here: text or axes inside the PNG images (the core draws pixels,
 -- not glyphs: titled figures are gnuplot's), interactive windows.
 
--- The core directly, not `require "lvae"`: lvae's init.lua loads this
--- module while it is itself being loaded.
-local core = require "lvae.core"
+local lv = require "lvae.base"
+local core = require "lvae.core"       -- core._write_atomic
 
 local plot = {}
 
@@ -32,31 +31,21 @@ local PNG_SIGNATURE = "\137PNG\r\n\26\n"
 
 ---- argument checks ---------------------------------------------------------------
 
-local function fail(where, fmt, ...)
-  error(string.format("plot.%s: " .. fmt, where, ...), 0)
-end
+local check = require "lvae.check"
+local files = require "lvae.files"
+local fail = check.fail
 
 local function describe(v)
-  if core.is_tensor(v) then
-    if not pcall(core.dim, v) then return "a freed tensor" end
+  if lv.is_tensor(v) then
+    if not pcall(lv.dim, v) then return "a freed tensor" end
     return "a tensor [" .. table.concat(v:size(), ",") .. "]"
   end
   return "a " .. type(v)
 end
 
---- opts (nil or a table) has only keys in `known`; returns opts or {}.
-local function check_options(where, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(where, "options must be a table, got %s", describe(opts)) end
-  local set = {}
-  for _, k in ipairs(known) do set[k] = true end
-  for k in pairs(opts) do
-    if not set[k] then
-      fail(where, "unknown option '%s' (valid: %s)", tostring(k), table.concat(known, ", "))
-    end
-  end
-  return opts
-end
+--- How this module words check.options' messages: "options must be a
+-- table, got a number", "unknown option 'x' (valid: a, b)".
+local OPTION_WORDS = { got = function(v) return ", got " .. describe(v) end, listed = "valid" }
 
 --- Writes the picture to path through lv.save_png, its errors (a bad
 -- path, a folder that does not exist) worded as where's.
@@ -64,7 +53,7 @@ local function save(where, path, img)
   if type(path) ~= "string" or path == "" then
     fail(where, "path must be a file name, got %s", type(path) == "string" and "an empty string" or describe(path))
   end
-  local ok, err = pcall(core.save_png, path, img)
+  local ok, err = pcall(lv.save_png, path, img)
   if not ok then fail(where, "%s", (tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^lv%.save_png: ", ""))) end
 end
 
@@ -72,9 +61,9 @@ end
 -- `shape` given ({h, w} or {h, w, 3}), else the tensor's own [N, H, W] or
 -- [N, H, W, 3], else a square gray image for [N, D] with D a square.
 local function tiles(where, what, images, shape)
-  if not core.is_tensor(images) or not pcall(core.dim, images) then
+  if not lv.is_tensor(images) or not pcall(lv.dim, images) then
     fail(where, "%s must be a tensor [N, D] or [N, H, W], got %s", what,
-         core.is_tensor(images) and "a freed tensor" or describe(images))
+         lv.is_tensor(images) and "a freed tensor" or describe(images))
   end
   local size = images:size()
   if shape == nil then
@@ -107,11 +96,11 @@ end
 -- per row; default ceil(sqrt(N))), padding (2), pad_value (0.5, a gray
 -- that stands apart from both black and white tiles).
 function plot.sample_grid(path, images, opts)
-  local where = "sample_grid"
-  opts = check_options(where, opts, {"shape", "nrow", "padding", "pad_value"})
+  local where = "plot.sample_grid"
+  opts = check.options(where, opts, {"shape", "nrow", "padding", "pad_value"}, OPTION_WORDS)
   local flat, shape = tiles(where, "images", images, opts.shape)
   local n = flat:size()[1]
-  local grid = core.image_grid(flat, {
+  local grid = lv.image_grid(flat, {
     shape = shape, nrow = opts.nrow or math.ceil(math.sqrt(n)),
     padding = opts.padding or 2, pad_value = opts.pad_value or 0.5,
   })
@@ -125,8 +114,8 @@ end
 -- (10) images; a last, shorter row is filled with pad_value. Options as
 -- sample_grid's.
 function plot.reconstructions(path, inputs, recons, opts)
-  local where = "reconstructions"
-  opts = check_options(where, opts, {"shape", "nrow", "padding", "pad_value"})
+  local where = "plot.reconstructions"
+  opts = check.options(where, opts, {"shape", "nrow", "padding", "pad_value"}, OPTION_WORDS)
   local x, shape = tiles(where, "inputs", inputs, opts.shape)
   local r = tiles(where, "reconstructions", recons, shape)
   local n, per = x:size()[1], x:size()[2]
@@ -140,10 +129,10 @@ function plot.reconstructions(path, inputs, recons, opts)
     local k = math.min(ncol, n - first + 1)
     for _, t in ipairs({x, r}) do
       parts[#parts + 1] = t:narrow(1, first, k)
-      if k < ncol then parts[#parts + 1] = core.full({ncol - k, per}, pad_value) end
+      if k < ncol then parts[#parts + 1] = lv.full({ncol - k, per}, pad_value) end
     end
   end
-  local grid = core.image_grid(core.cat(parts, 1), {
+  local grid = lv.image_grid(lv.cat(parts, 1), {
     shape = shape, nrow = ncol, padding = opts.padding or 2, pad_value = pad_value,
   })
   save(where, path, grid)
@@ -159,28 +148,28 @@ end
 -- samples plus 5%. Options: size (pixels per panel side, 160), ncol
 -- (panels per row, all of them), padding (2, black).
 function plot.flow_2d(path, stages, opts)
-  local where = "flow_2d"
-  opts = check_options(where, opts, {"size", "range", "ncol", "padding"})
+  local where = "plot.flow_2d"
+  opts = check.options(where, opts, {"size", "range", "ncol", "padding"}, OPTION_WORDS)
   if type(stages) ~= "table" or #stages == 0 then
     fail(where, "stages must be a non-empty list of [S, 2] tensors, got %s", describe(stages))
   end
   local points = {}
   for i, s in ipairs(stages) do
-    if not core.is_tensor(s) or not pcall(core.dim, s) or s:dim() ~= 2 or s:size()[2] ~= 2 then
+    if not lv.is_tensor(s) or not pcall(lv.dim, s) or s:dim() ~= 2 or s:size()[2] ~= 2 then
       fail(where, "stages[%d] must be a tensor [S, 2], got %s", i, describe(s))
     end
     points[i] = s:detach():to("f64")
   end
-  local range = opts.range or core.image_extent(core.cat(points, 1), 0.05)
+  local range = opts.range or lv.image_extent(lv.cat(points, 1), 0.05)
   local size = opts.size or 160
   local counts, max = {}, 0
   for i, p in ipairs(points) do
-    counts[i] = core.image_scatter(p, {size = size, range = range})
+    counts[i] = lv.image_scatter(p, {size = size, range = range})
     max = math.max(max, counts[i]:max():item())
   end
 
   -- The background: white, with the axes x = 0 and y = 0 in light gray.
-  local base = core.ones({size, size})
+  local base = lv.ones({size, size})
   local function pixel(f) return math.min(size, math.floor(f * size) + 1) end
   if range[1] < 0 and range[2] > 0 then
     base:narrow(2, pixel(-range[1] / (range[2] - range[1])), 1):fill_(0.85)
@@ -197,9 +186,9 @@ function plot.flow_2d(path, stages, opts)
     if max > 1 then
       ink = ink:add(c:log1p():sub(math.log(2)):clamp(0, math.huge):mul(0.65 / math.log((1 + max) / 2)))
     end
-    panels[i] = core.minimum(base, ink:neg():add(1))
+    panels[i] = lv.minimum(base, ink:neg():add(1))
   end
-  local grid = core.image_grid(core.stack(panels, 1), {
+  local grid = lv.image_grid(lv.stack(panels, 1), {
     nrow = opts.ncol or #panels, padding = opts.padding or 2, pad_value = 0,
   })
   save(where, path, grid)
@@ -207,10 +196,6 @@ function plot.flow_2d(path, stages, opts)
 end
 
 ---- gnuplot -------------------------------------------------------------------------
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 --- s as a gnuplot single-quoted string (a quote is doubled; no newlines).
 local function gp_string(s)
@@ -220,12 +205,6 @@ end
 local function join(dir, name)
   if dir:sub(-1) == "/" then return dir .. name end
   return dir .. "/" .. name
-end
-
-local function is_dir(path)
-  local f = io.open(join(path, "."), "r")
-  if f then f:close() return true end
-  return false
 end
 
 --- A string unique to this process and call, for temporary file names.
@@ -241,23 +220,17 @@ local function unique()
   return string.format("%s.%d", pid or tostring({}):match("0x(%x+)") or "0", counter)
 end
 
---- True when the gnuplot program can be run.
 --- Raises unless run_dir names a folder that exists.
 local function check_run_dir(where, run_dir)
   if type(run_dir) ~= "string" or run_dir == "" then
     fail(where, "run_dir must be a folder name, got %s", type(run_dir) == "string" and "an empty string"
       or describe(run_dir))
   end
-  if not is_dir(run_dir) then fail(where, "run folder %s does not exist", run_dir) end
+  if not files.is_dir(run_dir) then fail(where, "run folder %s does not exist", run_dir) end
 end
 
-function plot.has_gnuplot()
-  local p = io.popen("command -v " .. shell_quote(plot.gnuplot_program) .. " 2>/dev/null")
-  if not p then return false end
-  local out = p:read("a")
-  p:close()
-  return out:match("%S") ~= nil
-end
+--- True when the gnuplot program can be run.
+function plot.has_gnuplot() return files.found(plot.gnuplot_program) end
 
 --- One value of a data file: numbers in full precision (a missing value,
 -- NaN and the infinities as gnuplot reads them), strings double-quoted.
@@ -310,8 +283,8 @@ end
 -- .gp are then written already), and with gnuplot's message when the
 -- script fails.
 function plot.gnuplot(run_dir, name, opts)
-  local where = "gnuplot"
-  opts = check_options(where, opts, {"data", "blocks", "columns", "script", "size"})
+  local where = "plot.gnuplot"
+  opts = check.options(where, opts, {"data", "blocks", "columns", "script", "size"}, OPTION_WORDS)
   if type(run_dir) ~= "string" or run_dir == "" then
     fail(where, "run_dir must be a folder name, got %s", describe(run_dir))
   end
@@ -323,7 +296,7 @@ function plot.gnuplot(run_dir, name, opts)
   if (opts.data == nil) == (opts.blocks == nil) then
     fail(where, "give exactly one of the options 'data' and 'blocks'")
   end
-  if not is_dir(run_dir) then fail(where, "run folder %s does not exist", run_dir) end
+  if not files.is_dir(run_dir) then fail(where, "run folder %s does not exist", run_dir) end
   local columns = opts.columns
   local size = opts.size or {800, 500}
 
@@ -376,10 +349,10 @@ function plot.gnuplot(run_dir, name, opts)
          name, name, run_dir)
   end
   local tmp = string.format("%s.tmp.%s", png, unique())
-  local cmd = string.format("cd %s && %s -e %s %s 2>&1", shell_quote(run_dir),
-                            shell_quote(plot.gnuplot_program),
-                            shell_quote("outfile='" .. tmp .. "'"),
-                            shell_quote(name .. ".gp"))
+  local cmd = string.format("cd %s && %s -e %s %s 2>&1", files.quote(run_dir),
+                            files.quote(plot.gnuplot_program),
+                            files.quote("outfile='" .. tmp .. "'"),
+                            files.quote(name .. ".gp"))
   local p = io.popen(cmd)
   local output = p:read("a")
   local ok = p:close()
@@ -426,9 +399,9 @@ local NOT_CURVES = {epoch = true, lr = true, time = true, seconds = true, elapse
 -- a rows log; default x, then the first row's other keys sorted), name,
 -- title, xlabel, ylabel, logy, size. Empty CSV fields and NaN are gaps.
 function plot.training_curves(run_dir, log, opts)
-  local where = "training_curves"
-  opts = check_options(where, opts, {"x", "y", "points", "columns", "name", "title", "xlabel",
-                                     "ylabel", "logy", "size"})
+  local where = "plot.training_curves"
+  opts = check.options(where, opts, {"x", "y", "points", "columns", "name", "title", "xlabel",
+                                     "ylabel", "logy", "size"}, OPTION_WORDS)
   check_run_dir(where, run_dir)
   local x = opts.x or "step"
   local columns, data, csv
@@ -513,9 +486,9 @@ end
 -- size. Methods keep the order they first appear in; points are sorted
 -- by x within each.
 function plot.error_vs_dim(run_dir, rows, opts)
-  local where = "error_vs_dim"
-  opts = check_options(where, opts, {"x", "y", "by", "err", "name", "title", "xlabel",
-                                     "ylabel", "size"})
+  local where = "plot.error_vs_dim"
+  opts = check.options(where, opts, {"x", "y", "by", "err", "name", "title", "xlabel",
+                                     "ylabel", "size"}, OPTION_WORDS)
   check_run_dir(where, run_dir)
   local x, y, by, err = opts.x or "d", opts.y or "error", opts.by or "method", opts.err
   if type(rows) ~= "table" or #rows == 0 then

@@ -14,7 +14,8 @@
 -- (matmul, linear, the convolutions) also count their flops (2 per
 -- multiply-add), printed as the GFLOP/s they reached.
 
-local core = require "lvae.core"
+local lv = require "lvae.base"
+local core = require "lvae.core"       -- core._profile_start, core._profile_stop
 local check = require "lvae.check"
 
 local M = {}
@@ -51,9 +52,9 @@ function M.profile(fn, opts)
       tostring(repeats)), 2)
   end
   core._profile_start()
-  local started = core.clock()
+  local started = lv.clock()
   local ok, err = pcall(function() for _ = 1, repeats do fn() end end)
-  local total = core.clock() - started
+  local total = lv.clock() - started
   local raw = core._profile_stop()
   if not ok then error(err, 0) end
   local rows, ops = {}, 0

@@ -74,7 +74,8 @@
 --
 -- The runner adds --seed, --epochs, --out, --name, --resume RUN_DIR,
 -- --patience, --finish-with, --keep-checkpoints, --log-every, --max-steps,
--- --stop-after-epoch, --threads, --quiet (RUNNER_OPTIONS below).
+-- --stop-after-epoch, --threads, --quiet, --distributed (RUNNER_OPTIONS in
+-- lvae.run.options).
 --
 -- A run folder <out>/<name>-<YYYYmmdd-HHMMSS>/ holds config.json (every
 -- option, the git commit and whether the tree was dirty, the seed, the
@@ -101,576 +102,32 @@
 -- n interrupted by signal n (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); and the
 -- run (or the error message) as a second
 -- value. streams = {stdout = f, stderr = f} redirects the output.
+--
+-- This file is the Run object, its loop and its checkpoints, and main.
+-- Beside it, under lua/lvae/run/: options.lua (the command line and what
+-- --resume may change), log.lua (log.csv, messages.log, read_log),
+-- progress.lua (the bar and the lines), parallel.lua (data-parallel
+-- training over an MPI job); files, quoting and JSON are lvae.files.
 
-local lv = require "lvae"
+local lv = require "lvae.base"
 local D = require "lvae.distributed"
-local argparse = require "argparse"
-local cjson = require "cjson"
+local files = require "lvae.files"
+local log = require "lvae.run.log"
+local options = require "lvae.run.options"
+local parallel = require "lvae.run.parallel"
+local progress = require "lvae.run.progress"
 
 local M = {}
 
-local LOG_BASE = { "step", "epoch", "loss", "elbo", "val_elbo", "seconds", "lr" }
-local RESERVED_METRICS = { n = true, elbo = true, lr = true, loss = true }
+local as_number, is_finite = log.as_number, log.is_finite
+local mkdir_p, quote, read_file, read_json = files.mkdir_p, files.quote, files.read_file, files.read_json
+local write_atomic, write_json = files.write_atomic, files.write_json
 
----- files ----------------------------------------------------------------------------
-
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function exists(path) return os.rename(path, path) ~= nil end
-
-local function mkdir_p(path)
-  if not exists(path) and not os.execute("mkdir -p " .. quote(path)) then
-    error(string.format("cannot make the folder %s", path), 0)
-  end
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local tmp_count = 0
---- Writes text to path through a temporary file in the same folder and a
--- rename: readers see the old file or the new one, never half of one.
-local function write_atomic(path, text)
-  tmp_count = tmp_count + 1
-  local tmp = string.format("%s.tmp.%d", path, tmp_count)
-  local f, err = io.open(tmp, "wb")
-  if not f then error(string.format("cannot write %s: %s", path, err), 0) end
-  local ok, werr = f:write(text)
-  if ok then ok, werr = f:flush() end
-  f:close()
-  if ok then ok, werr = os.rename(tmp, path) end
-  if not ok then
-    os.remove(tmp)
-    error(string.format("cannot write %s: %s", path, werr), 0)
-  end
-end
-
-local function command_output(cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  if not p then return nil end
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
-
----- JSON -------------------------------------------------------------------------------
-
--- Strings go through cjson; numbers are written here so that integers stay
--- exact and floats keep every bit (cjson rounds to 14 digits). NaN and Inf,
--- which JSON lacks, become the strings "nan", "inf", "-inf". Keys are
--- sorted and nested values indented, so files diff well.
-
-local function number_text(v)
-  if math.type(v) == "integer" then return string.format("%d", v) end
-  if v ~= v then return '"nan"' end
-  if v == math.huge then return '"inf"' end
-  if v == -math.huge then return '"-inf"' end
-  for _, fmt in ipairs({ "%.15g", "%.16g", "%.17g" }) do
-    local s = string.format(fmt, v)
-    if tonumber(s) == v then return s end
-  end
-end
-
-local function is_list(t)
-  local n = #t
-  if n == 0 then return next(t) == nil end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n
-end
-
-local function json_encode(v, indent)
-  indent = indent or ""
-  local kind = type(v)
-  if kind == "number" then return number_text(v) end
-  if kind == "string" then return (cjson.encode(v):gsub("\\/", "/")) end
-  if kind == "boolean" then return tostring(v) end
-  if v == nil or v == cjson.null then return "null" end
-  if lv.is_tensor(v) then return json_encode(v:totable(), indent) end
-  if kind ~= "table" then return cjson.encode(tostring(v)) end
-  local inner = indent .. "  "
-  if is_list(v) then
-    if #v == 0 then return "[]" end
-    local flat, parts = true, {}
-    for i, x in ipairs(v) do
-      parts[i] = json_encode(x, inner)
-      if type(x) == "table" then flat = false end
-    end
-    if flat then return "[" .. table.concat(parts, ", ") .. "]" end
-    return "[\n" .. inner .. table.concat(parts, ",\n" .. inner) .. "\n" .. indent .. "]"
-  end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  local parts = {}
-  for i, k in ipairs(keys) do
-    local x = v[k]
-    if x == nil then x = v[tonumber(k)] end
-    parts[i] = json_encode(k) .. ": " .. json_encode(x, inner)
-  end
-  return "{\n" .. inner .. table.concat(parts, ",\n" .. inner) .. "\n" .. indent .. "}"
-end
-
-M.json_encode = json_encode
-M.write_atomic = write_atomic
-
-local function write_json(path, value) write_atomic(path, json_encode(value) .. "\n") end
-
-local function read_json(path)
-  local text = read_file(path)
-  if not text then return nil, "cannot read " .. path end
-  local ok, value = pcall(cjson.decode, text)
-  if not ok then return nil, string.format("%s: %s", path, value) end
-  return value
-end
-
----- numbers ----------------------------------------------------------------------------
-
-local function is_finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
-
-local function number_name(v)
-  if v ~= v then return "nan" end
-  if v == math.huge then return "inf" end
-  if v == -math.huge then return "-inf" end
-  return string.format("%.6g", v)
-end
-
---- A metric as a number: a 0-dim (or one-element) tensor gives its value.
-local function as_number(v, what)
-  if type(v) == "number" then return v end
-  if lv.is_tensor(v) then
-    if v:numel() ~= 1 then
-      error(string.format("%s is a tensor of %d elements (expected one)", what, v:numel()), 0)
-    end
-    return v:detach():item()
-  end
-  error(string.format("%s is a %s (expected a number or a 0-dim tensor)", what, type(v)), 0)
-end
-
-local function duration(s)
-  s = math.max(0, math.floor(s + 0.5))
-  local h, m = s // 3600, (s % 3600) // 60
-  if h > 0 then return string.format("%d:%02d:%02d", h, m, s % 60) end
-  return string.format("%d:%02d", m, s % 60)
-end
-
----- options ----------------------------------------------------------------------------
-
--- The runner's own options: {flag, help, default, converter}. An
--- experiment that declares the same flag replaces the help and default.
--- On --resume the run keeps the values it started with: an option marked
--- resume = "keep" may be given again to change it, one marked "process"
--- belongs to the process (its value is this command line's, or the
--- default), and any other must not change. `training` ones are left out
--- for an experiment without step.
-local RUNNER_OPTIONS = {
-  { "--seed", "random seed (every random stream derives from it)", 1 },
-  { "--epochs", "training epochs (0: evaluate the starting parameters)", 10, min = 0,
-    resume = "keep", training = true },
-  { "--out", "folder the run folders are made in", "runs" },
-  { "--name", "run name (the folder is <out>/<name>-<timestamp>)" },
-  { "--resume", "continue the run in RUN_DIR from its last checkpoint", argname = "RUN_DIR",
-    resume = "process", training = true },
-  { "--patience", "stop when the validation ELBO has not improved for N epochs (0: never)", 0,
-    min = 0, resume = "keep", training = true },
-  { "--finish-with", "parameters finish evaluates: best (validation) or last", "best",
-    choices = { "best", "last" }, resume = "keep", training = true },
-  { "--keep-checkpoints", "keep the last N epoch checkpoints, and the best (0: all)", 3,
-    min = 0, resume = "keep", training = true },
-  { "--log-every", "a log line every N batches when not on a terminal (0: per epoch)", 100,
-    min = 0, resume = "process", training = true },
-  { "--max-steps", "stop after N steps in all (0: no limit; for smoke runs and tests)", 0,
-    min = 0, resume = "process", training = true },
-  { "--stop-after-epoch", "stop after epoch N's checkpoint, as an interruption would (0: no)", 0,
-    min = 0, resume = "process", training = true },
-  { "--threads", "threads for OpenMP and BLAS (0: leave as they are)", 0, min = 0,
-    resume = "process" },
-  { "--quiet", "nothing on the terminal but errors (messages.log keeps the messages)", false, resume = "process" },
-  { "--distributed", "data-parallel training over the MPI processes of this job (on by itself under mpirun)",
-    false, resume = "process" },
-}
-
---- `--nll-samples` -> "nll_samples" (argparse's target); the first long
--- alias names the option.
-local function target_of(flag)
-  local long = flag:match("%-%-([%w][%w_%-]*)") or flag:match("%-([%w][%w_%-]*)")
-  return long and long:gsub("%-", "_")
-end
-
-local function integer_converter(flag)
-  return function(s)
-    local v = math.tointeger(tonumber(s))
-    if v == nil then return nil, string.format("option '%s' takes an integer (got '%s')", flag, s) end
-    return v
-  end
-end
-
-local function number_converter(flag)
-  return function(s)
-    local v = tonumber(s)
-    if v == nil then return nil, string.format("option '%s' takes a number (got '%s')", flag, s) end
-    return v
-  end
-end
-
---- convert, then a check that the value is at least `min`.
-local function at_least(flag, convert, min)
-  return function(s)
-    local v, err = convert(s)
-    if v == nil then return nil, err end
-    if type(v) ~= "number" or v < min then
-      return nil, string.format("option '%s' must be at least %s (got '%s')", flag, tostring(min), s)
-    end
-    return v
-  end
-end
-
---- Gives a normal option its min: values below it are refused when parsed.
-local function set_min(o, min)
-  o.min = min
-  o.convert = at_least(o.flag, o.convert or number_converter(o.flag), min)
-end
-
-local function boolean_converter(flag)
-  local values = { ["true"] = true, yes = true, ["1"] = true, ["false"] = false, no = false, ["0"] = false }
-  return function(s)
-    local v = values[s:lower()]
-    if v == nil then return nil, string.format("option '%s' takes true or false (got '%s')", flag, s) end
-    return v
-  end
-end
-
---- Checks one declared option and gives it a normal form.
-local function normal_option(o, where)
-  if type(o) ~= "table" or type(o[1]) ~= "string" or not o[1]:match("^%-") then
-    error(string.format("%s: expected {flag, help, default [, converter]} with a flag like '--name'", where), 0)
-  end
-  local flag, default, convert = o[1], o[3], o[4]
-  local target = target_of(flag)
-  if not target then error(string.format("%s: cannot name the option '%s'", where, flag), 0) end
-  if convert ~= nil and type(convert) ~= "function" then
-    error(string.format("%s (%s): the converter must be a function", where, flag), 0)
-  end
-  local kind = "option"
-  if default == false and convert == nil then
-    kind = "flag"
-  elseif type(default) == "boolean" and convert == nil then
-    convert = boolean_converter(flag)
-  elseif type(default) == "number" and convert == nil then
-    convert = math.type(default) == "integer" and integer_converter(flag) or number_converter(flag)
-  end
-  if o.min ~= nil and (type(o.min) ~= "number" or kind == "flag") then
-    error(string.format("%s (%s): min must be a number, on an option that takes one", where, flag), 0)
-  end
-  local n = { flag = flag, help = o[2] or "", default = default, convert = convert, kind = kind,
-              target = target, choices = o.choices, argname = o.argname, resume = o.resume,
-              training = o.training }
-  if o.min ~= nil then set_min(n, o.min) end
-  return n
-end
-
---- The declared options, runner's and experiment's, in help order.
-local function declared_options(exp, exp_name)
-  local runner, own, by_target = {}, {}, {}
-  for i, o in ipairs(exp.options or {}) do
-    local n = normal_option(o, string.format("%s: options[%d]", exp_name, i))
-    own[#own + 1] = n
-    by_target[n.target] = n
-  end
-  for _, o in ipairs(RUNNER_OPTIONS) do
-    local n = normal_option(o, "runner option")
-    if n.target == "name" then n.default = exp.name end
-    local mine = by_target[n.target]
-    if n.training and not exp.step then
-      -- an experiment without a loop has nothing to resume, stop or keep
-    elseif mine then
-      mine.resume = n.resume     -- the runner still gives it its meaning
-      if n.min ~= nil and mine.min == nil and mine.kind ~= "flag" then set_min(mine, n.min) end
-    else
-      runner[#runner + 1] = n
-      by_target[n.target] = n
-    end
-  end
-  return own, runner, by_target
-end
-
-local function build_parser(file, exp, own, runner)
-  local parser = argparse("lvae run " .. file)
-    :add_help(false)
-    :description(exp.description or exp.name and ("experiment " .. exp.name) or nil)
-  local function add(list)
-    local elements = {}
-    for _, o in ipairs(list) do
-      local e
-      if o.kind == "flag" then
-        e = parser:flag(o.flag):description(o.help):target(o.target)
-      else
-        local help = (o.min and o.min ~= 0) and string.format("%s; at least %s", o.help, tostring(o.min)) or o.help
-        e = parser:option(o.flag):description(help):target(o.target)
-        if o.argname then e:argname("<" .. o.argname .. ">") end
-        if o.default ~= nil then e:default(tostring(o.default)) end
-        if o.convert then e:convert(o.convert) end
-        if o.choices then e:choices(o.choices) end
-      end
-      elements[#elements + 1] = e
-    end
-    return elements
-  end
-  local own_elements = add(own)
-  local runner_elements = add(runner)
-  local help = parser:flag("-h --help"):description("show this help message and exit")
-  runner_elements[#runner_elements + 1] = help
-  if #own_elements > 0 then
-    parser:group("Options of " .. (exp.name or file), table.unpack(own_elements))
-  end
-  parser:group("Runner options", table.unpack(runner_elements))
-  return parser
-end
-
---- True when the command line names the option (so --resume may compare it).
-local function given(args, o)
-  for alias in o.flag:gmatch("%S+") do
-    for _, a in ipairs(args) do
-      if a == alias or a:sub(1, #alias + 1) == alias .. "=" then return true end
-    end
-  end
-  return false
-end
-
--- run.config reads `nll-samples` as `nll_samples`.
-local config_mt = {
-  __index = function(t, k)
-    if type(k) == "string" and k:find("-", 1, true) then return rawget(t, (k:gsub("%-", "_"))) end
-  end,
-}
-
----- the log (log.csv) -----------------------------------------------------------------
-
--- One row per step: step, epoch, loss, elbo (the step's metric), val_elbo
--- (on the epoch's last step, after validation), seconds (training time so
--- far, summed over resumed processes), lr, then the extra metrics. A row
--- is held back until the next step (or validation) fills it.
-
-local Log = {}
-Log.__index = Log
-
-local function csv_number(v)
-  if v == nil then return "" end
-  if math.type(v) == "integer" then return string.format("%d", v) end
-  if not is_finite(v) then return number_name(v) end
-  return string.format("%.10g", v)
-end
-
-local function open_log(path, keep_bytes)
-  local self = setmetatable({ path = path, pending = nil, last_flush = lv.clock() }, Log)
-  local text = read_file(path)
-  if keep_bytes and text then
-    if #text > keep_bytes then write_atomic(path, text:sub(1, keep_bytes)) end
-    text = text:sub(1, keep_bytes)
-  elseif not keep_bytes then
-    text = nil
-    os.remove(path)
-  end
-  local header = text and text:match("^([^\n]*)\n")
-  if header then
-    self.columns = {}
-    for c in header:gmatch("[^,]+") do self.columns[#self.columns + 1] = c end
-  end
-  self.file = assert(io.open(path, "ab"))
-  return self
-end
-
-function Log:_header(extras)
-  if self.columns then return end
-  self.columns = {}
-  for _, c in ipairs(LOG_BASE) do self.columns[#self.columns + 1] = c end
-  for _, c in ipairs(extras or {}) do self.columns[#self.columns + 1] = c end
-  self.file:write(table.concat(self.columns, ","), "\n")
-end
-
-function Log:_write(row)
-  local cells = {}
-  for i, c in ipairs(self.columns) do cells[i] = csv_number(row[c]) end
-  self.file:write(table.concat(cells, ","), "\n")
-end
-
---- Queues a step's row (writing the one before).
-function Log:row(row, extras)
-  self:_header(extras)
-  if self.pending then self:_write(self.pending) end
-  self.pending = row
-  if lv.clock() - self.last_flush > 1 then
-    self.file:flush()
-    self.last_flush = lv.clock()
-  end
-end
-
---- Writes what is pending (with its val_elbo, if any) and flushes; returns
--- the file's size, the position a checkpoint records.
-function Log:flush(val_elbo)
-  self:_header()
-  if self.pending then
-    if val_elbo ~= nil then self.pending.val_elbo = val_elbo end
-    self:_write(self.pending)
-    self.pending = nil
-  end
-  self.file:flush()
-  self.last_flush = lv.clock()
-  return self.file:seek("end")
-end
-
-function Log:close()
-  if self.file then
-    self:flush()
-    self.file:close()
-    self.file = nil
-  end
-end
-
---- The log of a process that writes no files (a data-parallel rank other
--- than 0): it takes the rows and keeps nothing.
-local NullLog = { row = function() end, flush = function() end, close = function() end }
-
---- The rows of a log.csv as tables of numbers by column name (empty cells
--- absent; "nan"/"inf" cells as numbers).
-function M.read_log(path)
-  local text = read_file(path)
-  if not text then return nil end
-  local columns, rows = nil, {}
-  for line in text:gmatch("[^\n]+") do
-    local cells = {}
-    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
-    if not columns then
-      columns = cells
-    else
-      local row = {}
-      for i, c in ipairs(columns) do
-        local v = cells[i]
-        if v and v ~= "" then
-          row[c] = (v == "nan" and 0 / 0) or (v == "inf" and math.huge) or (v == "-inf" and -math.huge)
-                   or tonumber(v) or v
-        end
-      end
-      rows[#rows + 1] = row
-    end
-  end
-  return rows, columns
-end
-
----- progress ----------------------------------------------------------------------------
-
--- On a terminal: one line rewritten in place,
---   epoch 2/10 [########............] 120/600 1830 it/s ETA 0:42 loss 187.3
--- Elsewhere: a plain line every --log-every batches. Both print a summary
--- line per epoch.
-
-local Progress = {}
-Progress.__index = Progress
-
-local function new_progress(out, tty, quiet, log_every)
-  return setmetatable({ out = out, tty = tty, quiet = quiet, log_every = log_every,
-                        shown = false, last_draw = -1 }, Progress)
-end
-
-function Progress:clear()
-  if self.shown then
-    self.out:write("\r\27[K")
-    self.out:flush()
-    self.shown = false
-  end
-end
-
-function Progress:line(text)
-  if self.quiet then return end
-  self:clear()
-  self.out:write(text, "\n")
-  self.out:flush()
-end
-
-function Progress:start_epoch(epoch, epochs, n_batches)
-  self.epoch, self.epochs, self.n_batches = epoch, epochs, n_batches
-  self.t0, self.items, self.loss_sum, self.batches = lv.clock(), 0, 0, 0
-end
-
-function Progress:rate()
-  local dt = lv.clock() - self.t0
-  return dt > 0 and self.items / dt or 0, dt > 0 and self.batches / dt or 0
-end
-
-function Progress:update(batch, items, loss)
-  self.batches, self.items, self.loss_sum = batch, self.items + items, self.loss_sum + loss
-  if self.quiet then return end
-  local items_rate, batch_rate = self:rate()
-  local mean = self.loss_sum / self.batches
-  if self.tty then
-    local now = lv.clock()
-    if now - self.last_draw < 0.1 and batch ~= self.n_batches then return end
-    self.last_draw = now
-    local text
-    if self.n_batches then
-      local width = 20
-      local filled = math.min(width, math.floor(width * batch / self.n_batches))
-      local left = (self.n_batches - batch) + (self.epochs - self.epoch) * self.n_batches
-      text = string.format("epoch %d/%d [%s%s] %d/%d %.0f it/s ETA %s loss %.4g", self.epoch,
-        self.epochs, string.rep("#", filled), string.rep(".", width - filled), batch, self.n_batches,
-        items_rate, batch_rate > 0 and duration(left / batch_rate) or "?", mean)
-    else
-      text = string.format("epoch %d/%d %d batches %.0f it/s loss %.4g", self.epoch, self.epochs,
-        batch, items_rate, mean)
-    end
-    self.out:write("\r\27[K", text)
-    self.out:flush()
-    self.shown = true
-  elseif self.log_every > 0 and batch % self.log_every == 0 then
-    self:line(string.format("epoch %d/%d batch %d%s %.0f it/s loss %.6g", self.epoch, self.epochs,
-      batch, self.n_batches and ("/" .. self.n_batches) or "", items_rate, mean))
-  end
-end
-
---- A task outside the epochs (an evaluation): done of total units since t0.
-function Progress:task(label, done, total, t0)
-  if self.quiet then return end
-  local now = lv.clock()
-  local fraction = total > 0 and math.min(1, done / total) or 1
-  local elapsed = now - t0
-  if fraction >= 1 then
-    self:line(string.format("%s: done in %s", label, duration(elapsed)))
-    return
-  end
-  local eta = fraction > 0 and duration(elapsed * (1 - fraction) / fraction) or "?"
-  if self.tty then
-    if now - self.last_draw < 0.1 then return end
-    self.last_draw = now
-    local width = 20
-    local filled = math.floor(width * fraction)
-    self.out:write("\r\27[K", string.format("%s [%s%s] %d%% ETA %s", label, string.rep("#", filled),
-      string.rep(".", width - filled), math.floor(100 * fraction), eta))
-    self.out:flush()
-    self.shown = true
-  else
-    local tenth = math.floor(10 * fraction)
-    if self.task_t0 ~= t0 then self.task_t0, self.task_tenth = t0, 0 end
-    if tenth > self.task_tenth then
-      self.task_tenth = tenth
-      self:line(string.format("%s: %d%% ETA %s", label, 10 * tenth, eta))
-    end
-  end
-end
-
---- The epoch's summary line (the run prints it and keeps it in messages.log).
-function Progress:epoch_summary(extra)
-  local items_rate = self:rate()
-  local mean = self.batches > 0 and self.loss_sum / self.batches or 0 / 0
-  return string.format("epoch %d/%d: %d batches in %.1f s (%.0f it/s), loss %.6g%s", self.epoch,
-    self.epochs, self.batches, lv.clock() - self.t0, items_rate, mean, extra or "")
-end
+--- The rows of a log.csv (lvae.run.log); JSON as the run writes it and a
+-- file written whole (lvae.files), for the scripts that write beside a run.
+M.read_log = log.read
+M.json_encode = files.json_encode
+M.write_atomic = files.write_atomic
 
 ---- the run object ---------------------------------------------------------------------
 
@@ -696,11 +153,7 @@ end
 
 function Run:_message(text)
   if not self.main then return end
-  local f = io.open(self.dir .. "/messages.log", "ab")
-  if f then
-    f:write(text, "\n")
-    f:close()
-  end
+  log.message(self.dir, text)
   self.progress:line(text)
 end
 
@@ -714,8 +167,8 @@ function Run:log(fmt, ...) self:_message(string.format(fmt, ...)) end
 
 --- progress(done, total) for a long task outside training, shown as `label`.
 function Run:task(label)
-  local t0, progress = lv.clock(), self.progress
-  return function(done, total) progress:task(label, done, total, t0) end
+  local t0, shown = lv.clock(), self.progress
+  return function(done, total) shown:task(label, done, total, t0) end
 end
 
 --- A warning or the message a run ends with: on stderr, and in
@@ -725,11 +178,7 @@ function Run:_warn(text)
   local who = self.ranks > 1 and string.format("rank %d of %d: ", self.rank, self.ranks) or ""
   self.err:write("lvae run: ", who, text, "\n")
   self.err:flush()
-  local f = self.main and self.dir and io.open(self.dir .. "/messages.log", "ab")
-  if f then
-    f:write("lvae run: ", text, "\n")
-    f:close()
-  end
+  if self.main and self.dir then log.message(self.dir, "lvae run: " .. text) end
 end
 
 --- The newest checkpoint on disk, relative to the run folder (what
@@ -784,12 +233,6 @@ local function default_restore(state, t)
   end
 end
 
-local function plain_config(config)
-  local t = {}
-  for k, v in pairs(config) do t[k] = v end
-  return t
-end
-
 function Run:_save_checkpoint(epoch)
   local exp = self.experiment
   local saved
@@ -803,7 +246,7 @@ function Run:_save_checkpoint(epoch)
   lv.save(self.dir .. "/" .. name, {
     format = "lvae.run", version = 1,
     epoch = epoch, step = self.step, seconds = self:seconds(),
-    config = plain_config(self.config),
+    config = options.plain(self.config),
     rng = lv.get_rng_state(),
     experiment = saved,
     early = { best = self.best, best_epoch = self.best_epoch, bad_epochs = self.bad_epochs,
@@ -843,10 +286,7 @@ end
 
 --- The names in a run's checkpoints folder.
 local function checkpoint_files(dir)
-  local names = {}
-  local listing = command_output("ls -1A " .. quote(dir .. "/checkpoints")) or ""
-  for name in listing:gmatch("[^\n]+") do names[#names + 1] = name end
-  return names
+  return files.list(dir .. "/checkpoints") or {}
 end
 
 --- The newest checkpoint of a run folder. checkpoints/latest must name a
@@ -938,7 +378,7 @@ function Run:_plot()
   if not self.main then return end
   local ok, plot = pcall(require, "lvae.plot")
   if not ok or type(plot) ~= "table" or type(plot.training_curves) ~= "function" then return end
-  local rows, columns = M.read_log(self.dir .. "/log.csv")
+  local rows, columns = log.read(self.dir .. "/log.csv")
   if not rows or #rows == 0 then return end     -- no loop, or no step yet
   -- the training ELBO (else the loss) and the validation values on one
   -- scale: the loss mirrors the ELBO, and counts such as grad_evals are
@@ -1003,96 +443,6 @@ function Run:_lr(metrics)
   return nil
 end
 
----- data-parallel training ---------------------------------------------------------------
-
---- The metrics' names in a fixed order (every process combines them alike).
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t or {}) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
-end
-
---- Joins the processes of an MPI job in one run: checks that they were
--- started alike, gives them rank 0's parameters, and has the optimizer
--- combine their gradients. Called after setup (and a checkpoint's
--- restore), before the first step.
-function Run:_join_parallel()
-  local state = self.state
-  local opt = state.optimizer or state.opt
-  if type(opt) ~= "table" or type(opt.params) ~= "table" or type(opt._apply) ~= "function" then
-    error("data-parallel training (MPI) needs the state's optimizer (state.optimizer or state.opt, an "
-      .. "lvae.optim optimizer): its gradients are what the processes combine", 0)
-  end
-  local params, seen = {}, {}
-  local function add(p)
-    if lv.is_tensor(p) and not seen[p] then params[#params + 1], seen[p] = p, true end
-  end
-  if type(state.model) == "table" and state.model.parameters then
-    for _, p in ipairs(state.model:parameters()) do add(p) end
-  end
-  for _, p in ipairs(opt.params) do add(p) end
-  local shapes = {}
-  for i, p in ipairs(params) do shapes[i] = p:dtype() .. "[" .. table.concat(p:size(), ",") .. "]" end
-  local options = {}
-  for _, k in ipairs(sorted_keys(self.config)) do
-    local o = self.option_kinds[k]
-    if not (o and o.resume == "process") then options[#options + 1] = k .. "=" .. tostring(self.config[k]) end
-  end
-  D.agree("options", table.concat(options, " "))
-  D.agree("parameter shapes", table.concat(shapes, " "))
-  lv.no_grad(function() D.broadcast_parameters(params) end)
-  -- the optimizer combines the processes' gradients in every update, the
-  -- sending started while its backward pass still runs
-  opt.reducer = D.Reducer(opt.params)
-  self.parallel = { params = params, reducer = opt.reducer }
-end
-
---- One step on this process's rows of the batch: the experiment's step
--- with the rows' noise, its optimizer combining the gradients of all
--- processes; the loss and metrics returned are the batch's (each process's
--- weighted by its share of the rows; `n` summed).
-function Run:_parallel_step(batch)
-  local n = D.batch_rows(batch)
-  if n < self.ranks then
-    error(string.format("a batch of %d rows cannot be split over %d processes: every process needs at "
-      .. "least one row (use a larger batch or fewer processes)", n, self.ranks), 0)
-  end
-  local first, count = D.rows(n, self.rank, self.ranks)
-  local mine = D.take(batch, first, count, n)
-  if self.batch == 1 then
-    local t = lv.is_tensor(batch) and batch or batch.x or batch[1]
-    D.agree(string.format("first batch of epoch %d (CRC-32; were the processes given the same data?)",
-      self.epoch), D.checksum({ t }))
-  end
-  local reducer = self.parallel.reducer
-  local steps_before = reducer.steps
-  reducer.weight = count / n
-  local loss, metrics = D.with_shard(first, count, n, function()
-    return self.experiment.step(self, self.state, mine)
-  end)
-  if loss == nil then error("step must return the loss", 0) end
-  if reducer.steps - steps_before ~= 1 then
-    error(string.format("under data-parallel training a step must update the parameters through its "
-      .. "optimizer exactly once (opt:step(loss), or backward then opt:update()); this one did %d times",
-      reducer.steps - steps_before), 0)
-  end
-  if metrics ~= nil and type(metrics) ~= "table" then error("step's second result must be a table of metrics", 0) end
-  local w = count / n
-  local keys = sorted_keys(metrics)
-  local values = { w * as_number(loss, "the loss") }
-  for i, k in ipairs(keys) do
-    local x = as_number(metrics[k], "metric '" .. tostring(k) .. "'")
-    values[i + 1] = (k == "n") and x or w * x
-  end
-  values = lv.mpi.allreduce_number(values)
-  local combined = metrics and {} or nil
-  for i, k in ipairs(keys) do combined[k] = values[i + 1] end
-  -- the learning rate is every process's own (the same), not a sum
-  if combined and combined.lr ~= nil then combined.lr = as_number(metrics.lr, "metrics.lr") end
-  return values[1], combined
-end
-
 --- One epoch: steps, validation, checkpoint. Returns "max_steps" when the
 -- step limit is reached in the middle.
 function Run:_epoch(epoch)
@@ -1109,7 +459,7 @@ function Run:_epoch(epoch)
     self.step, self.batch = self.step + 1, self.batch + 1
     local loss_value, metrics
     if self.ranks > 1 then
-      loss_value, metrics = self:_parallel_step(batch)
+      loss_value, metrics = parallel.step(self, batch)
     else
       loss_value, metrics = exp.step(self, self.state, batch)
     end
@@ -1123,7 +473,7 @@ function Run:_epoch(epoch)
       if not self.extras then
         self.extras = {}
         for k in pairs(metrics) do
-          if type(k) == "string" and not RESERVED_METRICS[k] then self.extras[#self.extras + 1] = k end
+          if type(k) == "string" and not log.RESERVED[k] then self.extras[#self.extras + 1] = k end
         end
         table.sort(self.extras)
       end
@@ -1187,12 +537,12 @@ end
 --- The commit of the repository holding dir, and whether its tracked files
 -- differ from it ("unknown" outside a repository).
 local function git_info(dir, with_status)
-  local out = command_output("git -C " .. quote(dir) .. " rev-parse --show-toplevel HEAD")
+  local out = files.output("git -C " .. quote(dir) .. " rev-parse --show-toplevel HEAD")
   local top, commit = (out or ""):match("^([^\n]+)\n(%x+)")
   if not commit then return { commit = "unknown" } end
   local info = { commit = commit, top = top }
   if with_status ~= false then
-    local status = command_output("git -C " .. quote(dir) .. " status --porcelain --untracked-files=no")
+    local status = files.output("git -C " .. quote(dir) .. " status --porcelain --untracked-files=no")
     info.dirty = status ~= nil and status:match("%S") ~= nil
   end
   return info
@@ -1229,14 +579,6 @@ local function load_experiment(file)
   return exp
 end
 
-local function option_value(args, flag)
-  for i, a in ipairs(args) do
-    if type(a) ~= "string" then a = "" end
-    if a == flag then return args[i + 1] end
-    if a:sub(1, #flag + 1) == flag .. "=" then return a:sub(#flag + 2) end
-  end
-end
-
 local USAGE = "usage: lvae run FILE.lua [--option value ...]   (FILE.lua --help lists the options)\n"
            .. "       lvae run [FILE.lua] --resume RUN_DIR [--epochs N ...]\n"
 
@@ -1258,8 +600,8 @@ local function prepare(args, out, err, rank)
   args = { table.unpack(args) }
   -- `lvae run --resume DIR` finds the file in DIR/config.json.
   if (args[1] == nil or type(args[1]) == "string" and args[1]:match("^%-"))
-     and option_value(args, "--resume") then
-    local saved = read_json(option_value(args, "--resume") .. "/config.json")
+     and options.value(args, "--resume") then
+    local saved = read_json(options.value(args, "--resume") .. "/config.json")
     if saved and type(saved.file) == "string" then table.insert(args, 1, saved.file) end
   end
   local file = args[1]
@@ -1277,8 +619,8 @@ local function prepare(args, out, err, rank)
   file = file or "(table)"
   local exp_name = exp.name or file:match("([^/]+)%.lua$") or file
   exp.name = exp_name
-  local own, runner, by_target = declared_options(exp, file)
-  local parser = build_parser(file, exp, own, runner)
+  local own, runner, by_target = options.declared(exp, file)
+  local parser = options.parser(file, exp, own, runner)
   for _, a in ipairs(args) do
     if a == "-h" or a == "--help" then
       out:write(parser:get_help(), "\n")
@@ -1290,12 +632,7 @@ local function prepare(args, out, err, rank)
     err:write(parser:get_usage(), "\n\nError: ", parsed, "\n")
     return nil, 1, parsed, true
   end
-  local config = setmetatable({}, config_mt)
-  for target, o in pairs(by_target) do
-    local v = parsed[target]
-    if o.kind == "flag" then v = v or false end
-    if target ~= "resume" and target ~= "help" then config[target] = v end
-  end
+  local config = options.config(parsed, by_target)
 
   local run = setmetatable({ experiment = exp, file = file, out = out, err = err, args = args,
                              step = 0, epoch = 0, batch = 0, epochs_done = 0,
@@ -1307,23 +644,8 @@ local function prepare(args, out, err, rank)
     local ck, rel, fallback = resumable_checkpoint(dir)
     run.resume_notes = { fallback }
     -- The run's own values, except for what may change on resume.
-    local merged = setmetatable(ck.config, config_mt)
-    for target, o in pairs(by_target) do
-      if o.resume == "process" then
-        merged[target] = config[target]
-      elseif given(args, o) then
-        if o.resume == "keep" then
-          merged[target] = config[target]
-        elseif config[target] ~= merged[target] then
-          return nil, 1, string.format("%s cannot change on --resume (the run used %s, not %s); "
-            .. "start a new run instead", o.flag:match("%-%-%S+") or o.flag, tostring(merged[target]),
-            tostring(config[target]))
-        end
-      end
-    end
-    for target, o in pairs(by_target) do     -- options the run's experiment did not have yet
-      if merged[target] == nil and target ~= "resume" then merged[target] = config[target] end
-    end
+    local merged, why = options.resumed(ck.config, config, by_target, args)
+    if not merged then return nil, 1, why end
     run.config, run.dir, run.resumed, run.resume_from = merged, dir, true, ck
     run.checkpoint_name = rel
   else
@@ -1339,22 +661,22 @@ end
 function Run:_write_config()
   local path = self.dir .. "/config.json"
   local cfg
-  local git = git_info(dirname(self.file))
+  local git = git_info(files.dirname(self.file))
   git.top = nil
   if self.resumed then
     cfg = read_json(path) or {}
     cfg.resumes = type(cfg.resumes) == "table" and cfg.resumes or {}
     cfg.resumes[#cfg.resumes + 1] = {
       time = os.date("!%Y-%m-%dT%H:%M:%SZ"), from = self.checkpoint_name,
-      argv = self.args, options = plain_config(self.config), git = git,
+      argv = self.args, options = options.plain(self.config), git = git,
     }
   else
     local host = read_file("/proc/sys/kernel/hostname")
-    local mine = git_info(dirname(debug.getinfo(1, "S").source:sub(2)), false)
+    local mine = git_info(files.dirname(debug.getinfo(1, "S").source:sub(2)), false)
     local lvae = { version = lv.version, commit = mine.commit ~= git.commit and mine.commit or nil }
     cfg = {
       name = self.experiment.name, file = self.file, dir = self.dir, argv = self.args,
-      options = plain_config(self.config), seed = self.seed,
+      options = options.plain(self.config), seed = self.seed,
       git = git,
       lvae = next(lvae) and lvae or nil,
       started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
@@ -1387,10 +709,10 @@ function Run:_go()
     self:_write_config()
     if exp.step then
       mkdir_p(self.dir .. "/checkpoints")
-      self.csv = open_log(self.dir .. "/log.csv", ck and ck.log_bytes or nil)
+      self.csv = log.open(self.dir .. "/log.csv", ck and ck.log_bytes or nil)
     end
   elseif exp.step then
-    self.csv = NullLog
+    self.csv = log.NullLog
   end
   if not self.resumed then self:_message("run folder: " .. self.dir) end
 
@@ -1416,7 +738,7 @@ function Run:_go()
       self:_message(string.format("removed checkpoints/%s, left by a save stopped mid-write", name))
     end
   end
-  if exp.step and self.ranks > 1 then self:_join_parallel() end
+  if exp.step and self.ranks > 1 then parallel.join(self) end
   if not ck and exp.step then self:_save_checkpoint(0) end
 
   local status = "completed"
@@ -1463,60 +785,6 @@ function Run:_go()
   return 0
 end
 
---- A stream that keeps nothing: the terminal of a process other than rank 0.
-local NullStream = { write = function(self) return self end, flush = function() end }
-
---- Ends every process of the job after this one failed or was
--- interrupted (an error on one process leaves the others waiting in a
--- collective). Rank 0 has written results.json by now; another process
--- first gives rank 0 a moment to write it, in case rank 0 is stopping
--- too. Checkpoints are whole files (written, then renamed): the last one
--- stays intact.
-local function stop_job(run, code)
-  if not run.main then
-    local t = lv.clock()
-    while lv.clock() - t < 2 do end
-  end
-  lv.mpi.abort(code)
-end
-
---- Whether the command line asks for --distributed.
-local function asks_distributed(args)
-  for _, a in ipairs(args) do
-    if a == "--distributed" then return true end
-  end
-  return false
-end
-
---- Joins the MPI job this process was started in (by mpirun, or with
--- --distributed): returns rank and size (0, 1 alone), or nil and the
--- message.
-local function join_job(args, err)
-  if not (lv.mpi.launched() or asks_distributed(args)) then return 0, 1 end
-  local ok, rank, size = pcall(lv.mpi.init)
-  if not ok then
-    err:write("lvae run: ", tostring(rank), "\n")
-    return nil, tostring(rank)
-  end
-  return rank, size
-end
-
---- The processes' start, compared: when one could not start (it says
--- why itself), every process stops; otherwise the others take rank 0's
--- run folder. Returns prepare's results as this process should act on them.
-local function agree_on_start(ok, run, status, message, told)
-  local mine = not ok and "error" or not run and "stop" or "go"
-  local all = lv.mpi.allgather_string(mine .. "\n" .. (mine == "go" and run.dir or ""))
-  if mine ~= "go" then return ok, run, status, message, told end
-  for r, text in ipairs(all) do
-    if not text:match("^go\n") then
-      return true, nil, 1, string.format("process %d of the job could not start", r - 1)
-    end
-  end
-  if lv.mpi.rank() > 0 then run.dir = all[1]:match("^go\n(.*)$") end
-  return ok, run, status, message, told
-end
-
 --- Runs an experiment: args are the command line after `lvae run`
 -- ({"FILE.lua", "--K", "5", ...}); streams (optional) = {stdout = f,
 -- stderr = f, tty = bool (default: whether stdout is a terminal)}.
@@ -1526,13 +794,13 @@ local run_locked   -- below main
 function M.main(args, streams)
   local out = streams and streams.stdout or io.stdout
   local err = streams and streams.stderr or io.stderr
-  local rank, ranks = join_job(args or {}, err)
+  local rank, ranks = parallel.join_job(args or {}, err)
   if not rank then return 1, ranks end
   -- the other processes of a job print nothing but their own errors
-  if rank > 0 then out = NullStream end
+  if rank > 0 then out = parallel.NullStream end
   local ok, run, status, message, told = pcall(prepare, args or {}, out, err, rank)
   if ranks > 1 then
-    ok, run, status, message, told = agree_on_start(ok, run, status, message, told)
+    ok, run, status, message, told = parallel.agree_on_start(ok, run, status, message, told)
   end
   if not ok then
     err:write("lvae run: ", tostring(run), "\n")
@@ -1547,7 +815,7 @@ function M.main(args, streams)
   local c = run.config
   local tty = streams and streams.tty
   if tty == nil then tty = out == io.stdout and os.execute("[ -t 1 ]") == true end
-  run.progress = new_progress(out, tty, c.quiet, c.log_every or 0)
+  run.progress = progress.new(out, tty, c.quiet, c.log_every or 0)
 
   -- One process at a time in a run folder: a second --resume of it would
   -- append to the same log and write the same checkpoints. The kernel
@@ -1564,7 +832,7 @@ function M.main(args, streams)
   end
   local status_code, back = run_locked(run)
   if run.main then lock:release() end
-  if ranks > 1 and status_code ~= 0 and status_code ~= 2 then stop_job(run, status_code) end
+  if ranks > 1 and status_code ~= 0 and status_code ~= 2 then parallel.stop_job(run, status_code) end
   return status_code, back
 end
 
@@ -1587,7 +855,7 @@ run_locked = function(run)
   run.last_good = run:_latest()
   if getmetatable(result) == Diverged then
     local msg = string.format("step %d: the %s is %s; the last good checkpoint is %s", run.step, result.what,
-      number_name(result.value), run.last_good or "none")
+      log.number_name(result.value), run.last_good or "none")
     run:_warn(msg)
     pcall(run._write_results, run, "diverged", { step = run.step, epoch = run.epoch, message = msg,
       value = result.value, last_good_checkpoint = run.last_good })

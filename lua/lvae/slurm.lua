@@ -12,7 +12,7 @@
 -- only take turns on them. It does not watch, cancel or account for jobs:
 -- sbatch --wait is the one way it waits.
 
-local shell = require "lvae.shell"
+local files = require "lvae.files"
 
 local M = {}
 
@@ -59,7 +59,7 @@ function M.script(commands, o)
   lines[#lines + 1] = string.format("export OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d", o.cpus, o.cpus)
   lines[#lines + 1] = 'case "$SLURM_ARRAY_TASK_ID" in'
   for k, command in ipairs(commands) do
-    lines[#lines + 1] = string.format("  %d) exec %s ;;", k - 1, shell.command(command))
+    lines[#lines + 1] = string.format("  %d) exec %s ;;", k - 1, files.command(command))
   end
   lines[#lines + 1] = string.format('  *) echo "no command for array task \'$SLURM_ARRAY_TASK_ID\' (tasks are 0 to %d)" >&2; '
     .. "exit 1 ;;", #commands - 1)
@@ -75,14 +75,14 @@ end
 -- said, when it is missing or names no job.
 function M.submit(path, o)
   o = o or {}
-  if not shell.found("sbatch") then
+  if not files.found("sbatch") then
     error("sbatch is not on PATH: submitting needs Slurm's client commands (Debian's slurm-client) "
       .. "on a machine of the cluster", 0)
   end
   local argv = { "sbatch", "--parsable" }
   if o.wait then argv[#argv + 1] = "--wait" end
   argv[#argv + 1] = path
-  local p = assert(io.popen(shell.command(argv) .. " 2>&1"))
+  local p = assert(io.popen(files.command(argv) .. " 2>&1"))
   local job, said = nil, {}
   for line in p:lines() do
     -- --parsable prints the job id alone, or "id;cluster"

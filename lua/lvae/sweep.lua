@@ -12,7 +12,7 @@
 -- configuration as a plain one-process child of an MPI rank. It does not
 -- tabulate (compare.lua) or talk to Slurm (lvae.slurm).
 
-local shell = require "lvae.shell"
+local files = require "lvae.files"
 
 local M = {}
 
@@ -35,8 +35,8 @@ end
 -- s = {experiment, common, config, runs, seed, index}. The experiment
 -- file comes first, as runner.main wants.
 function M.arguments(s)
-  local args = words(s.config, words(s.common, { shell.absolute(s.experiment) }))
-  for _, w in ipairs({ "--out", shell.absolute(s.runs), "--seed", tostring(s.seed),
+  local args = words(s.config, words(s.common, { files.absolute(s.experiment) }))
+  for _, w in ipairs({ "--out", files.absolute(s.runs), "--seed", tostring(s.seed),
                        "--name", "config" .. s.index }) do
     args[#args + 1] = w
   end
@@ -47,9 +47,9 @@ end
 -- found), from the root.
 function M.launcher()
   local module = package.searchpath("lvae.run", package.path)
-  local root = module and shell.absolute(module):match("^(.*)/lua/lvae/run%.lua$")
+  local root = module and files.absolute(module):match("^(.*)/lua/lvae/run%.lua$")
   local launcher = root and root .. "/lvae"
-  if not launcher or not shell.readable(launcher) then
+  if not launcher or not files.readable(launcher) then
     error(string.format("cannot find the lvae launcher beside lua/lvae/run.lua (found the module at %s)",
       tostring(module)), 0)
   end
@@ -79,7 +79,7 @@ function M.folders(path)
     error(string.format("%s: only the last part of a path may have * or ?", path), 0)
   end
   local pattern, found = glob_pattern(last), {}
-  for _, name in ipairs(shell.list(parent == "" and "/" or parent) or {}) do
+  for _, name in ipairs(files.list(parent == "" and "/" or parent) or {}) do
     if name:match(pattern) then found[#found + 1] = parent .. "/" .. name end
   end
   return found
@@ -88,7 +88,7 @@ end
 --- Where configuration `index`'s run folders land in `runs`, as a pattern
 -- M.folders expands (configK-<timestamp>[-n]).
 function M.folder_pattern(runs, index)
-  return string.format("%s/config%d-*", shell.absolute(runs), index)
+  return string.format("%s/config%d-*", files.absolute(runs), index)
 end
 
 --- Configuration `index`'s newest run folder in `runs` (a requeued Slurm
@@ -133,7 +133,7 @@ function M.run_outside_mpi(args, quiet)
     argv[#argv + 1] = name
   end
   for _, w in ipairs(M.command(args)) do argv[#argv + 1] = w end
-  return shell.status(shell.command(argv) .. (quiet and " >/dev/null" or ""))
+  return files.status(files.command(argv) .. (quiet and " >/dev/null" or ""))
 end
 
 return M

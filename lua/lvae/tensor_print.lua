@@ -3,7 +3,7 @@
 -- only `options.edge` entries at each end of every dimension, with "...".
 -- Tensors of three or more dims print as 2-D slices headed (i,j,.,.).
 
-local core = require "lvae.core"
+local lv = require "lvae.base"
 
 local M = {}
 
@@ -22,7 +22,7 @@ local function shrink(x, edge)
   for d = 1, x:dim() do
     local n = x:size(d)
     if n > 2 * edge then
-      x = core.cat({ x:narrow(d, 1, edge), x:narrow(d, n - edge + 1, edge) }, d)
+      x = lv.cat({ x:narrow(d, 1, edge), x:narrow(d, n - edge + 1, edge) }, d)
       cut[d] = true
     end
   end

@@ -12,8 +12,7 @@
 -- gradgradcheck applies gradcheck to x -> grad(<f(x), u>, x) with a fixed
 -- random u, built with create_graph.
 
-local core = require "lvae.core"
-local autograd = require "lvae.autograd"
+local lv = require "lvae.base"
 local check = require "lvae.check"
 
 local M = {}
@@ -21,11 +20,11 @@ local M = {}
 local function flat(t) return t:contiguous():view({ -1 }) end
 
 local function check_inputs(inputs, what)
-  if type(inputs) ~= "table" or core.is_tensor(inputs) or #inputs == 0 then
+  if type(inputs) ~= "table" or lv.is_tensor(inputs) or #inputs == 0 then
     error(what .. ": inputs must be a non-empty list of tensors", 3)
   end
   for i, x in ipairs(inputs) do
-    if not core.is_tensor(x) or check.typename(x) == "a freed tensor" then
+    if not lv.is_tensor(x) or check.typename(x) == "a freed tensor" then
       error(string.format("%s: input %d is not a tensor (got %s)", what, i, check.typename(x)), 3)
     end
     if x:dtype() ~= "f64" then
@@ -37,7 +36,7 @@ end
 
 local function evaluate(f, xs)
   local y = f(table.unpack(xs))
-  if not core.is_tensor(y) then error("f must return a tensor", 3) end
+  if not lv.is_tensor(y) then error("f must return a tensor", 3) end
   return y
 end
 
@@ -50,17 +49,17 @@ function M.gradcheck(f, inputs, opts)
     check.fail("gradcheck", "eps must be a positive number (got %s)", tostring(eps))
   end
   local leaves = {}
-  for i, x in ipairs(inputs) do leaves[i] = core.param(x:detach():clone()) end
-  local y = autograd.enable_grad(evaluate, f, leaves)
+  for i, x in ipairs(inputs) do leaves[i] = lv.param(x:detach():clone()) end
+  local y = lv.enable_grad(evaluate, f, leaves)
   local m = y:numel()
 
   -- Jacobian rows from the tape: row k = d y_k / d inputs.
   local tape = {}
   for k = 1, m do
-    local e = core.zeros({ m }, y:dtype())
+    local e = lv.zeros({ m }, y:dtype())
     e[k] = 1
     local gs = y.needs_grad
-      and core.grad(y, leaves, { grad_outputs = e:view(y:size()), retain_graph = true,
+      and lv.grad(y, leaves, { grad_outputs = e:view(y:size()), retain_graph = true,
                                  allow_unused = true })
       or {}
     tape[k] = {}
@@ -70,7 +69,7 @@ function M.gradcheck(f, inputs, opts)
   end
 
   local worst, where = 0, nil
-  autograd.no_grad(function()
+  lv.no_grad(function()
     for i, x in ipairs(inputs) do
       local n = x:numel()
       for j = 1, n do
@@ -106,26 +105,26 @@ function M.gradgradcheck(f, inputs, opts)
   check.fn("gradgradcheck", "f", f)
   opts = check.options("gradgradcheck", opts, { "eps", "seed" })
   check_inputs(inputs, "gradgradcheck")
-  local probe = autograd.enable_grad(evaluate, f, inputs)
-  local u = core.randn(probe:size(), "f64", core.Generator(opts.seed or 7))
+  local probe = lv.enable_grad(evaluate, f, inputs)
+  local u = lv.randn(probe:size(), "f64", lv.Generator(opts.seed or 7))
   local function first_derivatives(...)
     local xs = { ... }
     local y = f(table.unpack(xs))
     -- f constant in its inputs: its derivatives are all zero
     local gs = y.needs_grad
-      and core.grad(y, xs, { grad_outputs = u, create_graph = true, allow_unused = true }) or {}
+      and lv.grad(y, xs, { grad_outputs = u, create_graph = true, allow_unused = true }) or {}
     local parts = {}
-    for i, x in ipairs(xs) do parts[i] = flat(gs[i] or core.zeros_like(x)) end
-    return core.cat(parts, 1)
+    for i, x in ipairs(xs) do parts[i] = flat(gs[i] or lv.zeros_like(x)) end
+    return lv.cat(parts, 1)
   end
   local function wrapped(...)
     local xs = { ... }
     -- Inside gradcheck's finite differences the inputs are plain tensors:
     -- make them leaves so that grad can be taken.
     for i, x in ipairs(xs) do
-      if not x.needs_grad then xs[i] = core.param(x:detach()) end
+      if not x.needs_grad then xs[i] = lv.param(x:detach()) end
     end
-    return autograd.enable_grad(first_derivatives, table.unpack(xs))
+    return lv.enable_grad(first_derivatives, table.unpack(xs))
   end
   return M.gradcheck(wrapped, inputs, opts)
 end
