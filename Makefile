@@ -70,7 +70,7 @@ OBJECTS   := $(patsubst src/%.c,$(BUILD)/%.o,$(SOURCES))
 # normal one (it needs the ASan runtime preloaded).
 MODULE    := $(if $(filter 1,$(SANITIZE)),build-sanitize/lvae/core.so,lua/lvae/core.so)
 
-.PHONY: all test bench bench-peer demo sanitize misuse fuzz clean setup
+.PHONY: all test bench bench-peer bench-mpi demo sanitize misuse fuzz clean setup
 
 all: $(MODULE)
 
@@ -110,6 +110,7 @@ bench: setup
 	./lvae bench/nn.lua
 	./lvae bench/integrators.lua
 	$(MAKE) bench-peer
+	$(MAKE) bench-mpi
 
 # make bench-peer: lvae against an independent PyTorch implementation of
 # every SPEC §6.2 model, a full training step each, after checking that
@@ -119,6 +120,15 @@ bench-peer: setup
 	./scripts/setup.sh bench
 	$(MAKE) all $(BENCH_REF)
 	./lvae bench/peer.lua
+
+# make bench-mpi: data-parallel training through the runner on 1, 2 and 4
+# MPI ranks against one process with 1, 2 and 4 threads, the parts of a
+# step, and the step time and efficiency predicted for 8-64 nodes
+# (bench/mpi.lua; writes bench/results/mpi.json and its section of
+# BENCHMARKS.md). Needs lvae built with Open MPI (setup installs it).
+bench-mpi: setup
+	$(MAKE) all
+	./lvae bench/mpi.lua
 
 # make demo: install, build, and run the main job (scripts/compare.lua
 # --demo: a fixed test file, VAE, HVAE and qsl with matched and unit

@@ -52,7 +52,8 @@
 -- Writes bench/results/peer.json and BENCHMARKS.md (a full run; any other
 -- writes bench/results/peer-partial.json only), each to a temporary name
 -- first and then renamed; --render writes BENCHMARKS.md again from
--- peer.json without measuring.
+-- peer.json without measuring. The file's sections written by other
+-- suites (bench/mpi.lua's "Data-parallel training (MPI)") are kept.
 
 local script = arg and arg[0] or "bench/peer.lua"
 local bench_dir = script:match("^(.*)/[^/]*$") or "."
@@ -86,6 +87,20 @@ local function die(msg)
   os.exit(1)
 end
 
+-- The sections of BENCHMARKS.md other suites write (bench/mpi.lua's),
+-- kept from the file as it is, after this suite's markdown.
+local OTHER_SECTIONS = { "Data-parallel training (MPI)" }
+local function with_other_sections(path, markdown)
+  local f = io.open(path, "r")
+  local old = f and f:read("a") or ""
+  if f then f:close() end
+  for _, title in ipairs(OTHER_SECTIONS) do
+    local section = lib.markdown_section(old, title)
+    if section then markdown = lib.replace_markdown_section(markdown, title, section) end
+  end
+  return markdown
+end
+
 local o, err = options.parse(arg or {})
 if not o then die("bench/peer.lua: " .. err .. "\n" .. options.USAGE) end
 if o.help then
@@ -101,10 +116,7 @@ if o.render then
   f:close()
   doc.notes = report.read_notes(root)
   local path = root .. "/BENCHMARKS.md"
-  local out = assert(io.open(path .. ".tmp", "w"))
-  out:write(report.markdown(doc))
-  assert(out:close())
-  assert(os.rename(path .. ".tmp", path))
+  lib.write_text(path, with_other_sections(path, report.markdown(doc)))
   print("wrote " .. path .. " from " .. json)
   os.exit(0)
 end
@@ -538,11 +550,7 @@ local json_path = lib.write_json(o.full and "peer" or "peer-partial", doc)
 print("wrote " .. json_path)
 if o.full then
   local path = root .. "/BENCHMARKS.md"
-  local tmp_path = path .. ".tmp"
-  local f = assert(io.open(tmp_path, "w"))
-  f:write(markdown)
-  assert(f:close())
-  assert(os.rename(tmp_path, path))
+  lib.write_text(path, with_other_sections(path, markdown))
   print("wrote " .. path)
 else
   print("(a partial or --quick run: BENCHMARKS.md and bench/results/peer.json are left as they are)")
