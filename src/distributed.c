@@ -144,6 +144,14 @@ int lv_dist_init(void)
          * components, loaded later, need libmpi's symbols global. */
         if (!dlopen("libmpi.so.40", RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD))
             dlopen("libmpi.so", RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+        /* Open MPI 4.1's non-blocking all-reduce (libnbc) picks a binomial
+         * tree below 4 ranks and for every in-place call, which moves each
+         * byte log2(N) times through one rank: a 5 MB gradient took
+         * 11 ms between 2 ranks here, 1.9 ms with the ring (see
+         * BENCHMARKS.md, "Data-parallel training"). The ring is the
+         * default for our buckets; a value the user set wins (no
+         * overwrite), and an MPI other than Open MPI ignores it. */
+        setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0);
         int provided;
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
             return lv_error_set(0, "MPI_Init failed (is this process started by mpirun?)");

@@ -363,7 +363,9 @@ for step = 1, 3 do
   for i = 1, 4 do
     local got = g[i]
     if not got then failures[#failures + 1] = "step " .. step .. " parameter " .. i .. " is nil"
-    elseif math.abs(got:mean():item() - expect[i]) > 1e-5 or got:max():item() ~= got:min():item() then
+    -- a ring all-reduce sums each segment of a bucket in its own order,
+    -- so elements of one gradient may differ in the last bits
+    elseif math.abs(got:mean():item() - expect[i]) > 1e-5 or got:max():item() - got:min():item() > 1e-5 then
       failures[#failures + 1] = string.format("step %d parameter %d: %.7g, expected %.7g", step, i,
         got:mean():item(), expect[i])
     end
