@@ -458,7 +458,8 @@ int lv_dist_iallreduce(void *buf, size_t n, lv_dtype dtype, lv_dist_op op,
     return 0;
 }
 
-int lv_dist_test(lv_dist_request *req)
+/* MPI_Test (block = 0) or MPI_Wait on a request in flight. */
+static int complete(lv_dist_request *req, int block)
 {
     if (!req->active)
         return 0;
@@ -466,29 +467,23 @@ int lv_dist_test(lv_dist_request *req)
     double t0 = now();
     MPI_Request r;
     memcpy(&r, req->handle, sizeof r);
-    int done = 0;
-    MPI_CHECK(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "allreduce");
+    int done = 1;
+    if (block)
+        MPI_CHECK(MPI_Wait(&r, MPI_STATUS_IGNORE), "allreduce");
+    else
+        MPI_CHECK(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "allreduce");
     memcpy(req->handle, &r, sizeof r);
     req->active = !done;
     comm_seconds += now() - t0;
+#else
+    (void)block;
 #endif
     return 0;
 }
 
-int lv_dist_wait(lv_dist_request *req)
-{
-    if (!req->active)
-        return 0;
-#ifdef LV_HAVE_MPI
-    double t0 = now();
-    MPI_Request r;
-    memcpy(&r, req->handle, sizeof r);
-    MPI_CHECK(MPI_Wait(&r, MPI_STATUS_IGNORE), "allreduce");
-    req->active = 0;
-    comm_seconds += now() - t0;
-#endif
-    return 0;
-}
+int lv_dist_test(lv_dist_request *req) { return complete(req, 0); }
+
+int lv_dist_wait(lv_dist_request *req) { return complete(req, 1); }
 
 int lv_dist_barrier(void)
 {
