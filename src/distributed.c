@@ -20,7 +20,9 @@
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
 static int joined;                 /* lv_dist_init succeeded */
+#ifdef LV_HAVE_MPI
 static int mpi_started;            /* and this process called MPI_Init */
+#endif
 static int job_rank, job_size = 1;
 static double comm_seconds, reduced_bytes;
 
