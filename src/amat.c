@@ -71,8 +71,6 @@ lv_tensor *lv_amat_decode(const uint8_t *data, size_t len, int dtype)
     lv_tensor *t = lv_tensor_empty((lv_dtype)dtype, 2, shape);
     if (!t)
         return NULL;
-    float *out32 = dtype == LV_DTYPE_F32 ? lv_tensor_data(t) : NULL;
-    double *out64 = dtype == LV_DTYPE_F64 ? lv_tensor_data(t) : NULL;
     int64_t k = 0;
     line = 0;
     for (size_t pos = 0; pos < len;) {
@@ -103,17 +101,13 @@ lv_tensor *lv_amat_decode(const uint8_t *data, size_t len, int dtype)
                 lv_tensor_release(t);
                 return NULL;
             }
-            if (out32 && fabs(v) > (double)FLT_MAX) {
+            if (dtype == LV_DTYPE_F32 && fabs(v) > (double)FLT_MAX) {
                 lv_error_set(0, "line %lld, value %lld: '%s' is beyond the range of f32",
                              (long long)line, (long long)column, token);
                 lv_tensor_release(t);
                 return NULL;
             }
-            if (out32)
-                out32[k] = (float)v;
-            else
-                out64[k] = v;
-            k++;
+            lv_store_double(lv_tensor_data(t), (lv_dtype)dtype, k++, v);
         }
         pos = end + 1;
     }

@@ -119,13 +119,8 @@ void lv_io_decode_elements(lv_tensor *out, const uint8_t *src,
         if (raw) {
             copy_elements(o, s, 1, osize, swap);
         } else {
-            double v = load_element(s, kind, size, big_endian);
-            if (out->dtype == LV_DTYPE_F32) {
-                float f = (float)v;
-                memcpy(o, &f, sizeof f);
-            } else {
-                memcpy(o, &v, sizeof v);
-            }
+            lv_store_double(dst, out->dtype, i,
+                            load_element(s, kind, size, big_endian));
         }
         if (!fortran)
             continue;

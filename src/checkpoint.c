@@ -17,25 +17,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "checkpoint.h"
+#include "digest.h"
 #include "npy.h"
 
 /* ---- checkpoints: the header ----------------------------------------- */
-
-/* zlib's CRC-32, in pieces that fit its `uInt` length. */
-static uint32_t crc32_of(const uint8_t *p, size_t n)
-{
-    uLong c = crc32(0L, Z_NULL, 0);
-    while (n > 0) {
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, p, k);
-        p += k;
-        n -= k;
-    }
-    return (uint32_t)c;
-}
 
 int lv_ckpt_begin(lv_io_writer *w)
 {
@@ -54,8 +40,8 @@ int lv_ckpt_end(lv_io_writer *w)
         return lv_error_set(0, "checkpoint writer has no header");
     size_t n = w->len - LV_CKPT_HEADER_SIZE;
     lv_io_store_uint(w->data + 16, n, 8, 0);
-    lv_io_store_uint(w->data + 24, crc32_of(w->data + LV_CKPT_HEADER_SIZE, n),
-                     4, 0);
+    uint32_t crc = lv_crc32_update(0, w->data + LV_CKPT_HEADER_SIZE, n);
+    lv_io_store_uint(w->data + 24, crc, 4, 0);
     return 0;
 }
 
@@ -99,7 +85,7 @@ int lv_ckpt_open(const uint8_t *data, size_t len, const uint8_t **payload,
         return lv_error_set(0, "%zu bytes of unexpected data after the "
                             "payload (header says %" PRIu64 " payload bytes; "
                             "the file is damaged)", have - (size_t)n, n);
-    if (crc32_of(data + LV_CKPT_HEADER_SIZE, have) != crc)
+    if (lv_crc32_update(0, data + LV_CKPT_HEADER_SIZE, have) != crc)
         return lv_error_set(0, "checksum mismatch: the file is damaged");
     *payload = data + LV_CKPT_HEADER_SIZE;
     *payload_len = have;

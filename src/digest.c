@@ -1,7 +1,8 @@
 /*
  * digest.c -- SHA-256 of a file through libcrypto's EVP interface, read
- * in blocks so that a file of any size takes constant memory; CRC-32 of a
- * tensor through zlib.
+ * in blocks so that a file of any size takes constant memory; CRC-32
+ * through zlib, of any number of bytes (checkpoint.c's checksum) and of a
+ * tensor.
  */
 #include "digest.h"
 
@@ -59,6 +60,20 @@ int lv_sha256_file(const char *path, char hex[LV_SHA256_HEX])
     return 0;
 }
 
+uint32_t lv_crc32_update(uint32_t crc, const void *data, size_t n)
+{
+    /* zlib takes at most 4 GiB - 1 at a time */
+    const unsigned char *p = data;
+    uLong c = crc;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, k);
+        p += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
 int lv_crc32_tensor(const lv_tensor *t, uint32_t *crc)
 {
     if (!lv_tensor_is_contiguous(t))
@@ -66,17 +81,8 @@ int lv_crc32_tensor(const lv_tensor *t, uint32_t *crc)
     int64_t header[1 + LV_MAX_DIMS] = {t->dtype};
     for (int d = 0; d < t->ndim; d++)
         header[1 + d] = t->shape[d];
-    uLong c = crc32(0L, Z_NULL, 0);
-    c = crc32(c, (const Bytef *)header, (uInt)(sizeof(int64_t) * (size_t)(1 + t->ndim)));
-    /* zlib takes at most 4 GiB - 1 at a time */
-    const unsigned char *p = lv_tensor_data(t);
-    size_t left = (size_t)lv_tensor_numel(t) * lv_dtype_size(t->dtype);
-    while (left > 0) {
-        uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
-        c = crc32(c, p, n);
-        p += n;
-        left -= n;
-    }
-    *crc = (uint32_t)c;
+    uint32_t c = lv_crc32_update(0, header, sizeof(int64_t) * (size_t)(1 + t->ndim));
+    *crc = lv_crc32_update(c, lv_tensor_data(t),
+                           (size_t)lv_tensor_numel(t) * lv_dtype_size(t->dtype));
     return 0;
 }

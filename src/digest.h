@@ -19,6 +19,11 @@
  * file). */
 int lv_sha256_file(const char *path, char hex[LV_SHA256_HEX]);
 
+/* zlib's CRC-32 of the n bytes at data, continued from crc (0 to start
+ * one): lv_crc32_update(lv_crc32_update(0, a, n), b, m) is the CRC of a
+ * then b. Any n: zlib's own length is a uInt, so it is fed in pieces. */
+uint32_t lv_crc32_update(uint32_t crc, const void *data, size_t n);
+
 /* The CRC-32 of a contiguous tensor's bytes, its dtype and shape mixed in
  * first (so that equal bytes of another shape differ). Returns 0, or -1
  * with lv_error set when t is not contiguous. */

@@ -85,22 +85,8 @@ static void gather_column(double *out, const lv_tensor *x, int64_t b)
     int64_t n = x->shape[0];
     int64_t rs = x->stride[0];
     int64_t off = x->ndim == 2 ? b * x->stride[1] : 0;
-    switch (x->dtype) {
-    case LV_DTYPE_F32: {
-        const float *p = (const float *)lv_tensor_data(x) + off;
-        for (int64_t i = 0; i < n; i++)
-            out[i] = (double)p[i * rs];
-        break;
-    }
-    case LV_DTYPE_F64: {
-        const double *p = (const double *)lv_tensor_data(x) + off;
-        for (int64_t i = 0; i < n; i++)
-            out[i] = p[i * rs];
-        break;
-    }
-    default:
-        break;
-    }
+    for (int64_t i = 0; i < n; i++)
+        out[i] = lv_load_double(lv_tensor_data(x), x->dtype, off + i * rs);
 }
 
 /* Adds the n log weights v of datapoint b. */
@@ -297,22 +283,9 @@ lv_tensor *lv_estimators_select(const lv_tensor *mask, const lv_tensor *a,
         double m = lv_tensor_get_linear(mask, k);
         const lv_tensor *src = (m != 0.0 && m == m) ? a : b;   /* NaN = 0 */
         int64_t first = k * inner;
-        switch (out->dtype) {
-        case LV_DTYPE_F32: {
-            float *o = (float *)lv_tensor_data(out) + first;
-            for (int64_t j = 0; j < inner; j++)
-                o[j] = (float)lv_tensor_get_linear(src, first + j);
-            break;
-        }
-        case LV_DTYPE_F64: {
-            double *o = (double *)lv_tensor_data(out) + first;
-            for (int64_t j = 0; j < inner; j++)
-                o[j] = lv_tensor_get_linear(src, first + j);
-            break;
-        }
-        default:
-            break;
-        }
+        for (int64_t j = first; j < first + inner; j++)
+            lv_store_double(lv_tensor_data(out), out->dtype, j,
+                            lv_tensor_get_linear(src, j));
     }
     return out;
 }

@@ -42,14 +42,12 @@ static double *gather(const lv_tensor *t)
         lv_error_set(0, "out of memory");
         return NULL;
     }
-    const float *f32 = lv_tensor_data(t);
-    const double *f64 = lv_tensor_data(t);
     int64_t idx[LV_MAX_DIMS] = {0};
     for (int64_t k = 0; k < n; k++) {
         int64_t off = 0;
         for (int d = 0; d < t->ndim; d++)
             off += idx[d] * t->stride[d];
-        out[k] = t->dtype == LV_DTYPE_F32 ? (double)f32[off] : f64[off];
+        out[k] = lv_load_double(lv_tensor_data(t), t->dtype, off);
         for (int d = t->ndim - 1; d >= 0; d--) {
             if (++idx[d] < t->shape[d])
                 break;
@@ -57,15 +55,6 @@ static double *gather(const lv_tensor *t)
         }
     }
     return out;
-}
-
-/* Stores v at element k of a contiguous tensor. */
-static void store(lv_tensor *t, int64_t k, double v)
-{
-    if (t->dtype == LV_DTYPE_F32)
-        ((float *)lv_tensor_data(t))[k] = (float)v;
-    else
-        ((double *)lv_tensor_data(t))[k] = v;
 }
 
 int lv_image_channels(const lv_tensor *img)
@@ -388,8 +377,9 @@ lv_tensor *lv_image_grid(const lv_tensor *images, int64_t h, int64_t w,
         for (int64_t i = 0; i < h; i++)
             for (int64_t j = 0; j < w; j++)
                 for (int64_t ch = 0; ch < c; ch++)
-                    store(out, ((y0 + i) * out_w + x0 + j) * c + ch,
-                          tile[(i * w + j) * c + ch]);
+                    lv_store_double(lv_tensor_data(out), out->dtype,
+                                    ((y0 + i) * out_w + x0 + j) * c + ch,
+                                    tile[(i * w + j) * c + ch]);
     }
     free(src);
     return out;

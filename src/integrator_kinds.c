@@ -142,7 +142,7 @@ static const lv_integrator_option opt_clip_force = {
 static const char *const tempering_names[] = {"none", "fixed", "free", NULL};
 static const lv_integrator_option opt_tempering = {
     "tempering", LV_OPTION_CHOICE, AT(tempering), .choices = tempering_names,
-    .choice_error = "unknown tempering '%s' (valid: none, fixed, free)",
+    .choice_error = "unknown tempering '%s' (known: none, fixed, free)",
     .doc = "SPEC 3.1: alpha_k = 1, a fixed schedule from T0, or learned alpha_k"};
 static const lv_integrator_option opt_T0 = {
     "T0", LV_OPTION_NUMBER, AT(T0), .def = 1.5, .check = check_T0,

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "generic.h"
 #include "iter.h"
 
 /* Long contiguous rows are cut into pieces so that two threads can share
@@ -155,26 +156,27 @@ void lv_broadcast_strides(const lv_tensor *t, int ndim, int64_t *stride)
 
 /* ---- copy with conversion ------------------------------------------- */
 
-#define COPY_LOOP(name, TO, FROM)                                           \
-    static void name(int64_t n, char **ptr, const int64_t *step, void *ctx) \
-    {                                                                       \
-        (void)ctx;                                                          \
-        TO *dst = (TO *)ptr[0];                                             \
-        const FROM *src = (const FROM *)ptr[1];                             \
-        int64_t sd = step[0], ss = step[1];                                 \
-        if (sd == 1 && ss == 1) {                                           \
-            for (int64_t i = 0; i < n; i++)                                 \
-                dst[i] = (TO)src[i];                                        \
-        } else {                                                            \
-            for (int64_t i = 0; i < n; i++)                                 \
-                dst[i * sd] = (TO)src[i * ss];                              \
-        }                                                                   \
-    }
-
-COPY_LOOP(copy_f32_f32, float, float)
-COPY_LOOP(copy_f64_f64, double, double)
-COPY_LOOP(copy_f32_f64, float, double)
-COPY_LOOP(copy_f64_f32, double, float)
+/* copy_<to>_<from> for the four pairs of dtypes */
+#define T float
+#define SUFFIX f32
+#define FROM float
+#define FROM_SUFFIX f32
+#include "iter_copy_impl.h"
+#define T float
+#define SUFFIX f32
+#define FROM double
+#define FROM_SUFFIX f64
+#include "iter_copy_impl.h"
+#define T double
+#define SUFFIX f64
+#define FROM float
+#define FROM_SUFFIX f32
+#include "iter_copy_impl.h"
+#define T double
+#define SUFFIX f64
+#define FROM double
+#define FROM_SUFFIX f64
+#include "iter_copy_impl.h"
 
 void lv_copy_strided(lv_tensor *dst, const lv_tensor *src)
 {

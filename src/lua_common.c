@@ -131,32 +131,44 @@ int lv_lua_raise(lua_State *L, const char *fname)
 
 /* ---- argument helpers ------------------------------------------------ */
 
+int lv_lua_unknown_key(lua_State *L, int idx, const char *const *known,
+                       const char *what)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int ok = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (const char *const *k = known; *k && !ok; k++)
+                ok = strcmp(lua_tostring(L, -2), *k) == 0;
+        if (!ok) {
+            const char *key = luaL_tolstring(L, -2, NULL);
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            luaL_addstring(&b, "unknown ");
+            lua_pushfstring(L, what, key);
+            luaL_addvalue(&b);
+            luaL_addstring(&b, " (known: ");
+            for (const char *const *k = known; *k; k++) {
+                luaL_addstring(&b, k == known ? "" : ", ");
+                luaL_addstring(&b, *k);
+            }
+            luaL_addstring(&b, ")");
+            luaL_pushresult(&b);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 void lv_lua_check_options(lua_State *L, int idx, const char *const *known)
 {
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *k = known; *k; k++)
-                ok |= strcmp(lua_tostring(L, -2), *k) == 0;
-        if (!ok) {
-            const char *key = luaL_tolstring(L, -2, NULL);
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            for (const char *const *k = known; *k; k++) {
-                luaL_addstring(&b, k == known ? "" : ", ");
-                luaL_addstring(&b, *k);
-            }
-            luaL_pushresult(&b);
-            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' "
-                                                  "(known: %s)", key,
-                                                  lua_tostring(L, -1)));
-        }
-        lua_pop(L, 1);
-    }
+    if (lv_lua_unknown_key(L, idx, known, "option '%s'"))
+        luaL_argerror(L, idx, lua_tostring(L, -1));
 }
 
 lv_dtype lv_lua_opt_dtype(lua_State *L, int idx, lv_dtype def)

@@ -60,6 +60,13 @@ int lv_lua_raise(lua_State *L, const char *fname);
 /* Raises unless the value at idx is nil, absent, or a table whose keys
  * are all in known (NULL-terminated): "unknown option 'k' (known: ...)". */
 void lv_lua_check_options(lua_State *L, int idx, const char *const *known);
+/* The check behind it, for a table that is not an argument of its own (a
+ * subtable) or an error worded "<where>: ...": when the table at idx has
+ * a key not in known, pushes "unknown <what> (known: a, b)", what a
+ * format taking the key ("option '%s'"), and returns 1 for the caller to
+ * raise; else returns 0, the stack as it was. */
+int lv_lua_unknown_key(lua_State *L, int idx, const char *const *known,
+                       const char *what);
 
 /* An optional dtype name at idx ("f32", "f64"); def when nil or absent. */
 lv_dtype lv_lua_opt_dtype(lua_State *L, int idx, lv_dtype def);

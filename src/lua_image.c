@@ -11,49 +11,18 @@
  * File errors name the function and the file, then the fault:
  * "lv.load_png: x.png: truncated PNG: the file ends before the image does".
  * Bad arguments are luaL_argerror's: "bad argument #2 to 'image_grid'
- * (unknown option 'nrows' (valid: nrow, padding, pad_value, shape))".
+ * (unknown option 'nrows' (known: nrow, padding, pad_value, shape))".
  *
  * No Lua error is raised while a C buffer is held: load_png reads, decodes
  * and frees before it pushes or raises. Not here: the pictures themselves
  * (image.c), plots (lua/lvae/plot.lua).
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "image.h"
 #include "files.h"
 #include "lua_common.h"
-
-/* Raises an error about the argument at idx when the table there has a
- * key that is not in valid (NULL-terminated). A nil or absent argument
- * passes; anything else but a table is an error. */
-static void check_options(lua_State *L, int idx, const char *const *valid)
-{
-    if (lua_isnoneornil(L, idx))
-        return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (int k = 0; valid[k]; k++)
-                ok = ok || strcmp(lua_tostring(L, -1), valid[k]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (int k = 0; valid[k]; k++)
-                snprintf(list + strlen(list), sizeof list - strlen(list),
-                         "%s%s", k ? ", " : "", valid[k]);
-            const char *key = lua_type(L, -1) == LUA_TSTRING
-                                  ? lua_tostring(L, -1)
-                                  : luaL_typename(L, -1);
-            luaL_argerror(L, idx, lua_pushfstring(L,
-                "unknown option '%s' (valid: %s)", key, list));
-        }
-    }
-}
 
 /* Pushes opts[key] (nil when opts is absent) and returns its type. */
 static int get_option(lua_State *L, int idx, const char *key)
@@ -168,10 +137,10 @@ static int image_load_png(lua_State *L)
  * [N, ...] holding H*W(*3) values per image with shape given. */
 static int image_grid(lua_State *L)
 {
-    static const char *const valid[] = {"nrow", "padding", "pad_value",
+    static const char *const known[] = {"nrow", "padding", "pad_value",
                                         "shape", NULL};
     lv_tensor *images = lv_lua_check_tensor(L, 1);
-    check_options(L, 2, valid);
+    lv_lua_check_options(L, 2, known);
     lua_Integer nrow = opt_integer(L, 2, "nrow", 8);
     lua_Integer padding = opt_integer(L, 2, "padding", 2);
     lua_Number pad_value = opt_number(L, 2, "pad_value", 0.0);
@@ -244,10 +213,10 @@ static void check_range(lua_State *L, lv_tensor *points, int idx,
  * range = {xmin, xmax, ymin, ymax}}]) -> counts [H, W] f32, n_outside */
 static int image_scatter(lua_State *L)
 {
-    static const char *const valid[] = {"size", "height", "width", "range",
+    static const char *const known[] = {"size", "height", "width", "range",
                                         NULL};
     lv_tensor *points = lv_lua_check_tensor(L, 1);
-    check_options(L, 2, valid);
+    lv_lua_check_options(L, 2, known);
     lua_Integer size = opt_integer(L, 2, "size", 128);
     lua_Integer h = opt_integer(L, 2, "height", size);
     lua_Integer w = opt_integer(L, 2, "width", size);

@@ -57,37 +57,14 @@ static int integrator_gc(lua_State *L)
 #define MAX_STEPS 100000
 
 /* Refuses a key of the table at idx that is not in names (NULL-
- * terminated): "<where>: unknown <what> (valid: a, b, c)", what a format
- * taking the key ("option '%s'"). The one checker of this file's option
- * tables. */
+ * terminated): "<where>: unknown <what> (known: a, b, c)", what a format
+ * taking the key ("option '%s'"). The error names where (the integrator
+ * or its method), as every other message of this file does. */
 static void check_keys(lua_State *L, int idx, const char *where,
                        const char *const *names, const char *what)
 {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *k = names; *k && !ok; k++)
-                ok = strcmp(lua_tostring(L, -2), *k) == 0;
-        if (!ok) {
-            const char *key = luaL_tolstring(L, -2, NULL);
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            lua_pushfstring(L, "%s: unknown ", where);
-            luaL_addvalue(&b);
-            lua_pushfstring(L, what, key);
-            luaL_addvalue(&b);
-            luaL_addstring(&b, " (valid: ");
-            for (const char *const *k = names; *k; k++) {
-                luaL_addstring(&b, k == names ? "" : ", ");
-                luaL_addstring(&b, *k);
-            }
-            luaL_addstring(&b, ")");
-            luaL_pushresult(&b);
-            luaL_error(L, "%s", lua_tostring(L, -1));
-        }
-        lua_pop(L, 1);
-    }
+    if (lv_lua_unknown_key(L, idx, names, what))
+        luaL_error(L, "%s: %s", where, lua_tostring(L, -1));
 }
 
 static int opt_bool(lua_State *L, const char *where, int idx, const char *key,

@@ -158,15 +158,9 @@ static int io_load_idx(lua_State *L)
         return raise_decoded(L, "lv.load_idx", path, gz);
     if (scale != 1.0) {
         int64_t n = lv_tensor_numel(t);
-        if (t->dtype == LV_DTYPE_F32) {
-            float *p = lv_tensor_data(t);
-            for (int64_t i = 0; i < n; i++)     /* in double, rounded once */
-                p[i] = (float)((double)p[i] * scale);
-        } else {
-            double *p = lv_tensor_data(t);
-            for (int64_t i = 0; i < n; i++)
-                p[i] *= scale;
-        }
+        void *p = lv_tensor_data(t);
+        for (int64_t i = 0; i < n; i++)         /* in double, rounded once */
+            lv_store_double(p, t->dtype, i, lv_load_double(p, t->dtype, i) * scale);
     }
     lv_lua_push_tensor(L, t, "lv.load_idx");
     lua_pushstring(L, type);

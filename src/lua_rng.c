@@ -275,10 +275,8 @@ static int bernoulli_tensor(lua_State *L, lv_tensor *p)
         double v;
         if (!contiguous)
             v = lv_tensor_get_linear(&distinct, i);
-        else if (p->dtype == LV_DTYPE_F64)
-            v = ((const double *)lv_tensor_data(p))[i];
         else
-            v = (double)((const float *)lv_tensor_data(p))[i];
+            v = lv_load_double(lv_tensor_data(p), p->dtype, i);
         if (!is_probability(v))
             return luaL_argerror(L, 1, "probabilities must lie in [0, 1]");
     }
@@ -288,13 +286,8 @@ static int bernoulli_tensor(lua_State *L, lv_tensor *p)
         void *out = lv_tensor_data(t);
         const void *probs = lv_tensor_data(p);
         if (!contiguous) {
-            for (int64_t i = 0; i < n; i++) {
-                double v = lv_tensor_get_linear(p, i);
-                if (p->dtype == LV_DTYPE_F64)
-                    ((double *)out)[i] = v;
-                else
-                    ((float *)out)[i] = (float)v;
-            }
+            for (int64_t i = 0; i < n; i++)
+                lv_store_double(out, p->dtype, i, lv_tensor_get_linear(p, i));
             probs = out;
         }
         lv_rng_bernoulli(g, p->dtype, out, n, probs, 0.0);

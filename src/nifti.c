@@ -227,46 +227,38 @@ int lv_nifti_parse_header(const uint8_t *buf, size_t len, lv_nifti_header *h)
 
 /* ---- conversion -------------------------------------------------------- */
 
-/* One loop per (stored type, tensor type); the stored values are read with
- * memcpy, so `in` needs no alignment. */
-#define CONVERT_LOOP(CT, OT)                                                  \
+/* One loop per stored type, the values read with memcpy, so `in` needs no
+ * alignment; each value is converted in double and stored as dtype. */
+#define CONVERT_LOOP(CT)                                                      \
     do {                                                                      \
         const uint8_t *src = in;                                              \
-        OT *dst = out;                                                        \
         for (int64_t i = 0; i < n; i++) {                                     \
             CT v;                                                             \
             memcpy(&v, src + (size_t)i * sizeof v, sizeof v);                 \
             double x = (double)v;                                             \
             if (apply_scaling)                                                \
                 x = slope * x + inter;                                        \
-            dst[i] = (OT)x;                                                   \
+            lv_store_double(out, dtype, i, x);                                \
         }                                                                     \
     } while (0)
-
-#define CONVERT_TO(OT)                                                        \
-    switch (datatype) {                                                       \
-    case LV_NIFTI_UINT8: CONVERT_LOOP(uint8_t, OT); break;                    \
-    case LV_NIFTI_INT8: CONVERT_LOOP(int8_t, OT); break;                      \
-    case LV_NIFTI_INT16: CONVERT_LOOP(int16_t, OT); break;                    \
-    case LV_NIFTI_UINT16: CONVERT_LOOP(uint16_t, OT); break;                  \
-    case LV_NIFTI_INT32: CONVERT_LOOP(int32_t, OT); break;                    \
-    case LV_NIFTI_UINT32: CONVERT_LOOP(uint32_t, OT); break;                  \
-    case LV_NIFTI_INT64: CONVERT_LOOP(int64_t, OT); break;                    \
-    case LV_NIFTI_UINT64: CONVERT_LOOP(uint64_t, OT); break;                  \
-    case LV_NIFTI_FLOAT32: CONVERT_LOOP(float, OT); break;                    \
-    case LV_NIFTI_FLOAT64: CONVERT_LOOP(double, OT); break;                   \
-    default:                                                                  \
-        return lv_error_set(0, "unsupported datatype %s (code %d)",           \
-                            lv_nifti_datatype_name(datatype), datatype);      \
-    }
 
 int lv_nifti_convert(void *out, lv_dtype dtype, const void *in, int datatype,
                      int64_t n, int apply_scaling, double slope, double inter)
 {
-    if (dtype == LV_DTYPE_F32) {
-        CONVERT_TO(float)
-    } else {
-        CONVERT_TO(double)
+    switch (datatype) {
+    case LV_NIFTI_UINT8: CONVERT_LOOP(uint8_t); break;
+    case LV_NIFTI_INT8: CONVERT_LOOP(int8_t); break;
+    case LV_NIFTI_INT16: CONVERT_LOOP(int16_t); break;
+    case LV_NIFTI_UINT16: CONVERT_LOOP(uint16_t); break;
+    case LV_NIFTI_INT32: CONVERT_LOOP(int32_t); break;
+    case LV_NIFTI_UINT32: CONVERT_LOOP(uint32_t); break;
+    case LV_NIFTI_INT64: CONVERT_LOOP(int64_t); break;
+    case LV_NIFTI_UINT64: CONVERT_LOOP(uint64_t); break;
+    case LV_NIFTI_FLOAT32: CONVERT_LOOP(float); break;
+    case LV_NIFTI_FLOAT64: CONVERT_LOOP(double); break;
+    default:
+        return lv_error_set(0, "unsupported datatype %s (code %d)",
+                            lv_nifti_datatype_name(datatype), datatype);
     }
     return 0;
 }

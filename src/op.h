@@ -180,6 +180,10 @@ int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
  * dtype: returns 1; otherwise does nothing and returns 0. Not an op: the
  * caller owns dst alone and records nothing (autograd.c's accumulate). */
 int lv_add_into(lv_tensor *dst, const lv_tensor *src);
+/* data[i] *= w over n contiguous elements of dtype, in the dtype's own
+ * arithmetic (w is rounded to f32 first for f32 data). Raw data, not a
+ * tensor: the storage version is the caller's (reducer.c's weighting). */
+void lv_scale_in_place(void *data, lv_dtype dtype, int64_t n, double w);
 int lv_forward_lincomb(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         int n_in, const lv_op_params *p);
 int lv_vjp_lincomb(lv_tensor **din, const struct lv_node *node,

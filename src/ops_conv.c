@@ -15,15 +15,22 @@
  * them. Padding is given per side (TensorFlow's SAME pads 1 before and 2
  * after for 28 -> 14 at kernel 5, stride 2).
  *
- * Not here: the GEMM (ops_matmul.c) and the layers (nn.lua).
+ * The batch loops are in ops_conv_impl.h, the window kernels in
+ * ops_conv_kernels.h. Not here: the GEMM (ops_matmul.c) and the layers
+ * (nn.lua).
  */
 #include <string.h>
 
 #include "autograd.h"
 #include "op.h"
-
-
 #include "ops_conv_kernels.h"
+
+#define T float
+#define SUFFIX f32
+#include "ops_conv_impl.h"
+#define T double
+#define SUFFIX f64
+#include "ops_conv_impl.h"
 
 /* The largest kernel, stride, padding and image side: with these bounds
  * no sum or product of two of them (a padded side, kh kw, Ho Wo) can
@@ -105,36 +112,12 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
             lv_tensor_release(src);
             return -1;
         }
-        size_t el = lv_dtype_size(x->dtype);
-        const char *xs = lv_tensor_data(src);
-        char *ys = lv_tensor_data(y);
-        int f64 = x->dtype == LV_DTYPE_F64;
-        if (g->batch_inner) {
-            /* channels in parallel, each over the whole batch */
-            #pragma omp parallel for if (C > 1 && K * P * N >= (1 << 18))
-            for (int64_t c = 0; c < C; c++) {
-                if (f64)
-                    im2col_channel_f64((double *)ys, N * P, P, (const double *)xs,
-                                       C * H * W, N, c, H, W, g, Ho, Wo);
-                else
-                    im2col_channel_f32((float *)ys, N * P, P, (const float *)xs,
-                                       C * H * W, N, c, H, W, g, Ho, Wo);
-            }
-        } else {
-            #pragma omp parallel for if (N > 1 && K * P * N >= (1 << 18))
-            for (int64_t n = 0; n < N; n++) {
-                const char *xn = xs + n * C * H * W * (int64_t)el;
-                char *yn = ys + n * K * P * (int64_t)el;
-                for (int64_t c = 0; c < C; c++) {
-                    if (f64)
-                        im2col_channel_f64((double *)yn, P, 0, (const double *)xn,
-                                           0, 1, c, H, W, g, Ho, Wo);
-                    else
-                        im2col_channel_f32((float *)yn, P, 0, (const float *)xn,
-                                           0, 1, c, H, W, g, Ho, Wo);
-                }
-            }
-        }
+        if (x->dtype == LV_DTYPE_F64)
+            im2col_f64(lv_tensor_data(y), lv_tensor_data(src), N, C, H, W, K,
+                       g, Ho, Wo);
+        else
+            im2col_f32(lv_tensor_data(y), lv_tensor_data(src), N, C, H, W, K,
+                       g, Ho, Wo);
     } else {
         int64_t H = g->height, W = g->width;
         int64_t Ho = lv_conv_out_size(H, g->kh, g->sh, g->pad_top, g->pad_bottom);
@@ -156,7 +139,6 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                                 lv_shape_format(buf, sizeof buf, x->ndim,
                                                 x->shape));
         int64_t N = x->shape[1 - kdim], C = x->shape[kdim] / khw;
-        int64_t P = Ho * Wo;
         src = lv_apply1(LV_OP_CONTIGUOUS, 1, (lv_tensor *const *)&in[0], NULL);
         int64_t shape[4] = {N, C, H, W};
         y = src ? lv_tensor_empty(x->dtype, 4, shape) : NULL;
@@ -164,35 +146,12 @@ int lv_forward_conv(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
             lv_tensor_release(src);
             return -1;
         }
-        size_t el = lv_dtype_size(x->dtype);
-        const char *cs = lv_tensor_data(src);
-        char *ys = lv_tensor_data(y);
-        int f64 = x->dtype == LV_DTYPE_F64;
-        if (g->batch_inner) {
-            #pragma omp parallel for if (C > 1 && C * khw * P * N >= (1 << 18))
-            for (int64_t c = 0; c < C; c++) {
-                if (f64)
-                    col2im_channel_f64((double *)ys, C * H * W, (const double *)cs,
-                                       N * P, P, N, c, H, W, g, Ho, Wo);
-                else
-                    col2im_channel_f32((float *)ys, C * H * W, (const float *)cs,
-                                       N * P, P, N, c, H, W, g, Ho, Wo);
-            }
-        } else {
-            #pragma omp parallel for if (N > 1 && C * khw * P * N >= (1 << 18))
-            for (int64_t n = 0; n < N; n++) {
-                const char *cn = cs + n * C * khw * P * (int64_t)el;
-                char *yn = ys + n * C * H * W * (int64_t)el;
-                for (int64_t c = 0; c < C; c++) {
-                    if (f64)
-                        col2im_channel_f64((double *)yn, 0, (const double *)cn,
-                                           P, 0, 1, c, H, W, g, Ho, Wo);
-                    else
-                        col2im_channel_f32((float *)yn, 0, (const float *)cn,
-                                           P, 0, 1, c, H, W, g, Ho, Wo);
-                }
-            }
-        }
+        if (x->dtype == LV_DTYPE_F64)
+            col2im_f64(lv_tensor_data(y), lv_tensor_data(src), N, C, H, W, khw,
+                       g, Ho, Wo);
+        else
+            col2im_f32(lv_tensor_data(y), lv_tensor_data(src), N, C, H, W, khw,
+                       g, Ho, Wo);
     }
     lv_tensor_release(src);
     out[0] = y;

@@ -21,8 +21,9 @@
  * chunks for the weight gradient. The images stay NCHW; a chunk of g or
  * y is moved between [n, O, P] and [O, n P] by a copy.
  *
- * Not here: the window kernels (ops_conv_kernels.h, shared with
- * ops_conv.c's im2col/col2im) and the layers (lua/lvae/nn.lua).
+ * The chunk loops are in ops_conv_fused_impl.h. Not here: the window
+ * kernels (ops_conv_kernels.h, shared with ops_conv.c's im2col/col2im)
+ * and the layers (lua/lvae/nn.lua).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 
 #include "autograd.h"
 #include "gemm.h"
+#include "generic.h"
 #include "op.h"
 #include "ops_conv_kernels.h"
 
@@ -72,80 +74,21 @@ static int conv_shape_of(conv_shape *s, const lv_conv_geometry *g, int64_t N,
     return lv_shape_check("conv", 2, cols);
 }
 
-/* ---- the chunk loops, for T = float and double ------------------------- */
+/* ---- the chunk loops, once per dtype (ops_conv_fused_impl.h) ---------- */
 
-#define FUSED_KERNELS(T, SUFFIX, DTYPE)                                        \
-    /* [n, O, P] images (rows of O*P) <-> [O, n P] columns of a chunk */      \
-    static void gather_##SUFFIX(T *dst, const T *src, int64_t n, int64_t O,   \
-                                int64_t P)                                    \
-    {                                                                         \
-        for (int64_t o = 0; o < O; o++)                                       \
-            for (int64_t i = 0; i < n; i++)                                   \
-                memcpy(dst + (o * n + i) * P, src + (i * O + o) * P,          \
-                       sizeof(T) * (size_t)P);                                \
-    }                                                                         \
-    static void scatter_##SUFFIX(T *dst, const T *src, int64_t n, int64_t O,  \
-                                 int64_t P)                                   \
-    {                                                                         \
-        for (int64_t i = 0; i < n; i++)                                       \
-            for (int64_t o = 0; o < O; o++)                                   \
-                memcpy(dst + (i * O + o) * P, src + (o * n + i) * P,          \
-                       sizeof(T) * (size_t)P);                                \
-    }                                                                         \
-    static void unfold_##SUFFIX(T *cols, const T *x, int64_t n,               \
-                                const conv_shape *s,                          \
-                                const lv_conv_geometry *g)                    \
-    {                                                                         \
-        _Pragma("omp parallel for if (s->C > 1 && n * s->K * s->P >= (1 << 18))") \
-        for (int64_t c = 0; c < s->C; c++)                                    \
-            im2col_channel_##SUFFIX(cols, n * s->P, s->P, x,                  \
-                                    s->C * s->H * s->W, n, c, s->H, s->W, g,  \
-                                    s->Ho, s->Wo);                            \
-    }                                                                         \
-    static void fold_##SUFFIX(T *x, const T *cols, int64_t n,                 \
-                              const conv_shape *s, const lv_conv_geometry *g) \
-    {                                                                         \
-        _Pragma("omp parallel for if (s->C > 1 && n * s->K * s->P >= (1 << 18))") \
-        for (int64_t c = 0; c < s->C; c++)                                    \
-            col2im_channel_##SUFFIX(x, s->C * s->H * s->W, cols, n * s->P,    \
-                                    s->P, n, c, s->H, s->W, g, s->Ho, s->Wo); \
-    }                                                                         \
-    /* One chunk of n images from image n0: y = conv2d(x, w) */              \
-    static void conv_##SUFFIX(T *y, const T *x, const T *w, T *cols, T *tmp,  \
-                              const conv_shape *s,                            \
-                              const lv_conv_geometry *g, int64_t n0,          \
-                              int64_t n)                                      \
-    {                                                                         \
-        unfold_##SUFFIX(cols, x + n0 * s->C * s->H * s->W, n, s, g);          \
-        lv_gemm(DTYPE, CblasNoTrans, CblasNoTrans, s->O, n * s->P, s->K, w,   \
-                s->K, cols, n * s->P, 0.0, tmp, n * s->P);                    \
-        scatter_##SUFFIX(y + n0 * s->O * s->P, tmp, n, s->O, s->P);           \
-    }                                                                         \
-    /* x = conv_transpose2d(y, w) */                                          \
-    static void convt_##SUFFIX(T *x, const T *y, const T *w, T *cols, T *tmp, \
-                               const conv_shape *s,                           \
-                               const lv_conv_geometry *g, int64_t n0,         \
-                               int64_t n)                                     \
-    {                                                                         \
-        gather_##SUFFIX(tmp, y + n0 * s->O * s->P, n, s->O, s->P);            \
-        lv_gemm(DTYPE, CblasTrans, CblasNoTrans, s->K, n * s->P, s->O, w,     \
-                s->K, tmp, n * s->P, 0.0, cols, n * s->P);                    \
-        fold_##SUFFIX(x + n0 * s->C * s->H * s->W, cols, n, s, g);            \
-    }                                                                         \
-    /* this chunk's part of conv_weight_grad(x, y): Σ_i y_i cols_iᵀ */        \
-    static void wgrad_##SUFFIX(T *dw, const T *x, const T *y, T *cols,        \
-                               T *tmp, const conv_shape *s,                   \
-                               const lv_conv_geometry *g, int64_t n0,         \
-                               int64_t n)                                     \
-    {                                                                         \
-        unfold_##SUFFIX(cols, x + n0 * s->C * s->H * s->W, n, s, g);          \
-        gather_##SUFFIX(tmp, y + n0 * s->O * s->P, n, s->O, s->P);            \
-        lv_gemm(DTYPE, CblasNoTrans, CblasTrans, s->O, s->K, n * s->P, tmp,   \
-                n * s->P, cols, n * s->P, 0.0, dw, s->K);                     \
-    }
+typedef void chunk_fn(lv_op_id op, void *y, void *dw, const void *a,
+                      const void *b, void *cols, void *tmp,
+                      const conv_shape *s, const lv_conv_geometry *g,
+                      int64_t n0, int64_t n);
 
-FUSED_KERNELS(float, f32, LV_DTYPE_F32)
-FUSED_KERNELS(double, f64, LV_DTYPE_F64)
+#define T float
+#define SUFFIX f32
+#define DTYPE LV_DTYPE_F32
+#include "ops_conv_fused_impl.h"
+#define T double
+#define SUFFIX f64
+#define DTYPE LV_DTYPE_F64
+#include "ops_conv_fused_impl.h"
 
 /* ---- the chunks, over the threads ------------------------------------ */
 
@@ -179,7 +122,7 @@ static int run_chunks(lv_op_id op, lv_tensor *y, const lv_tensor *a,
     char *parts = base + workers * (cols_n + tmp_n) * (int64_t)el;
     const void *pa = lv_tensor_data(a), *pb = lv_tensor_data(b);
     char *py = lv_tensor_data(y);
-    int f64 = dt == LV_DTYPE_F64;
+    chunk_fn *run = dt == LV_DTYPE_F64 ? chunk_f64 : chunk_f32;
     int blas_threads = openblas_get_num_threads();
     if (workers > 1)
         openblas_set_num_threads(1);
@@ -193,20 +136,7 @@ static int run_chunks(lv_op_id op, lv_tensor *y, const lv_tensor *a,
         void *tmp = (char *)cols + cols_n * (int64_t)el;
         int64_t n0 = ci * chunk, n = s->N - n0 < chunk ? s->N - n0 : chunk;
         void *dw = part_n ? parts + ci * part_n * (int64_t)el : (void *)py;
-        switch (op) {
-        case LV_OP_CONV2D:
-            if (f64) conv_f64((void *)py, pa, pb, cols, tmp, s, g, n0, n);
-            else     conv_f32((void *)py, pa, pb, cols, tmp, s, g, n0, n);
-            break;
-        case LV_OP_CONV_TRANSPOSE2D:
-            if (f64) convt_f64((void *)py, pa, pb, cols, tmp, s, g, n0, n);
-            else     convt_f32((void *)py, pa, pb, cols, tmp, s, g, n0, n);
-            break;
-        default:
-            if (f64) wgrad_f64(dw, pa, pb, cols, tmp, s, g, n0, n);
-            else     wgrad_f32(dw, pa, pb, cols, tmp, s, g, n0, n);
-            break;
-        }
+        run(op, py, dw, pa, pb, cols, tmp, s, g, n0, n);
     }
     if (workers > 1)
         openblas_set_num_threads(blas_threads);
@@ -215,12 +145,8 @@ static int run_chunks(lv_op_id op, lv_tensor *y, const lv_tensor *a,
         for (int64_t i = 0; i < m; i++) {
             double sum = 0;
             for (int64_t ci = 0; ci < n_chunks; ci++)
-                sum += f64 ? ((const double *)parts)[ci * part_n + i]
-                           : (double)((const float *)parts)[ci * part_n + i];
-            if (f64)
-                ((double *)py)[i] = sum;
-            else
-                ((float *)py)[i] = (float)sum;
+                sum += lv_load_double(parts, dt, ci * part_n + i);
+            lv_store_double(py, dt, i, sum);
         }
     }
     lv_tensor_release(scratch);

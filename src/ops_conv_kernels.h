@@ -8,6 +8,7 @@
 #define LV_OPS_CONV_KERNELS_H
 #include <string.h>
 
+#include "generic.h"
 #include "op.h"
 
 /* Windows along one axis of an image of `size`: kernel k, stride s,
@@ -56,102 +57,15 @@ static inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad
  * The innermost copies are their own functions with restrict pointers and
  * the common strides 1 and 2 spelled out: in one loop nest with the
  * geometry the compiler kept every index in memory and ran them at a
- * quarter of the speed. */
-#define CONV_KERNELS(T, SUFFIX)                                               \
-    static inline void gather_row_##SUFFIX(T *restrict dst,                   \
-                                           const T *restrict src, int64_t n,  \
-                                           int64_t stride)                    \
-    {                                                                         \
-        if (stride == 1)                                                      \
-            memcpy(dst, src, sizeof(T) * (size_t)n);                          \
-        else if (stride == 2)                                                 \
-            for (int64_t k = 0; k < n; k++)                                   \
-                dst[k] = src[2 * k];                                          \
-        else                                                                  \
-            for (int64_t k = 0; k < n; k++)                                   \
-                dst[k] = src[k * stride];                                     \
-    }                                                                         \
-    static inline void add_row_##SUFFIX(T *restrict dst,                      \
-                                        const T *restrict src, int64_t n,     \
-                                        int64_t stride)                       \
-    {                                                                         \
-        if (stride == 1)                                                      \
-            for (int64_t k = 0; k < n; k++)                                   \
-                dst[k] += src[k];                                             \
-        else if (stride == 2)                                                 \
-            for (int64_t k = 0; k < n; k++)                                   \
-                dst[2 * k] += src[k];                                         \
-        else                                                                  \
-            for (int64_t k = 0; k < n; k++)                                   \
-                dst[k * stride] += src[k];                                    \
-    }                                                                         \
-    static inline void im2col_channel_##SUFFIX(                               \
-        T *cols, int64_t row_stride, int64_t image_step, const T *x,          \
-        int64_t image_size, int64_t n, int64_t c, int64_t H, int64_t W,       \
-        const lv_conv_geometry *g, int64_t Ho, int64_t Wo)                    \
-    {                                                                         \
-        const int64_t kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw;         \
-        const int64_t top = g->pad_top, left = g->pad_left, P = Ho * Wo;      \
-        for (int64_t i = 0; i < kh; i++) {                                    \
-            int64_t y_lo, y_hi;                                               \
-            valid_range(H, Ho, sh, top, i, &y_lo, &y_hi);                     \
-            for (int64_t j = 0; j < kw; j++) {                                \
-                T *row = cols + ((c * kh + i) * kw + j) * row_stride;         \
-                int64_t lo, hi;                                               \
-                valid_range(W, Wo, sw, left, j, &lo, &hi);                    \
-                const int64_t x0 = lo * sw - left + j;                        \
-                int whole = y_lo == 0 && y_hi == Ho && lo == 0 && hi == Wo;   \
-                /* zeros first, where a window leaves the image: one      \
-                 * memset over the images' segments when they abut */      \
-                if (!whole) {                                                 \
-                    if (image_step == P)                                      \
-                        memset(row, 0, sizeof(T) * (size_t)(n * P));          \
-                    else                                                      \
-                        for (int64_t m = 0; m < n; m++)                       \
-                            memset(row + m * image_step, 0,                   \
-                                   sizeof(T) * (size_t)P);                    \
-                }                                                             \
-                for (int64_t m = 0; m < n; m++) {                             \
-                    const T *plane = x + m * image_size + c * H * W;          \
-                    T *out = row + m * image_step;                            \
-                    for (int64_t oy = y_lo; oy < y_hi; oy++)                  \
-                        gather_row_##SUFFIX(out + oy * Wo + lo,               \
-                                            plane + (oy * sh - top + i) * W + x0, \
-                                            hi - lo, sw);                     \
-                }                                                             \
-            }                                                                 \
-        }                                                                     \
-    }                                                                         \
-                                                                              \
-    static inline void col2im_channel_##SUFFIX(                               \
-        T *x, int64_t image_size, const T *cols, int64_t row_stride,          \
-        int64_t image_step, int64_t n, int64_t c, int64_t H, int64_t W,       \
-        const lv_conv_geometry *g, int64_t Ho, int64_t Wo)                    \
-    {                                                                         \
-        const int64_t kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw;         \
-        const int64_t top = g->pad_top, left = g->pad_left;                   \
-        for (int64_t m = 0; m < n; m++)                                       \
-            memset(x + m * image_size + c * H * W, 0, sizeof(T) * (size_t)(H * W)); \
-        for (int64_t i = 0; i < kh; i++) {                                    \
-            int64_t y_lo, y_hi;                                               \
-            valid_range(H, Ho, sh, top, i, &y_lo, &y_hi);                     \
-            for (int64_t j = 0; j < kw; j++) {                                \
-                const T *row = cols + ((c * kh + i) * kw + j) * row_stride;   \
-                int64_t lo, hi;                                               \
-                valid_range(W, Wo, sw, left, j, &lo, &hi);                    \
-                const int64_t x0 = lo * sw - left + j;                        \
-                for (int64_t m = 0; m < n; m++) {                             \
-                    T *plane = x + m * image_size + c * H * W;                \
-                    const T *in = row + m * image_step;                       \
-                    for (int64_t oy = y_lo; oy < y_hi; oy++)                  \
-                        add_row_##SUFFIX(plane + (oy * sh - top + i) * W + x0, \
-                                         in + oy * Wo + lo, hi - lo, sw);     \
-                }                                                             \
-            }                                                                 \
-        }                                                                     \
-    }
-
-CONV_KERNELS(float, f32)
-CONV_KERNELS(double, f64)
+ * quarter of the speed.
+ *
+ * Written once in ops_conv_kernels_impl.h, whose two inclusions give
+ * im2col_channel_f32/_f64 and col2im_channel_f32/_f64. */
+#define T float
+#define SUFFIX f32
+#include "ops_conv_kernels_impl.h"
+#define T double
+#define SUFFIX f64
+#include "ops_conv_kernels_impl.h"
 
 #endif

@@ -9,6 +9,7 @@
 #include <tgmath.h>
 
 #include "autograd.h"
+#include "generic.h"
 #include "iter.h"
 #include "op.h"
 #include "vjp.h"
@@ -37,14 +38,9 @@ float tanhf(float);
 #define T float
 #define SUFFIX f32
 #include "ops_elementwise_impl.h"
-#undef T
-#undef SUFFIX
-
 #define T double
 #define SUFFIX f64
 #include "ops_elementwise_impl.h"
-#undef T
-#undef SUFFIX
 
 int lv_forward_unary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                      int n_in, const lv_op_params *p)
@@ -105,30 +101,6 @@ int lv_forward_binary(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
 /* ---- the integrators' fused step: out = a x + b y [+ c w] --------------
  * One pass over [B, d] instead of five temporaries; the coefficients are
  * usually [d] vectors (step sizes, e^{-gamma h}) broadcast over the batch. */
-
-#define LINCOMB_LOOP(T, SUFFIX)                                             \
-    static void lincomb_loop_##SUFFIX(int64_t n, char **ptr,                \
-                                      const int64_t *st, void *ctx)         \
-    {                                                                       \
-        int terms = *(const int *)ctx;                                      \
-        T *out = (T *)ptr[0];                                               \
-        const T *a = (const T *)ptr[1], *x = (const T *)ptr[2];             \
-        const T *b = (const T *)ptr[3], *y = (const T *)ptr[4];             \
-        if (terms == 2) {                                                   \
-            for (int64_t i = 0; i < n; i++)                                 \
-                out[i * st[0]] = a[i * st[1]] * x[i * st[2]] +              \
-                                 b[i * st[3]] * y[i * st[4]];               \
-        } else {                                                            \
-            const T *c = (const T *)ptr[5], *w = (const T *)ptr[6];         \
-            for (int64_t i = 0; i < n; i++)                                 \
-                out[i * st[0]] = a[i * st[1]] * x[i * st[2]] +              \
-                                 b[i * st[3]] * y[i * st[4]] +              \
-                                 c[i * st[5]] * w[i * st[6]];               \
-        }                                                                   \
-    }
-
-LINCOMB_LOOP(float, f32)
-LINCOMB_LOOP(double, f64)
 
 int lv_forward_lincomb(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
                        int n_in, const lv_op_params *p)
@@ -365,19 +337,20 @@ int lv_add_into(lv_tensor *dst, const lv_tensor *src)
     for (int i = 0; i < dst->ndim; i++)
         if (dst->shape[i] != src->shape[i])
             return 0;
-    if (dst->dtype == LV_DTYPE_F64) {
-        double *a = lv_tensor_data(dst);
-        const double *b = lv_tensor_data(src);
-        #pragma omp parallel for simd if (n >= (1 << 18))
-        for (int64_t i = 0; i < n; i++)
-            a[i] += b[i];
-    } else {
-        float *a = lv_tensor_data(dst);
-        const float *b = lv_tensor_data(src);
-        #pragma omp parallel for simd if (n >= (1 << 18))
-        for (int64_t i = 0; i < n; i++)
-            a[i] += b[i];
-    }
+    if (dst->dtype == LV_DTYPE_F64)
+        add_into_f64(lv_tensor_data(dst), lv_tensor_data(src), n);
+    else
+        add_into_f32(lv_tensor_data(dst), lv_tensor_data(src), n);
     dst->storage->version++;
     return 1;
+}
+
+/* The reducer's weighting of a gradient it places in a bucket (f32 data
+ * scaled by the f32 weight, as the data's own arithmetic would). */
+void lv_scale_in_place(void *data, lv_dtype dtype, int64_t n, double w)
+{
+    if (dtype == LV_DTYPE_F64)
+        scale_in_place_f64(data, w, n);
+    else
+        scale_in_place_f32(data, (float)w, n);
 }

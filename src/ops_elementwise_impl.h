@@ -1,36 +1,35 @@
 /*
- * ops_elementwise_impl.h -- the elementwise kernels, written once with T
- * and included by ops_elementwise.c for T = float and T = double (SUFFIX
- * names the symbols). <tgmath.h> picks expf or exp from T.
+ * ops_elementwise_impl.h -- the elementwise kernels of ops_elementwise.c,
+ * written once with T. Included once per dtype (generic.h): the includer
+ * defines T (float or double) and SUFFIX (f32 or f64, naming the
+ * symbols); this file #undefs both at its end. <tgmath.h> picks expf or
+ * exp from T.
  *
  * Each op's formula sits in one switch; LOOP expands it into a contiguous
  * loop (which GCC vectorises) and a strided one.
  */
 
-#define CAT_(a, b) a##_##b
-#define CAT(a, b) CAT_(a, b)
-
 /* Stable forms: softplus(x) = max(x,0) + log1p(exp(-|x|)) never
  * overflows; logsigmoid(x) = min(x,0) - log1p(exp(-|x|)); sigmoid takes
  * exp of a non-positive number only. NaN propagates through every op. */
-static inline T CAT(softplus, SUFFIX)(T x)
+static inline T FN(softplus)(T x)
 {
     return (x > 0 ? x : (T)0) + log1p(exp(-fabs(x)));
 }
 
-static inline T CAT(logsigmoid, SUFFIX)(T x)
+static inline T FN(logsigmoid)(T x)
 {
     return (x < 0 ? x : (T)0) - log1p(exp(-fabs(x)));
 }
 
-static inline T CAT(sigmoid, SUFFIX)(T x)
+static inline T FN(sigmoid)(T x)
 {
     T e = exp(-fabs(x));              /* never overflows */
     T r = (T)1 / ((T)1 + e);
     return x >= 0 ? r : e * r;
 }
 
-static inline T CAT(sign, SUFFIX)(T x)
+static inline T FN(sign)(T x)
 {
     return x > 0 ? (T)1 : x < 0 ? (T)-1 : x;   /* keeps 0, -0 and NaN */
 }
@@ -50,8 +49,8 @@ static inline T CAT(sign, SUFFIX)(T x)
         }                                                                  \
     } while (0)
 
-static void CAT(unary_block, SUFFIX)(T *restrict out, const T *restrict x,
-                                     const elementwise_ctx *c)
+static void FN(unary_block)(T *restrict out, const T *restrict x,
+                            const elementwise_ctx *c)
 {
     const T lo = (T)c->lo, hi = (T)c->hi;
     switch (c->op) {
@@ -63,21 +62,21 @@ static void CAT(unary_block, SUFFIX)(T *restrict out, const T *restrict x,
     case LV_OP_SQRT:       BLOCK_LOOP(sqrt(v)); break;
     case LV_OP_SQUARE:     BLOCK_LOOP(v * v); break;
     case LV_OP_TANH:       BLOCK_LOOP(tanh(v)); break;
-    case LV_OP_SIGMOID:    BLOCK_LOOP(CAT(sigmoid, SUFFIX)(v)); break;
-    case LV_OP_SOFTPLUS:   BLOCK_LOOP(CAT(softplus, SUFFIX)(v)); break;
+    case LV_OP_SIGMOID:    BLOCK_LOOP(FN(sigmoid)(v)); break;
+    case LV_OP_SOFTPLUS:   BLOCK_LOOP(FN(softplus)(v)); break;
     case LV_OP_SOFTPLUS_SLOPE: BLOCK_LOOP(-expm1(-v)); break;
-    case LV_OP_LOGSIGMOID: BLOCK_LOOP(CAT(logsigmoid, SUFFIX)(v)); break;
+    case LV_OP_LOGSIGMOID: BLOCK_LOOP(FN(logsigmoid)(v)); break;
     case LV_OP_RELU:       BLOCK_LOOP(v < 0 ? (T)0 : v); break;
     case LV_OP_ABS:        BLOCK_LOOP(fabs(v)); break;
-    case LV_OP_SIGN:       BLOCK_LOOP(CAT(sign, SUFFIX)(v)); break;
+    case LV_OP_SIGN:       BLOCK_LOOP(FN(sign)(v)); break;
     /* A NaN bound means "no bound"; NaN inputs stay NaN. */
     case LV_OP_CLAMP:      BLOCK_LOOP(v < lo ? lo : v > hi ? hi : v); break;
     default: break;
     }
 }
 
-static void CAT(unary_loop, SUFFIX)(int64_t n, char **ptr, const int64_t *step,
-                                    void *ctx)
+static void FN(unary_loop)(int64_t n, char **ptr, const int64_t *step,
+                           void *ctx)
 {
     const elementwise_ctx *c = ctx;
     T *out = (T *)ptr[0];
@@ -88,14 +87,14 @@ static void CAT(unary_loop, SUFFIX)(int64_t n, char **ptr, const int64_t *step,
     for (int64_t b = 0; b < n; b += BLOCK) {
         int64_t m = n - b < BLOCK ? n - b : BLOCK;
         if (m == BLOCK && so == 1 && sx == 1) {
-            CAT(unary_block, SUFFIX)(out + b, x + b, c);
+            FN(unary_block)(out + b, x + b, c);
             continue;
         }
         for (int64_t i = 0; i < m; i++)
             in_buf[i] = x[(b + i) * sx];
         for (int64_t i = m; i < BLOCK; i++)
             in_buf[i] = (T)1;          /* padding: harmless for every op */
-        CAT(unary_block, SUFFIX)(out_buf, in_buf, c);
+        FN(unary_block)(out_buf, in_buf, c);
         for (int64_t i = 0; i < m; i++)
             out[(b + i) * so] = out_buf[i];
     }
@@ -129,8 +128,8 @@ static void CAT(unary_loop, SUFFIX)(int64_t n, char **ptr, const int64_t *step,
         }                                                                  \
     } while (0)
 
-static void CAT(binary_loop, SUFFIX)(int64_t n, char **ptr,
-                                     const int64_t *step, void *ctx)
+static void FN(binary_loop)(int64_t n, char **ptr, const int64_t *step,
+                            void *ctx)
 {
     const elementwise_ctx *c = ctx;
     T *out = (T *)ptr[0];
@@ -152,13 +151,52 @@ static void CAT(binary_loop, SUFFIX)(int64_t n, char **ptr,
     case LV_OP_GT: LOOP2(u > v ? (T)1 : (T)0); break;
     case LV_OP_GE: LOOP2(u >= v ? (T)1 : (T)0); break;
     /* u the logit, v the observation (stable forms, as softplus) */
-    case LV_OP_BERNOULLI_LOGIT: LOOP2(v * u - CAT(softplus, SUFFIX)(u)); break;
-    case LV_OP_BERNOULLI_LOGIT_SLOPE: LOOP2(v - CAT(sigmoid, SUFFIX)(u)); break;
+    case LV_OP_BERNOULLI_LOGIT: LOOP2(v * u - FN(softplus)(u)); break;
+    case LV_OP_BERNOULLI_LOGIT_SLOPE: LOOP2(v - FN(sigmoid)(u)); break;
     default: break;
     }
 }
 
+/* ---- the integrators' fused step: out = a x + b y [+ c w] ----------- */
+
+static void FN(lincomb_loop)(int64_t n, char **ptr, const int64_t *st,
+                             void *ctx)
+{
+    int terms = *(const int *)ctx;
+    T *out = (T *)ptr[0];
+    const T *a = (const T *)ptr[1], *x = (const T *)ptr[2];
+    const T *b = (const T *)ptr[3], *y = (const T *)ptr[4];
+    if (terms == 2) {
+        for (int64_t i = 0; i < n; i++)
+            out[i * st[0]] = a[i * st[1]] * x[i * st[2]] +
+                             b[i * st[3]] * y[i * st[4]];
+    } else {
+        const T *c = (const T *)ptr[5], *w = (const T *)ptr[6];
+        for (int64_t i = 0; i < n; i++)
+            out[i * st[0]] = a[i * st[1]] * x[i * st[2]] +
+                             b[i * st[3]] * y[i * st[4]] +
+                             c[i * st[5]] * w[i * st[6]];
+    }
+}
+
+/* ---- in place, over n contiguous elements ------------------------------ */
+
+/* a += b (lv_add_into) */
+static void FN(add_into)(T *a, const T *b, int64_t n)
+{
+    #pragma omp parallel for simd if (n >= (1 << 18))
+    for (int64_t i = 0; i < n; i++)
+        a[i] += b[i];
+}
+
+/* a *= w, in T's own arithmetic (lv_scale_in_place) */
+static void FN(scale_in_place)(T *a, T w, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        a[i] *= w;
+}
+
 #undef BLOCK_LOOP
 #undef LOOP2
-#undef CAT
-#undef CAT_
+#undef T
+#undef SUFFIX

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "autograd.h"
+#include "generic.h"
 #include "op.h"
 #include "vjp.h"
 
@@ -29,14 +30,9 @@ typedef struct reduce_state {
 #define T float
 #define SUFFIX f32
 #include "ops_reduce_impl.h"
-#undef T
-#undef SUFFIX
-
 #define T double
 #define SUFFIX f64
 #include "ops_reduce_impl.h"
-#undef T
-#undef SUFFIX
 
 /* The reduced dims, coalesced: rows of n_inner elements at stride s. */
 typedef struct reduce_plan {
@@ -183,25 +179,14 @@ static int sum_leading_dims(lv_tensor *y, const lv_tensor *x, unsigned mask,
             rem /= x->shape[i];
         }
         const char *row = base + pos * (int64_t)el;
-        if (x->dtype == LV_DTYPE_F64) {
-            const double *v = (const double *)row;
-            #pragma omp simd
-            for (int64_t j = 0; j < n_out; j++)
-                acc[j] += v[j];
-        } else {
-            const float *v = (const float *)row;
-            #pragma omp simd
-            for (int64_t j = 0; j < n_out; j++)
-                acc[j] += (double)v[j];
-        }
+        if (x->dtype == LV_DTYPE_F64)
+            accumulate_row_f64(acc, (const double *)row, n_out);
+        else
+            accumulate_row_f32(acc, (const float *)row, n_out);
     }
     double scale = op == LV_OP_MEAN ? 1.0 / (double)rows : 1.0;
-    for (int64_t j = 0; j < n_out; j++) {
-        if (y->dtype == LV_DTYPE_F64)
-            ((double *)lv_tensor_data(y))[j] = acc[j] * scale;
-        else
-            ((float *)lv_tensor_data(y))[j] = (float)(acc[j] * scale);
-    }
+    for (int64_t j = 0; j < n_out; j++)
+        lv_store_double(lv_tensor_data(y), y->dtype, j, acc[j] * scale);
     free(acc);
     return 1;
 }
@@ -259,10 +244,7 @@ int lv_forward_reduce(lv_tensor **out, lv_op_id op, lv_tensor *const *in,
         }
         double v = reduce_one(op, &pl, base + pos * (int64_t)el, x->dtype,
                               p->correction);
-        if (out_dtype == LV_DTYPE_F64)
-            ((double *)lv_tensor_data(y))[o] = v;
-        else
-            ((float *)lv_tensor_data(y))[o] = (float)v;
+        lv_store_double(lv_tensor_data(y), out_dtype, o, v);
     }
     out[0] = y;
     return 1;

@@ -1,14 +1,13 @@
 /*
- * ops_reduce_impl.h -- the row kernels of the reductions, written once
- * with T; included by ops_reduce.c for float and double. Accumulation is
- * always in double, so an f32 sum of 10^7 terms keeps its digits.
+ * ops_reduce_impl.h -- the row kernels of the reductions (ops_reduce.c),
+ * written once with T. Included once per dtype (generic.h): the includer
+ * defines T (float or double) and SUFFIX (f32 or f64); this file #undefs
+ * both at its end. Accumulation is always in double, so an f32 sum of
+ * 10^7 terms keeps its digits.
  */
 
-#define CAT_(a, b) a##_##b
-#define CAT(a, b) CAT_(a, b)
-
-static void CAT(reduce_row, SUFFIX)(reduce_state *st, int pass, int64_t n,
-                                    const T *x, int64_t s)
+static void FN(reduce_row)(reduce_state *st, int pass, int64_t n,
+                           const T *x, int64_t s)
 {
     switch (st->kind) {
     case LV_OP_SUM:
@@ -80,5 +79,14 @@ static void CAT(reduce_row, SUFFIX)(reduce_state *st, int pass, int64_t n,
     st->seen += n;
 }
 
-#undef CAT
-#undef CAT_
+/* acc[j] += v[j] over a contiguous row of n: sum_leading_dims' inner
+ * loop, one output per element. */
+static void FN(accumulate_row)(double *acc, const T *v, int64_t n)
+{
+    #pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += (double)v[j];
+}
+
+#undef T
+#undef SUFFIX

@@ -12,6 +12,7 @@
 #include "distributed.h"
 #include "error.h"
 #include "iter.h"
+#include "op.h"
 
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
@@ -194,18 +195,10 @@ static int place(lv_reducer *r, int j, const lv_tensor *grad)
         return -1;
     lv_copy_strided(view, grad);
     lv_tensor_release(view);
-    if (r->weight != 1) {
-        if (s->dtype == LV_DTYPE_F64) {
-            double *v = (double *)lv_tensor_data(k->flat) + s->offset;
-            for (int64_t i = 0; i < s->numel; i++)
-                v[i] *= r->weight;
-        } else {
-            float *v = (float *)lv_tensor_data(k->flat) + s->offset;
-            float w = (float)r->weight;
-            for (int64_t i = 0; i < s->numel; i++)
-                v[i] *= w;
-        }
-    }
+    if (r->weight != 1)
+        lv_scale_in_place((char *)lv_tensor_data(k->flat) +
+                              s->offset * (int64_t)lv_dtype_size(s->dtype),
+                          s->dtype, s->numel, r->weight);
     return 0;
 }
 

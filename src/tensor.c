@@ -276,16 +276,8 @@ lv_tensor *lv_tensor_full(lv_dtype dtype, int ndim, const int64_t *shape,
     if (!t)
         return NULL;
     int64_t n = lv_tensor_numel(t);
-    if (dtype == LV_DTYPE_F64) {
-        double *p = t->storage->data;
-        for (int64_t i = 0; i < n; i++)
-            p[i] = value;
-    } else {
-        float *p = t->storage->data;
-        float v = (float)value;
-        for (int64_t i = 0; i < n; i++)
-            p[i] = v;
-    }
+    for (int64_t i = 0; i < n; i++)
+        lv_store_double(t->storage->data, dtype, i, value);
     return t;
 }
 
@@ -378,10 +370,8 @@ static int64_t linear_to_position(const lv_tensor *t, int64_t linear)
 
 double lv_tensor_get_linear(const lv_tensor *t, int64_t linear)
 {
-    int64_t pos = linear_to_position(t, linear);
-    if (t->dtype == LV_DTYPE_F64)
-        return ((const double *)lv_tensor_data(t))[pos];
-    return (double)((const float *)lv_tensor_data(t))[pos];
+    return lv_load_double(lv_tensor_data(t), t->dtype,
+                          linear_to_position(t, linear));
 }
 
 void lv_tensor_set_index(lv_tensor *t, const int64_t *index, double v)
@@ -389,8 +379,5 @@ void lv_tensor_set_index(lv_tensor *t, const int64_t *index, double v)
     int64_t pos = 0;
     for (int i = 0; i < t->ndim; i++)
         pos += index[i] * t->stride[i];
-    if (t->dtype == LV_DTYPE_F64)
-        ((double *)lv_tensor_data(t))[pos] = v;
-    else
-        ((float *)lv_tensor_data(t))[pos] = (float)v;
+    lv_store_double(lv_tensor_data(t), t->dtype, pos, v);
 }

@@ -133,6 +133,24 @@ char *lv_shape_format(char *buf, size_t size, int ndim, const int64_t *shape);
  * ndim; returns the dim, or -1 with lv_error set. */
 int lv_dim_normalize(const char *what, int dim, int ndim);
 
+/* Element i of data holding dtype, as a double; and v, rounded to dtype,
+ * stored into element i. Where scalar code meets typed storage it goes
+ * through these two, instead of a dtype branch of its own. */
+static inline double lv_load_double(const void *data, lv_dtype dtype, int64_t i)
+{
+    return dtype == LV_DTYPE_F64 ? ((const double *)data)[i]
+                                 : (double)((const float *)data)[i];
+}
+
+static inline void lv_store_double(void *data, lv_dtype dtype, int64_t i,
+                                   double v)
+{
+    if (dtype == LV_DTYPE_F64)
+        ((double *)data)[i] = v;
+    else
+        ((float *)data)[i] = (float)v;
+}
+
 /* Reads element `linear` (row-major order over the view) as a double. */
 double lv_tensor_get_linear(const lv_tensor *t, int64_t linear);
 /* Writes element at a multi-index as a double. */

@@ -363,7 +363,7 @@ describe("image", function()
       H.expect_error(function() lv.image_grid(lv.zeros({ 3, 5 }), { shape = { 2, 2 } }) end,
         "bad argument #1 to 'image_grid' ([3,5] does not hold 3 images of 2x2)")
       H.expect_error(function() lv.image_grid(lv.zeros({ 3, 2, 2 }), { nrows = 2 }) end,
-        "unknown option 'nrows' (valid: nrow, padding, pad_value, shape)")
+        "unknown option 'nrows' (known: nrow, padding, pad_value, shape)")
       H.expect_error(function() lv.image_grid(lv.zeros({ 3, 2, 2 }), { nrow = 0 }) end, "nrow must be at least 1")
       H.expect_error(function() lv.image_grid(lv.zeros({ 3, 2, 2 }), { padding = -1 }) end, "padding")
       H.expect_error(function() lv.image_grid(lv.zeros({ 3, 2, 2 }), { nrow = 1.5 }) end,
@@ -414,7 +414,7 @@ describe("image", function()
       H.expect_error(function() lv.image_scatter(pts, { range = { 0, 1, 0 } }) end, "option 'range' must be")
       H.expect_error(function() lv.image_scatter(pts, { size = 0 }) end, "sizes must be 1 to 16384")
       H.expect_error(function() lv.image_scatter(pts, { bins = 3 }) end,
-        "unknown option 'bins' (valid: size, height, width, range)")
+        "unknown option 'bins' (known: size, height, width, range)")
     end)
   end)
 
