@@ -634,17 +634,22 @@ local function markdown()
       r.comm_ms_per_step and num(r.comm_ms_per_step) or "–", pct(r.stall)))
   end
   line(out)
-  local verdict, quiet = {}, {}
+  local verdict, median, quiet = {}, {}, {}
   for _, mm in ipairs(MODELS) do
-    local r = find(mm.name, "r2t1")
+    local r, base = find(mm.name, "r2t1"), find(mm.name, "p1t1")
+    -- the median interval leaves out the first steps' set-up, which the mean of a 30-step run carries
+    r.log_speedup = base.log_ms_per_step and r.log_ms_per_step and base.log_ms_per_step / r.log_ms_per_step or 0 / 0
     verdict[#verdict + 1] = string.format("%s %.2f×", mm.label, r.speedup)
+    median[#median + 1] = string.format("%s %.2f×", mm.name, r.log_speedup)
     quiet[#quiet + 1] = string.format("%s %.2f×", mm.name, r.p10_speedup or 0 / 0)
   end
   local function met(key) return find("hvae", "r2t1")[key] >= 1.8 and find("qsl", "r2t1")[key] >= 1.8 end
   line(out, string.format("**2 ranks × 1 thread over 1 process × 1 thread (issue 15's target: ≥ 1.8× on the mlp "
-    .. "flows), from ms/step: %s — %s.** From the 10th percentile of the step times (undisturbed steps): %s — "
+    .. "flows), from ms/step: %s — %s.** From the median step time in log.csv (what a long run sees): %s — %s. "
+    .. "From the 10th percentile of the step times (undisturbed steps): %s — "
     .. "%s. The same total threads in one process (1 process × 2 threads), from ms/step: %s.",
-    table.concat(verdict, ", "), met("speedup") and "met" or "not met", table.concat(quiet, ", "),
+    table.concat(verdict, ", "), met("speedup") and "met" or "not met", table.concat(median, ", "),
+    met("log_speedup") and "met" or "not met", table.concat(quiet, ", "),
     met("p10_speedup") and "met" or "not met",
     (function()
       local t = {}
