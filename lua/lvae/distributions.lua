@@ -26,20 +26,7 @@ local HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 ---- shared helpers --------------------------------------------------------------
 
-local fail, shape_string = check.fail, check.shape
-
---- NumPy broadcast of two shapes, or nil.
-local function broadcast_shape(sa, sb)
-  local n = math.max(#sa, #sb)
-  local out = {}
-  for i = 1, n do
-    local a = sa[i - (n - #sa)] or 1
-    local b = sb[i - (n - #sb)] or 1
-    if a ~= b and a ~= 1 and b ~= 1 then return nil end
-    out[i] = a == 1 and b or a
-  end
-  return out
-end
+local fail, shape_string, broadcast_shape = check.fail, check.shape, check.broadcast_shape
 
 local function same_shape(a, b)
   if #a ~= #b then return false end
