@@ -68,10 +68,6 @@
 -- core. Compare the 1-thread rows; the header prints OMP_WAIT_POLICY and
 -- GOMP_SPINCOUNT (./lvae sets the latter unless it is set).
 
-local script = arg and arg[0] or "bench/autograd.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-package.path = bench_dir .. "/../?.lua;" .. package.path
-
 local lv = require "lvae"
 local lib = require "bench.lib"
 

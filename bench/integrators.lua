@@ -56,10 +56,6 @@
 -- recorded per group; the pressure at start and end is printed. Writes
 -- bench/results/integrators.json; prints markdown tables.
 
-local script = arg and arg[0] or "bench/integrators.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-package.path = bench_dir .. "/../?.lua;" .. package.path
-
 local lv = require "lvae"
 local nn = require "lvae.nn"
 local lib = require "bench.lib"

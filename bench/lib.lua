@@ -1,9 +1,9 @@
 --- bench/lib.lua -- timing and reporting helpers shared by the benchmarks.
 --
--- A benchmark script does
+-- A benchmark script, run by ./lvae (which puts the checkout root on the
+-- path), does
 --
---   package.path = ROOT .. "/?.lua;" .. package.path   -- ROOT: the repo
---   local lib = require "bench.lib"
+--   local lib = require "bench.lib"                     -- lib.root: the checkout
 --   local r = lib.time(function() return a + b end)     -- r.median seconds
 --   lib.print_table(columns, rows)
 --   lib.write_json("ops", {machine = lib.machine(), rows = rows})
@@ -19,6 +19,11 @@
 local files = require "lvae.files"
 
 local lib = {}
+
+--- lib.root: the checkout this file is in (absolute when ./lvae found it),
+-- from this file's own path, so that a benchmark finds the launcher, its
+-- helpers and its results folder from any working directory.
+lib.root = debug.getinfo(1, "S").source:match("^@(.*)/bench/lib%.lua$") or "."
 
 local lv_ok, lv = pcall(require, "lvae")
 

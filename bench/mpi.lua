@@ -49,14 +49,10 @@
 -- epoch; tests/distributed_spec.lua checks that the ranks compute what one
 -- process does).
 
-local script = arg and arg[0] or "bench/mpi.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-local root = bench_dir:match("^(.*)/bench$") or (bench_dir == "bench" and ".") or bench_dir .. "/.."
-package.path = root .. "/?.lua;" .. package.path
-
 local lv = require "lvae"
 local cjson = require "cjson"
 local lib = require "bench.lib"
+local root = lib.root
 local environment = require "bench.peers.environment"
 
 local o = lib.options("bench/mpi.lua")

@@ -31,6 +31,18 @@ describe("bench.lib", function()
     assert.truthy(out:find("status 2", 1, true), out)
   end)
 
+  it("finds bench.lib and the checkout root from any folder, through the launcher", function()
+    local pwd = io.popen("pwd")
+    local root = pwd:read("l")
+    pwd:close()
+    local p = io.popen("cd /tmp && " .. lib.shell_quote(root .. "/lvae")
+      .. " -e 'print(require(\"bench.lib\").root)' 2>&1; echo status $?")
+    local out = p:read("a")
+    p:close()
+    assert.are.equal(root .. "\nstatus 0\n", out)
+    assert.are.equal(".", lib.root)                 -- found as ./bench/lib.lua here
+  end)
+
   it("takes the median of an odd or even list", function()
     assert.are.equal(2, lib.median({ 3, 1, 2 }))
     assert.are.equal(2.5, lib.median({ 4, 1, 3, 2 }))
