@@ -43,6 +43,17 @@ describe("bench.lib", function()
     assert.are.equal(".", lib.root)                 -- found as ./bench/lib.lua here
   end)
 
+  it("settles a function: runs it until two collections or the time limit, threads restored", function()
+    local threads, calls = lv.num_threads(), 0
+    lib.settle(function()
+      calls = calls + 1
+      assert.are.equal(1, lv.num_threads())
+      return lv.zeros({ 1000 })
+    end, 0.05, true)
+    assert.is_true(calls >= 1)
+    assert.are.equal(threads, lv.num_threads())
+  end)
+
   it("takes the median of an odd or even list", function()
     assert.are.equal(2, lib.median({ 3, 1, 2 }))
     assert.are.equal(2.5, lib.median({ 4, 1, 3, 2 }))
