@@ -125,13 +125,7 @@ local SWEEP = o.quick and { 2, 4, 7, 13, 25, 50, 100 } or { 1, 2, 4, 7, 13, 25, 
 
 ---- helpers --------------------------------------------------------------------------------
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("lvae.files").read_file
 
 local function mean(list)
   local s = 0
