@@ -412,6 +412,22 @@ function H.expect_error(fn, ...)
   return msg
 end
 
+---- memory, for the specs of lifetimes ---------------------------------------------
+
+--- Resident set size of this process, in bytes (VmRSS of /proc).
+function H.rss()
+  local kb = assert(H.read_bytes("/proc/self/status"):match("VmRSS:%s*(%d+)%s*kB"), "no VmRSS line")
+  return tonumber(kb) * 1024
+end
+
+--- The core's live bytes after two full collections (the second frees
+-- what the first one's finalizers released).
+function H.live_bytes()
+  collectgarbage()
+  collectgarbage()
+  return lv.memory_stats().live_bytes
+end
+
 ---- files for the specs that write and read them ----------------------------------
 
 function H.sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end

@@ -15,11 +15,7 @@ local H = require "helpers"
 
 local function make_dir() return H.make_dir("lvae_io_spec") end
 
---- Resident set size of this process, in bytes (VmRSS of /proc).
-local function rss()
-  local text = H.read_bytes("/proc/self/status")
-  return tonumber(assert(text:match("VmRSS:%s*(%d+)%s*kB"))) * 1024
-end
+local rss = H.rss
 
 ---- the checkpoint format, by hand -------------------------------------------
 
