@@ -68,10 +68,6 @@
 -- core. Compare the 1-thread rows; the header prints OMP_WAIT_POLICY and
 -- GOMP_SPINCOUNT (./lvae sets the latter unless it is set).
 
-local script = arg and arg[0] or "bench/autograd.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-package.path = bench_dir .. "/../?.lua;" .. package.path
-
 local lv = require "lvae"
 local lib = require "bench.lib"
 
@@ -107,25 +103,7 @@ local RETRY_UNTIL = 30      -- seconds into the run; no remeasuring after that
 local clock = lib.clock
 local stall = lib.cpu_stall or function() return nil end
 
---- Runs fn until the collector has run twice (live bytes fell twice), so
--- that the allocator's cache holds the blocks fn's results need. Until
--- then every result takes fresh pages from the system: a [100,784] f32
--- result costs ~1 ms of page faults instead of 0.02 ms of arithmetic
--- (several ms with two threads), and lib.time's short warm-up would time
--- that. single_thread: settle on one thread (fewer, cheaper faults; the
--- cache it fills is the same).
-local function settle(fn, single_thread)
-  local threads_before = lv.num_threads()
-  if single_thread then lv.set_num_threads(1) end
-  local last, drops, t0 = lv.memory_stats().live_bytes, 0, clock()
-  repeat
-    fn()
-    local live = lv.memory_stats().live_bytes
-    if live < last then drops = drops + 1 end
-    last = live
-  until drops >= 2 or clock() - t0 > settle_max
-  if single_thread then lv.set_num_threads(threads_before) end
-end
+local function settle(fn, single_thread) lib.settle(fn, settle_max, single_thread) end
 
 local median = lib.median
 
@@ -709,10 +687,7 @@ if #stalls > 0 then
     100 * STALL_LIMIT, #stalls, #rows, table.concat(stalls, ", ", 1, math.min(#stalls, 4)),
     #stalls > 4 and ", ..." or ""))
 end
-if pressure_start or pressure_end then
-  print(string.format("CPU pressure (PSI some avg10): %s%% at start, %s%% at end",
-    tostring(pressure_start), tostring(pressure_end)))
-end
+lib.print_pressure(pressure_start, pressure_end)
 print(string.format("elapsed %.1f s", elapsed))
 
 for _, k in ipairs(kernel_rows) do k.label = nil; k.counts = nil end
@@ -731,7 +706,7 @@ local path = lib.write_json("autograd", {
     overhead = "(step - replay) / step, percent: median over interleaved sample pairs",
     overhead_min = "(fastest step sample - fastest replay sample) / fastest step sample, percent",
     vs_grad = "(fwd+backward - fwd+grad) / fwd+grad, percent, median over sample pairs",
-    stall = "share of the measurement in which some task waited for a CPU (Linux PSI)",
+    stall = lib.STALL,
     overhead_vs_kernels = "(step - kernels) / step, percent",
     blas_share = "standalone GEMM time / step, percent",
     recording = "(fwd - fwd no_grad) / fwd no_grad, percent, median over sample pairs",

@@ -56,10 +56,6 @@
 -- recorded per group; the pressure at start and end is printed. Writes
 -- bench/results/integrators.json; prints markdown tables.
 
-local script = arg and arg[0] or "bench/integrators.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-package.path = bench_dir .. "/../?.lua;" .. package.path
-
 local lv = require "lvae"
 local nn = require "lvae.nn"
 local lib = require "bench.lib"
@@ -137,17 +133,7 @@ local function build(id, d, K)
   return m
 end
 
---- Runs fn until the collector has run twice (live bytes fell twice), or
--- settle_max seconds: until then every result takes fresh pages.
-local function settle(fn)
-  local last, drops, t0 = lv.memory_stats().live_bytes, 0, clock()
-  repeat
-    fn()
-    local live = lv.memory_stats().live_bytes
-    if live < last then drops = drops + 1 end
-    last = live
-  until drops >= 2 or clock() - t0 > settle_max
-end
+local function settle(fn) lib.settle(fn, settle_max) end
 
 --- The step's memory: peak (added over the live bytes before it) and the
 -- bytes the forward's tape holds; with the gradient evaluations it made.
@@ -561,10 +547,7 @@ if #stalls > 0 then
   print(string.format("warning: another task kept a CPU waiting for over %.0f%% of %d rows "
     .. "(%s...): rerun before drawing conclusions", 100 * STALL_LIMIT, #stalls, stalls[1]))
 end
-if pressure_start or pressure_end then
-  print(string.format("CPU pressure (PSI some avg10): %s%% at start, %s%% at end",
-    tostring(pressure_start), tostring(pressure_end)))
-end
+lib.print_pressure(pressure_start, pressure_end)
 print(string.format("elapsed %.1f s (every integrator %.1f s, euler against d %.1f s)", elapsed,
   part1_s, part2_s))
 
@@ -588,7 +571,7 @@ local path = lib.write_json("integrators", {
     tape_mb = "live bytes while the ELBO is held, after a full collection, minus before, MiB",
     grad_evals = "model.grad_evals: force evaluations of the flow",
     hvps = "euler: Hessian-vector products (d per step)",
-    stall = "share of the measurement in which some task waited for a CPU (Linux PSI)",
+    stall = lib.STALL,
   },
   ratios = ratios,
   euler_vs_d = scan,

@@ -1,9 +1,9 @@
 --- bench/lib.lua -- timing and reporting helpers shared by the benchmarks.
 --
--- A benchmark script does
+-- A benchmark script, run by ./lvae (which puts the checkout root on the
+-- path), does
 --
---   package.path = ROOT .. "/?.lua;" .. package.path   -- ROOT: the repo
---   local lib = require "bench.lib"
+--   local lib = require "bench.lib"                     -- lib.root: the checkout
 --   local r = lib.time(function() return a + b end)     -- r.median seconds
 --   lib.print_table(columns, rows)
 --   lib.write_json("ops", {machine = lib.machine(), rows = rows})
@@ -19,6 +19,11 @@
 local files = require "lvae.files"
 
 local lib = {}
+
+--- lib.root: the checkout this file is in (absolute when ./lvae found it),
+-- from this file's own path, so that a benchmark finds the launcher, its
+-- helpers and its results folder from any working directory.
+lib.root = debug.getinfo(1, "S").source:match("^@(.*)/bench/lib%.lua$") or "."
 
 local lv_ok, lv = pcall(require, "lvae")
 
@@ -123,6 +128,28 @@ function lib.time(fn, opts)
           samples = samples}
 end
 
+--- lib.settle(fn, max_seconds [, single_thread]): runs fn until the
+-- collector has run twice (live bytes fell twice), or max_seconds, so
+-- that the allocator's cache holds the blocks fn's results need. Until
+-- then every result takes fresh pages from the system: a [100,784] f32
+-- result costs ~1 ms of page faults instead of 0.02 ms of arithmetic
+-- (several ms with two threads), and lib.time's short warm-up would time
+-- that. single_thread: settle on one thread (fewer, cheaper faults; the
+-- cache it fills is the same).
+function lib.settle(fn, max_seconds, single_thread)
+  local clock = lib.clock
+  local threads_before = single_thread and lv.num_threads()
+  if single_thread then lv.set_num_threads(1) end
+  local last, drops, t0 = lv.memory_stats().live_bytes, 0, clock()
+  repeat
+    fn()
+    local live = lv.memory_stats().live_bytes
+    if live < last then drops = drops + 1 end
+    last = live
+  until drops >= 2 or clock() - t0 > max_seconds
+  if single_thread then lv.set_num_threads(threads_before) end
+end
+
 --- lib.run(cmd): runs a shell command, returns its output lines (a list)
 -- and whether it succeeded.
 function lib.run(cmd)
@@ -143,6 +170,18 @@ function lib.cpu_pressure()
   local s = read_file("/proc/pressure/cpu")
   return s and tonumber(s:match("some avg10=([%d.]+)")) or nil
 end
+
+--- lib.print_pressure(start, finish): lib.cpu_pressure at a suite's start
+-- and end, in one line, where the system reports it.
+function lib.print_pressure(start, finish)
+  if start or finish then
+    print(string.format("CPU pressure (PSI some avg10): %s%% at start, %s%% at end",
+      tostring(start), tostring(finish)))
+  end
+end
+
+--- lib.STALL: what a row's `stall` is, for the definitions of a suite's JSON.
+lib.STALL = "share of the measurement in which some task waited for a CPU (Linux PSI)"
 
 --- lib.cpu_stall(): seconds, since boot, during which some runnable task
 -- waited for a CPU (Linux PSI's "some total"), or nil where unsupported.

@@ -49,14 +49,10 @@
 -- epoch; tests/distributed_spec.lua checks that the ranks compute what one
 -- process does).
 
-local script = arg and arg[0] or "bench/mpi.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-local root = bench_dir:match("^(.*)/bench$") or (bench_dir == "bench" and ".") or bench_dir .. "/.."
-package.path = root .. "/?.lua;" .. package.path
-
 local lv = require "lvae"
 local cjson = require "cjson"
 local lib = require "bench.lib"
+local root = lib.root
 local environment = require "bench.peers.environment"
 
 local o = lib.options("bench/mpi.lua")
@@ -129,13 +125,7 @@ local SWEEP = o.quick and { 2, 4, 7, 13, 25, 50, 100 } or { 1, 2, 4, 7, 13, 25, 
 
 ---- helpers --------------------------------------------------------------------------------
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("lvae.files").read_file
 
 local function mean(list)
   local s = 0

@@ -36,14 +36,10 @@
 --
 -- Prints one line of JSON (rank 0), nothing else.
 
-local script = arg and arg[0] or "bench/mpi_step.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-local root = bench_dir:match("^(.*)/bench$") or (bench_dir == "bench" and ".") or bench_dir .. "/.."
-package.path = root .. "/?.lua;" .. package.path
-
 local lv = require "lvae"
 local cjson = require "cjson"
 local lib = require "bench.lib"
+local root = lib.root
 local rows = require "bench.peers.rows"
 local models = require "bench.peers.lvae_models"
 

@@ -52,10 +52,6 @@
 -- Not here: f64, other batch sizes, the MLP architecture (bench/autograd.lua
 -- times an MLP), second order through the decoder.
 
-local script = arg and arg[0] or "bench/nn.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-package.path = bench_dir .. "/../?.lua;" .. package.path
-
 local lv = require "lvae"
 local nn = require "lvae.nn"
 local lib = require "bench.lib"

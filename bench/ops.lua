@@ -20,10 +20,6 @@
 --
 -- Not here: autograd, f64, strided or broadcast operands, other ops.
 
-local script = arg and arg[0] or "bench/ops.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-package.path = bench_dir .. "/../?.lua;" .. package.path
-
 local lv = require "lvae"
 local lib = require "bench.lib"
 
@@ -42,7 +38,7 @@ local N = 1000000
 
 -- ---- the C reference -------------------------------------------------
 
-local ref_exe = bench_dir .. "/blas_ref"
+local ref_exe = lib.root .. "/bench/blas_ref"
 local ref_info = {}
 local ref_available = io.open(ref_exe, "r") ~= nil
 if not ref_available then

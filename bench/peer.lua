@@ -55,14 +55,10 @@
 -- peer.json without measuring. The file's sections written by other
 -- suites (bench/mpi.lua's "Data-parallel training (MPI)") are kept.
 
-local script = arg and arg[0] or "bench/peer.lua"
-local bench_dir = script:match("^(.*)/[^/]*$") or "."
-local root = bench_dir:match("^(.*)/bench$") or (bench_dir == "bench" and ".") or bench_dir .. "/.."
-package.path = root .. "/?.lua;" .. package.path
-
 local lv = require "lvae"
 local cjson = require "cjson"
 local lib = require "bench.lib"
+local root = lib.root
 local rows_mod = require "bench.peers.rows"
 local options = require "bench.peers.options"
 local agreement = require "bench.peers.agreement"

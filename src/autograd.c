@@ -277,6 +277,27 @@ static int accumulate(lv_tensor **slot, lv_tensor *g)
     return 0;
 }
 
+/* A gradient g that reaches the leaf `leaf` (an output that is a leaf, or
+ * a node's input): summed into grads[j] for every requested input j that
+ * is this leaf, and into leaf->grad when the pass accumulates. Steals g. */
+static int accumulate_leaf(lv_tensor *leaf, lv_tensor *g,
+                           lv_tensor *const *inputs, int n_inputs,
+                           lv_tensor **grads, const lv_backward_opts *opts)
+{
+    int status = 0;
+    for (int j = 0; j < n_inputs && status == 0; j++)
+        if (inputs[j] == leaf) {
+            lv_tensor_retain(g);
+            status = accumulate(&grads[j], g);
+        }
+    if (opts->accumulate && status == 0) {
+        lv_tensor_retain(g);
+        status = accumulate(&leaf->grad, g);
+    }
+    lv_tensor_release(g);
+    return status;
+}
+
 /* The gradient sum input i of node feeds, when this pass alone holds it
  * (see accumulate): the child's output slot, or the wanted leaf's entry
  * in grads. NULL when there is none yet, or it is shared, or the leaf's
@@ -490,16 +511,7 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
             status = accumulate(&y->grad_fn->grad[y->output_index], seed);
         } else {
             /* A leaf output: its own gradient is the seed. */
-            for (int j = 0; j < n_inputs && status == 0; j++)
-                if (inputs[j] == y) {
-                    lv_tensor_retain(seed);
-                    status = accumulate(&grads[j], seed);
-                }
-            if (opts->accumulate && status == 0) {
-                lv_tensor_retain(seed);
-                status = accumulate(&y->grad, seed);
-            }
-            lv_tensor_release(seed);
+            status = accumulate_leaf(y, seed, inputs, n_inputs, grads, opts);
         }
         seed = NULL;
     }
@@ -574,16 +586,8 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
                 if (child) {
                     status = accumulate(&child->grad[node->edge_index[i]], g);
                 } else if (leaf) {
-                    for (int j = 0; j < n_inputs && status == 0; j++)
-                        if (inputs[j] == leaf) {
-                            lv_tensor_retain(g);
-                            status = accumulate(&grads[j], g);
-                        }
-                    if (opts->accumulate && status == 0) {
-                        lv_tensor_retain(g);
-                        status = accumulate(&leaf->grad, g);
-                    }
-                    lv_tensor_release(g);
+                    status = accumulate_leaf(leaf, g, inputs, n_inputs, grads,
+                                             opts);
                 } else {
                     lv_tensor_release(g);
                 }

@@ -117,6 +117,37 @@ static int lapack_failure(const char *routine, lapack_int info)
                         routine, (int)-info);
 }
 
+/* Checks LAPACKE's info for matrix b of the batch: 0 is success; a
+ * positive info is the matrix's own fault, worded `what` ("is singular"),
+ * or, where what is NULL, LAPACK's like a negative one (lapack_failure).
+ * Returns 1 on success, else 0 with the error set. */
+static int lapack_ok(const char *routine, lapack_int info, const batch_info *g,
+                     int64_t b, const char *what)
+{
+    if (info == 0)
+        return 1;
+    if (info > 0 && what)
+        matrix_error(g, b, what);
+    else
+        lapack_failure(routine, info);
+    return 0;
+}
+
+/* The one way a kernel ends, so that there is one cleanup path to get
+ * right: on success (ok) the nres results go to out and their count is
+ * returned; on failure they are released (NULL-tolerant) and -1 returned.
+ * The kernel frees its own work buffers first. */
+static int kernel_end(lv_tensor **out, lv_tensor **res, int nres, int ok)
+{
+    for (int i = 0; i < nres; i++) {
+        if (ok)
+            out[i] = res[i];
+        else
+            lv_tensor_release(res[i]);
+    }
+    return ok ? nres : -1;
+}
+
 /* ---- the kernels, once per dtype ------------------------------------- */
 
 #define T float

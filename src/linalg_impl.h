@@ -31,45 +31,50 @@ static void FN(store)(T *out, const T *work, int64_t ld, int64_t rows,
             out[i * cols + j] = work[i + j * ld];
 }
 
+/* Loads matrix b of a into dst (column-major, leading dim ld), refusing a
+ * matrix with a non-finite entry before LAPACK sees it. Returns 1, or 0
+ * with the error set. */
+static int FN(load_finite)(T *dst, int64_t ld, const lv_tensor *a,
+                           const batch_info *g, int64_t b)
+{
+    strided_matrix m = matrix_of(a, g->nbatch_dims, b);
+    if (FN(load)(dst, ld, &m))
+        return 1;
+    return matrix_error(g, b, "has non-finite entries"), 0;
+}
+
+/* Each kernel below owns its results (res) and work buffers until it ends;
+ * every failure jumps to `done` with ok = 0, which frees the buffers and
+ * hands the results to kernel_end. */
+
 /* L with L L^T = A, from A's lower triangle; L's upper part is zero. */
 static int FN(cholesky)(lv_tensor **out, const lv_tensor *a,
                         const batch_info *g)
 {
     int64_t n = g->n, ld = n > 0 ? n : 1;
+    int ok = 0;
     lv_tensor *l = lv_tensor_empty(DTYPE, a->ndim, a->shape);
     T *work = l ? work_alloc(n * n, sizeof(T)) : NULL;
     if (!work)
-        goto fail;
+        goto done;
     /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
     int64_t count = n > 0 ? g->count : 0;
     for (int64_t b = 0; b < count; b++) {
-        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
-        if (!FN(load)(work, ld, &m)) {
-            matrix_error(g, b, "has non-finite entries");
-            goto fail;
-        }
+        if (!FN(load_finite)(work, ld, a, g, b))
+            goto done;
         lapack_int info = LAPACK(potrf)(LAPACK_COL_MAJOR, 'L', (lapack_int)n,
                                         work, (lapack_int)ld);
-        if (info < 0) {
-            lapack_failure("potrf", info);
-            goto fail;
-        }
-        if (info > 0) {
-            matrix_error(g, b, "is not positive definite");
-            goto fail;
-        }
+        if (!lapack_ok("potrf", info, g, b, "is not positive definite"))
+            goto done;
         T *lb = (T *)lv_tensor_data(l) + b * n * n;
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < n; j++)
                 lb[i * n + j] = j <= i ? work[i + j * ld] : (T)0;
     }
+    ok = 1;
+done:
     free(work);
-    out[0] = l;
-    return 1;
-fail:
-    free(work);
-    lv_tensor_release(l);
-    return -1;
+    return kernel_end(out, &l, 1, ok);
 }
 
 /* log|det A| and sign(det A) from the LU factorisation P A = L U:
@@ -78,32 +83,28 @@ static int FN(logdet)(lv_tensor **out, const lv_tensor *a,
                       const batch_info *g)
 {
     int64_t n = g->n, ld = n > 0 ? n : 1;
+    int ok = 0;
     lv_tensor *res[2];
     res[0] = lv_tensor_empty(DTYPE, g->nbatch_dims, a->shape);
     res[1] = res[0] ? lv_tensor_empty(DTYPE, g->nbatch_dims, a->shape) : NULL;
     T *work = res[1] ? work_alloc(n * n, sizeof(T)) : NULL;
     lapack_int *ipiv = work ? work_alloc(n, sizeof *ipiv) : NULL;
     if (!ipiv)
-        goto fail;
+        goto done;
     T *logabs = lv_tensor_data(res[0]), *sign = lv_tensor_data(res[1]);
     for (int64_t b = 0; b < g->count; b++) {
-        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
-        if (!FN(load)(work, ld, &m)) {
-            matrix_error(g, b, "has non-finite entries");
-            goto fail;
-        }
+        if (!FN(load_finite)(work, ld, a, g, b))
+            goto done;
         lapack_int info = LAPACK(getrf)(LAPACK_COL_MAJOR, (lapack_int)n,
                                         (lapack_int)n, work, (lapack_int)ld,
                                         ipiv);
-        if (info < 0) {
-            lapack_failure("getrf", info);
-            goto fail;
-        }
         if (info > 0) {                 /* U_ii == 0 exactly: singular */
             logabs[b] = (T)-INFINITY;
             sign[b] = (T)0;
             continue;
         }
+        if (!lapack_ok("getrf", info, g, b, NULL))
+            goto done;
         double sum = 0.0;               /* accumulate in double even for f32 */
         int negative = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -114,17 +115,11 @@ static int FN(logdet)(lv_tensor **out, const lv_tensor *a,
         logabs[b] = (T)sum;
         sign[b] = negative ? (T)-1 : (T)1;
     }
+    ok = 1;
+done:
     free(ipiv);
     free(work);
-    out[0] = res[0];
-    out[1] = res[1];
-    return 2;
-fail:
-    free(ipiv);
-    free(work);
-    lv_tensor_release(res[0]);      /* NULL-tolerant */
-    lv_tensor_release(res[1]);
-    return -1;
+    return kernel_end(out, res, 2, ok);
 }
 
 /* X with A X = B, by LU with partial pivoting (gesv). B may be f32 while
@@ -133,46 +128,33 @@ static int FN(solve)(lv_tensor **out, const lv_tensor *a, const lv_tensor *rhs,
                      int64_t k, const batch_info *g)
 {
     int64_t n = g->n, ld = n > 0 ? n : 1;
+    int ok = 0;
     lv_tensor *x = lv_tensor_empty(DTYPE, rhs->ndim, rhs->shape);
     T *wa = x ? work_alloc(n * n, sizeof(T)) : NULL;
     T *wb = wa ? work_alloc(n * k, sizeof(T)) : NULL;
     lapack_int *ipiv = wb ? work_alloc(n, sizeof *ipiv) : NULL;
     if (!ipiv)
-        goto fail;
+        goto done;
     /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
     int64_t count = n > 0 ? g->count : 0;
     for (int64_t b = 0; b < count; b++) {
-        strided_matrix ma = matrix_of(a, g->nbatch_dims, b);
+        if (!FN(load_finite)(wa, ld, a, g, b))
+            goto done;
         strided_matrix mb = matrix_of(rhs, g->nbatch_dims, b);
-        if (!FN(load)(wa, ld, &ma)) {
-            matrix_error(g, b, "has non-finite entries");
-            goto fail;
-        }
         FN(load)(wb, ld, &mb);          /* a non-finite B just gives NaNs */
         lapack_int info = LAPACK(gesv)(LAPACK_COL_MAJOR, (lapack_int)n,
                                        (lapack_int)k, wa, (lapack_int)ld,
                                        ipiv, wb, (lapack_int)ld);
-        if (info < 0) {
-            lapack_failure("gesv", info);
-            goto fail;
-        }
-        if (info > 0) {
-            matrix_error(g, b, "is singular");
-            goto fail;
-        }
+        if (!lapack_ok("gesv", info, g, b, "is singular"))
+            goto done;
         FN(store)((T *)lv_tensor_data(x) + b * n * k, wb, ld, n, k);
     }
+    ok = 1;
+done:
     free(ipiv);
     free(wb);
     free(wa);
-    out[0] = x;
-    return 1;
-fail:
-    free(ipiv);
-    free(wb);
-    free(wa);
-    lv_tensor_release(x);
-    return -1;
+    return kernel_end(out, &x, 1, ok);
 }
 
 /* A^-1 by LU (getrf, then getri). */
@@ -180,47 +162,34 @@ static int FN(inverse)(lv_tensor **out, const lv_tensor *a,
                        const batch_info *g)
 {
     int64_t n = g->n, ld = n > 0 ? n : 1;
+    int ok = 0;
     lv_tensor *inv = lv_tensor_empty(DTYPE, a->ndim, a->shape);
     T *work = inv ? work_alloc(n * n, sizeof(T)) : NULL;
     lapack_int *ipiv = work ? work_alloc(n, sizeof *ipiv) : NULL;
     if (!ipiv)
-        goto fail;
+        goto done;
     /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
     int64_t count = n > 0 ? g->count : 0;
     for (int64_t b = 0; b < count; b++) {
-        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
-        if (!FN(load)(work, ld, &m)) {
-            matrix_error(g, b, "has non-finite entries");
-            goto fail;
-        }
+        if (!FN(load_finite)(work, ld, a, g, b))
+            goto done;
         lapack_int info = LAPACK(getrf)(LAPACK_COL_MAJOR, (lapack_int)n,
                                         (lapack_int)n, work, (lapack_int)ld,
                                         ipiv);
-        if (info < 0) {
-            lapack_failure("getrf", info);
-            goto fail;
-        }
-        if (info > 0) {
-            matrix_error(g, b, "is singular");
-            goto fail;
-        }
+        if (!lapack_ok("getrf", info, g, b, "is singular"))
+            goto done;
         info = LAPACK(getri)(LAPACK_COL_MAJOR, (lapack_int)n, work,
                              (lapack_int)ld, ipiv);
-        if (info != 0) {                /* info > 0 cannot follow getrf's 0 */
-            lapack_failure("getri", info);
-            goto fail;
-        }
+        /* info > 0 cannot follow getrf's 0: any nonzero is LAPACK's */
+        if (!lapack_ok("getri", info, g, b, NULL))
+            goto done;
         FN(store)((T *)lv_tensor_data(inv) + b * n * n, work, ld, n, n);
     }
+    ok = 1;
+done:
     free(ipiv);
     free(work);
-    out[0] = inv;
-    return 1;
-fail:
-    free(ipiv);
-    free(work);
-    lv_tensor_release(inv);
-    return -1;
+    return kernel_end(out, &inv, 1, ok);
 }
 
 /* Eigenvalues (ascending) and orthonormal eigenvectors (as columns) of the
@@ -229,42 +198,30 @@ fail:
 static int FN(eigh)(lv_tensor **out, const lv_tensor *a, const batch_info *g)
 {
     int64_t n = g->n, ld = n > 0 ? n : 1;
+    int ok = 0;
     lv_tensor *res[2];
     res[0] = lv_tensor_empty(DTYPE, a->ndim - 1, a->shape);
     res[1] = res[0] ? lv_tensor_empty(DTYPE, a->ndim, a->shape) : NULL;
     T *work = res[1] ? work_alloc(n * n, sizeof(T)) : NULL;
     if (!work)
-        goto fail;
+        goto done;
     /* 0 x 0 matrices: empty output, nothing to ask LAPACK */
     int64_t count = n > 0 ? g->count : 0;
     for (int64_t b = 0; b < count; b++) {
-        strided_matrix m = matrix_of(a, g->nbatch_dims, b);
-        if (!FN(load)(work, ld, &m)) {
-            matrix_error(g, b, "has non-finite entries");
-            goto fail;
-        }
+        if (!FN(load_finite)(work, ld, a, g, b))
+            goto done;
         T *w = (T *)lv_tensor_data(res[0]) + b * n;
         lapack_int info = LAPACK(syevd)(LAPACK_COL_MAJOR, 'V', 'L',
                                         (lapack_int)n, work, (lapack_int)ld, w);
-        if (info < 0) {
-            lapack_failure("syevd", info);
-            goto fail;
-        }
-        if (info > 0) {
-            matrix_error(g, b, "has eigenvalues that did not converge");
-            goto fail;
-        }
+        if (!lapack_ok("syevd", info, g, b,
+                       "has eigenvalues that did not converge"))
+            goto done;
         FN(store)((T *)lv_tensor_data(res[1]) + b * n * n, work, ld, n, n);
     }
+    ok = 1;
+done:
     free(work);
-    out[0] = res[0];
-    out[1] = res[1];
-    return 2;
-fail:
-    free(work);
-    lv_tensor_release(res[0]);      /* NULL-tolerant */
-    lv_tensor_release(res[1]);
-    return -1;
+    return kernel_end(out, res, 2, ok);
 }
 
 #undef T

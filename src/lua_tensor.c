@@ -263,36 +263,33 @@ static int tensor_item(lua_State *L)
 
 /* ---- geometry queries ------------------------------------------------ */
 
-static int tensor_size(lua_State *L)
+/* x:size() and x:stride(): per_dim[d] for the dim given as argument 2,
+ * else all of per_dim (t->shape or t->stride) as a list. */
+static int push_per_dim(lua_State *L, const lv_tensor *t, const int64_t *per_dim)
 {
-    lv_tensor *t = lv_lua_check_tensor(L, 1);
     if (!lua_isnoneornil(L, 2)) {
         int d = lv_lua_check_dim(L, 2, t->ndim);
-        lua_pushinteger(L, t->shape[d]);
+        lua_pushinteger(L, per_dim[d]);
         return 1;
     }
     lua_createtable(L, t->ndim, 0);
     for (int i = 0; i < t->ndim; i++) {
-        lua_pushinteger(L, t->shape[i]);
+        lua_pushinteger(L, per_dim[i]);
         lua_seti(L, -2, i + 1);
     }
     return 1;
 }
 
+static int tensor_size(lua_State *L)
+{
+    lv_tensor *t = lv_lua_check_tensor(L, 1);
+    return push_per_dim(L, t, t->shape);
+}
+
 static int tensor_stride(lua_State *L)
 {
     lv_tensor *t = lv_lua_check_tensor(L, 1);
-    if (!lua_isnoneornil(L, 2)) {
-        int d = lv_lua_check_dim(L, 2, t->ndim);
-        lua_pushinteger(L, t->stride[d]);
-        return 1;
-    }
-    lua_createtable(L, t->ndim, 0);
-    for (int i = 0; i < t->ndim; i++) {
-        lua_pushinteger(L, t->stride[i]);
-        lua_seti(L, -2, i + 1);
-    }
-    return 1;
+    return push_per_dim(L, t, t->stride);
 }
 
 static int tensor_dim(lua_State *L)

@@ -148,15 +148,27 @@ static inline void block_words(uint32_t w[4], const fill_job *job, int64_t b)
     lv_philox4x32_10(w, ctr, key);
 }
 
+/* The two f64 uniforms of block b (53 bits each, words 0-1 and 2-3): the
+ * draws of uniform_f64 and of bernoulli_f64. */
+static inline void block_units_f64(double u[2], const fill_job *job, int64_t b)
+{
+    uint32_t w[4];
+    block_words(w, job, b);
+    u[0] = unit_f64(w[0], w[1]);
+    u[1] = unit_f64(w[2], w[3]);
+}
+
 /* Which of block b's k values land in the output: lanes [*t0, *t1) of the
- * block, whose lane t goes to out[b k + t - first] (the window's first and
- * last blocks may be cut short). */
-static inline void block_lanes(const fill_job *job, int64_t b, int k,
-                               int *t0, int *t1)
+ * block (the window's first and last blocks may be cut short). Returns
+ * where lane 0 would go: lane t goes to out[returned + t], that is
+ * out[b k + t - first]. */
+static inline int64_t block_lanes(const fill_job *job, int64_t b, int k,
+                                  int *t0, int *t1)
 {
     int64_t lo = job->first - b * k, hi = job->first + job->n - b * k;
     *t0 = lo > 0 ? (int)lo : 0;
     *t1 = hi < k ? (int)hi : k;
+    return -lo;
 }
 
 static void uniform_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
@@ -165,9 +177,8 @@ static void uniform_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
     for (int64_t b = b0; b < b1; b++) {
         uint32_t w[4];
         block_words(w, job, b);
-        int64_t i = b * 4 - job->first;
         int t0, t1;
-        block_lanes(job, b, 4, &t0, &t1);
+        int64_t i = block_lanes(job, b, 4, &t0, &t1);
         for (int t = t0; t < t1; t++)
             out[i + t] = unit_f32(w[t]);
     }
@@ -177,12 +188,10 @@ static void uniform_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
 {
     double *out = job->out;
     for (int64_t b = b0; b < b1; b++) {
-        uint32_t w[4];
-        block_words(w, job, b);
-        double v[2] = {unit_f64(w[0], w[1]), unit_f64(w[2], w[3])};
-        int64_t i = b * 2 - job->first;
+        double v[2];
+        block_units_f64(v, job, b);
         int t0, t1;
-        block_lanes(job, b, 2, &t0, &t1);
+        int64_t i = block_lanes(job, b, 2, &t0, &t1);
         for (int t = t0; t < t1; t++)
             out[i + t] = v[t];
     }
@@ -202,9 +211,8 @@ static void normal_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
             double u2 = (double)w[2 * h + 1] * 0x1p-32;        /* [0, 1) */
             box_muller(&z[2 * h], &z[2 * h + 1], u1, u2);
         }
-        int64_t i = b * 4 - job->first;
         int t0, t1;
-        block_lanes(job, b, 4, &t0, &t1);
+        int64_t i = block_lanes(job, b, 4, &t0, &t1);
         for (int t = t0; t < t1; t++)
             out[i + t] = (float)(job->mean + job->std * z[t]);
     }
@@ -221,9 +229,8 @@ static void normal_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
         double u2 = unit_f64(w[2], w[3]);                        /* [0, 1) */
         double z[2];
         box_muller(&z[0], &z[1], u1, u2);
-        int64_t i = b * 2 - job->first;
         int t0, t1;
-        block_lanes(job, b, 2, &t0, &t1);
+        int64_t i = block_lanes(job, b, 2, &t0, &t1);
         for (int t = t0; t < t1; t++)
             out[i + t] = job->mean + job->std * z[t];
     }
@@ -241,9 +248,8 @@ static void bernoulli_f32_blocks(const fill_job *job, int64_t b0, int64_t b1)
     for (int64_t b = b0; b < b1; b++) {
         uint32_t w[4];
         block_words(w, job, b);
-        int64_t i = b * 4 - job->first;
         int t0, t1;
-        block_lanes(job, b, 4, &t0, &t1);
+        int64_t i = block_lanes(job, b, 4, &t0, &t1);
         for (int t = t0; t < t1; t++) {
             double pi = p ? (double)p[i + t] : job->p_scalar;
             out[i + t] = (double)w[t] * 0x1p-32 < pi ? 1.0f : 0.0f;
@@ -256,12 +262,10 @@ static void bernoulli_f64_blocks(const fill_job *job, int64_t b0, int64_t b1)
     double *out = job->out;
     const double *p = job->p;
     for (int64_t b = b0; b < b1; b++) {
-        uint32_t w[4];
-        block_words(w, job, b);
-        double u[2] = {unit_f64(w[0], w[1]), unit_f64(w[2], w[3])};
-        int64_t i = b * 2 - job->first;
+        double u[2];
+        block_units_f64(u, job, b);
         int t0, t1;
-        block_lanes(job, b, 2, &t0, &t1);
+        int64_t i = block_lanes(job, b, 2, &t0, &t1);
         for (int t = t0; t < t1; t++) {
             double pi = p ? p[i + t] : job->p_scalar;
             out[i + t] = u[t] < pi ? 1.0 : 0.0;

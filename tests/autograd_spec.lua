@@ -989,13 +989,7 @@ end)
 ---- memory ------------------------------------------------------------------------
 
 describe("autograd memory", function()
-  --- Resident set size of this process, in bytes (VmRSS of /proc).
-  local function rss()
-    local f = assert(io.open("/proc/self/status", "r"))
-    local text = f:read("a")
-    f:close()
-    return tonumber(assert(text:match("VmRSS:%s*(%d+)%s*kB"))) * 1024
-  end
+  local rss, live_bytes = H.rss, H.live_bytes
 
   it("10,000 double-backward training steps keep the resident size flat", function()
     local x = uniform({ 16, 8 }, -1, 1)
@@ -1013,11 +1007,6 @@ describe("autograd memory", function()
         W2:copy_(W2 - gs[3] * 1e-6)
       end)
       return gs
-    end
-    local function live_bytes()
-      collectgarbage()
-      collectgarbage()
-      return lv.memory_stats().live_bytes
     end
     for _ = 1, 500 do step() end              -- warm-up: reach the steady state
     local base = live_bytes()

@@ -31,6 +31,29 @@ describe("bench.lib", function()
     assert.truthy(out:find("status 2", 1, true), out)
   end)
 
+  it("finds bench.lib and the checkout root from any folder, through the launcher", function()
+    local pwd = io.popen("pwd")
+    local root = pwd:read("l")
+    pwd:close()
+    local p = io.popen("cd /tmp && " .. lib.shell_quote(root .. "/lvae")
+      .. " -e 'print(require(\"bench.lib\").root)' 2>&1; echo status $?")
+    local out = p:read("a")
+    p:close()
+    assert.are.equal(root .. "\nstatus 0\n", out)
+    assert.are.equal(".", lib.root)                 -- found as ./bench/lib.lua here
+  end)
+
+  it("settles a function: runs it until two collections or the time limit, threads restored", function()
+    local threads, calls = lv.num_threads(), 0
+    lib.settle(function()
+      calls = calls + 1
+      assert.are.equal(1, lv.num_threads())
+      return lv.zeros({ 1000 })
+    end, 0.05, true)
+    assert.is_true(calls >= 1)
+    assert.are.equal(threads, lv.num_threads())
+  end)
+
   it("takes the median of an odd or even list", function()
     assert.are.equal(2, lib.median({ 3, 1, 2 }))
     assert.are.equal(2.5, lib.median({ 4, 1, 3, 2 }))

@@ -174,18 +174,10 @@ function H.map(x, f)
   return H.nest(shape, out)
 end
 
---- NumPy broadcasting of two shapes, or nil when they do not fit.
-function H.broadcast_shape(sa, sb)
-  local n = math.max(#sa, #sb)
-  local out = {}
-  for i = 1, n do
-    local a = sa[i - (n - #sa)] or 1
-    local b = sb[i - (n - #sb)] or 1
-    if a ~= b and a ~= 1 and b ~= 1 then return nil end
-    out[i] = a == 1 and b or a
-  end
-  return out
-end
+--- NumPy broadcasting of two shapes, or nil when they do not fit: the
+-- library's own shape arithmetic (lvae.check), plain Lua on lists, not
+-- the core's broadcasting that the op specs test.
+H.broadcast_shape = require("lvae.check").broadcast_shape
 
 --- f(a_elem, b_elem) with broadcasting; a and b are tensors, tables or
 -- numbers (a number is 0-dim).
@@ -420,6 +412,22 @@ function H.expect_error(fn, ...)
   return msg
 end
 
+---- memory, for the specs of lifetimes ---------------------------------------------
+
+--- Resident set size of this process, in bytes (VmRSS of /proc).
+function H.rss()
+  local kb = assert(H.read_bytes("/proc/self/status"):match("VmRSS:%s*(%d+)%s*kB"), "no VmRSS line")
+  return tonumber(kb) * 1024
+end
+
+--- The core's live bytes after two full collections (the second frees
+-- what the first one's finalizers released).
+function H.live_bytes()
+  collectgarbage()
+  collectgarbage()
+  return lv.memory_stats().live_bytes
+end
+
 ---- files for the specs that write and read them ----------------------------------
 
 function H.sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -461,6 +469,24 @@ function H.exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
   return f ~= nil
+end
+
+--- CRC-32 (zlib's, as PNG and the checkpoint format use it) of a string,
+-- in plain Lua: the specs that forge files by hand compute it without the
+-- code under test (lv.crc32).
+local crc_table = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do
+    c = (c & 1 == 1) and (0xEDB88320 ~ (c >> 1)) or (c >> 1)
+  end
+  crc_table[i] = c
+end
+
+function H.crc32(s)
+  local c = 0xFFFFFFFF
+  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
+  return c ~ 0xFFFFFFFF
 end
 
 return H

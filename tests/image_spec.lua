@@ -13,34 +13,13 @@ local plot = require "lvae.plot"
 
 ---- files and directories --------------------------------------------------
 
-local sh_quote = H.sh_quote
-
 local function make_dir() return H.make_dir("lvae_image_spec") end
-
-local list_dir = H.list_dir
-
-local read_bytes = H.read_bytes
-
-local write_bytes = H.write_bytes
 
 ---- PNG by hand ----------------------------------------------------------------
 
 local SIGNATURE = "\137PNG\r\n\26\n"
 
-local crc_table = {}
-for i = 0, 255 do
-  local c = i
-  for _ = 1, 8 do
-    c = (c & 1 == 1) and (0xEDB88320 ~ (c >> 1)) or (c >> 1)
-  end
-  crc_table[i] = c
-end
-
-local function crc32(s)
-  local c = 0xFFFFFFFF
-  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
-  return c ~ 0xFFFFFFFF
-end
+local crc32 = H.crc32
 
 local function adler32(s)
   local a, b = 1, 0
@@ -135,7 +114,7 @@ describe("image", function()
   local dir
 
   setup(function() dir = make_dir() end)
-  teardown(function() os.execute("rm -rf " .. sh_quote(dir)) end)
+  teardown(function() os.execute("rm -rf " .. H.sh_quote(dir)) end)
 
   local function path_of(name) return dir .. "/" .. name end
 
@@ -150,7 +129,7 @@ describe("image", function()
         local img = lv.tensor(values, dtype)
         local p = path_of("gray_" .. dtype .. ".png")
         lv.save_png(p, img)
-        local s = read_bytes(p)
+        local s = H.read_bytes(p)
         assert.are.equal(SIGNATURE, s:sub(1, 8))
         assert.are.same({ len = 13, kind = "IHDR", width = 16, height = 16, depth = 8, color = 0,
                           interlace = 0 }, header(s))
@@ -170,7 +149,7 @@ describe("image", function()
       local k = bytes_of(img)
       local p = path_of("rgb.png")
       lv.save_png(p, img)
-      local s = read_bytes(p)
+      local s = H.read_bytes(p)
       assert.are.same({ len = 13, kind = "IHDR", width = 7, height = 5, depth = 8, color = 2,
                         interlace = 0 }, header(s))
       local back = lv.load_png(p)
@@ -194,7 +173,7 @@ describe("image", function()
     it("decodes palette, 16-bit, alpha, 1-bit and interlaced files", function()
       local function decode(name, bytes)
         local p = path_of(name)
-        write_bytes(p, bytes)
+        H.write_bytes(p, bytes)
         return lv.load_png(p)
       end
       -- palette -> RGB
@@ -240,9 +219,9 @@ describe("image", function()
 
     it("refuses what is not a PNG, naming the file", function()
       local p = path_of("not.png")
-      write_bytes(p, "GIF89a, not a PNG at all")
+      H.write_bytes(p, "GIF89a, not a PNG at all")
       H.expect_error(function() lv.load_png(p) end, "lv.load_png: " .. p .. ": not a PNG file (bad signature)")
-      write_bytes(p, "")
+      H.write_bytes(p, "")
       H.expect_error(function() lv.load_png(p) end, p, "not a PNG file")
       H.expect_error(function() lv.load_png(path_of("missing.png")) end,
         "lv.load_png: " .. path_of("missing.png") .. ": cannot open")
@@ -253,35 +232,35 @@ describe("image", function()
     it("refuses truncated files at every length, and damaged ones", function()
       local good = path_of("good.png")
       lv.save_png(good, lv.rand({ 6, 5, 3 }))
-      local s = read_bytes(good)
+      local s = H.read_bytes(good)
       local p = path_of("cut.png")
       for n = 0, #s - 1 do
-        write_bytes(p, s:sub(1, n))
+        H.write_bytes(p, s:sub(1, n))
         local msg = H.expect_error(function() lv.load_png(p) end, "lv.load_png: " .. p .. ": ")
         assert.is_truthy(msg:find("truncated", 1, true) or msg:find("not a PNG", 1, true), msg)
       end
       -- a flipped byte anywhere in a critical chunk is caught by its CRC
       for _, at in ipairs({ 20, 30, 45, #s - 20 }) do
-        write_bytes(p, s:sub(1, at - 1) .. string.char(s:byte(at) ~ 0x10) .. s:sub(at + 1))
+        H.write_bytes(p, s:sub(1, at - 1) .. string.char(s:byte(at) ~ 0x10) .. s:sub(at + 1))
         H.expect_error(function() lv.load_png(p) end, "lv.load_png: " .. p .. ": damaged PNG (libpng: ")
       end
       -- a valid zlib wrapper around data that is not the image's
-      write_bytes(p, png_file(4, 4, 8, 0, "\0\1\2"))
+      H.write_bytes(p, png_file(4, 4, 8, 0, "\0\1\2"))
       H.expect_error(function() lv.load_png(p) end, p, "damaged PNG")
     end)
 
     it("checks forged sizes before allocating for them", function()
       local good = path_of("small.png")
       lv.save_png(good, lv.rand({ 4, 4 }))
-      local s = read_bytes(good)
+      local s = H.read_bytes(good)
       local p = path_of("forged.png")
-      write_bytes(p, forge_size(s, 16000, 16000))
+      H.write_bytes(p, forge_size(s, 16000, 16000))
       H.expect_error(function() lv.load_png(p) end, p, "image is 16000x16000: more than 2^26 pixels")
-      write_bytes(p, forge_size(s, 4000, 4000))
+      H.write_bytes(p, forge_size(s, 4000, 4000))
       H.expect_error(function() lv.load_png(p) end, p, "truncated PNG: a 4000x4000 image cannot fit in")
-      write_bytes(p, forge_size(s, 20000, 1))
+      H.write_bytes(p, forge_size(s, 20000, 1))
       H.expect_error(function() lv.load_png(p) end, p, "damaged PNG (libpng: ")
-      write_bytes(p, forge_size(s, 0, 4))
+      H.write_bytes(p, forge_size(s, 0, 4))
       H.expect_error(function() lv.load_png(p) end, p, "damaged PNG (libpng: ")
     end)
 
@@ -297,19 +276,19 @@ describe("image", function()
         "bad argument #1 to 'save_png' (path contains a zero byte)")
 
       local sub = path_of("keep")
-      os.execute("mkdir " .. sh_quote(sub))
+      os.execute("mkdir " .. H.sh_quote(sub))
       local missing = sub .. "/no/such/dir/x.png"
       H.expect_error(function() lv.save_png(missing, lv.zeros({ 2, 2 })) end,
         "lv.save_png: " .. missing .. ": cannot create the file: No such file or directory")
-      assert.are.same({}, list_dir(sub))
+      assert.are.same({}, H.list_dir(sub))
       -- a failed save keeps the earlier file whole
       local q = sub .. "/a.png"
       lv.save_png(q, lv.ones({ 3, 3 }))
-      local before = read_bytes(q)
-      os.execute("mkdir " .. sh_quote(sub .. "/d.png"))
+      local before = H.read_bytes(q)
+      os.execute("mkdir " .. H.sh_quote(sub .. "/d.png"))
       H.expect_error(function() lv.save_png(sub .. "/d.png", lv.zeros({ 2, 2 })) end, "cannot replace it")
-      assert.are.equal(before, read_bytes(q))
-      assert.are.same({ "a.png", "d.png" }, list_dir(sub))
+      assert.are.equal(before, H.read_bytes(q))
+      assert.are.same({ "a.png", "d.png" }, H.list_dir(sub))
     end)
   end)
 
@@ -485,7 +464,7 @@ describe("image", function()
   describe("gnuplot", function()
     it("names the package when gnuplot is missing", function()
       local run = path_of("run_missing")
-      os.execute("mkdir " .. sh_quote(run))
+      os.execute("mkdir " .. H.sh_quote(run))
       local saved = plot.gnuplot_program
       plot.gnuplot_program = "lvae-no-such-gnuplot"
       local ok, msg = pcall(plot.gnuplot, run, "curve", { data = { { 1, 2 } }, script = "plot datafile" })
@@ -495,7 +474,7 @@ describe("image", function()
         assert.is_truthy(msg:find(piece, 1, true), msg)
       end
       -- the data and the script are there to render later
-      assert.are.same({ "curve.dat", "curve.gp" }, list_dir(run))
+      assert.are.same({ "curve.dat", "curve.gp" }, H.list_dir(run))
     end)
 
     it("refuses a missing run folder and bad arguments, writing nothing", function()
@@ -519,7 +498,7 @@ describe("image", function()
 
     it("writes NAME.dat and NAME.gp in the run folder and renders NAME.png", function()
       local run = path_of("run1")
-      os.execute("mkdir " .. sh_quote(run))
+      os.execute("mkdir " .. H.sh_quote(run))
       local png = plot.gnuplot(run, "curve", {
         data = { { 1, 0.5 }, { 2, 0.25 }, { 3, 0 / 0 }, { 4, 0.125 } },
         columns = { "step", "loss" },
@@ -527,46 +506,46 @@ describe("image", function()
         size = { 320, 200 },
       })
       assert.are.equal(run .. "/curve.png", png)
-      assert.are.same({ "curve.dat", "curve.gp", "curve.png" }, list_dir(run))
-      local s = read_bytes(png)
+      assert.are.same({ "curve.dat", "curve.gp", "curve.png" }, H.list_dir(run))
+      local s = H.read_bytes(png)
       assert.are.equal(SIGNATURE, s:sub(1, 8))
       local h = header(s)
       assert.are.same({ 320, 200 }, { h.width, h.height })
       local img = lv.load_png(png)
       assert.are.same({ 200, 320 }, { img:size()[1], img:size()[2] })
-      local dat = read_bytes(run .. "/curve.dat")
+      local dat = H.read_bytes(run .. "/curve.dat")
       assert.is_truthy(dat:find("# step\tloss\n1\t0.5\n2\t0.25\n3\tNaN\n4\t0.125\n", 1, true), dat)
-      local gp = read_bytes(run .. "/curve.gp")
+      local gp = H.read_bytes(run .. "/curve.gp")
       assert.is_truthy(gp:find("set output outfile", 1, true))
       assert.is_truthy(gp:find("datafile = 'curve.dat'", 1, true))
       -- the kept script redraws the figure on its own
       os.remove(png)
-      assert.is_true(os.execute("cd " .. sh_quote(run) .. " && gnuplot curve.gp 2>/dev/null"))
-      assert.are.equal(SIGNATURE, read_bytes(png):sub(1, 8))
+      assert.is_true(os.execute("cd " .. H.sh_quote(run) .. " && gnuplot curve.gp 2>/dev/null"))
+      assert.are.equal(SIGNATURE, H.read_bytes(png):sub(1, 8))
     end)
 
     it("reports gnuplot's error and leaves no PNG or temporary", function()
       local run = path_of("run2")
-      os.execute("mkdir " .. sh_quote(run))
+      os.execute("mkdir " .. H.sh_quote(run))
       H.expect_error(function()
         plot.gnuplot(run, "broken", { data = { { 1, 2 } }, script = "plot datafile using 1:2 with nonsense" })
       end, "plot.gnuplot: gnuplot failed on " .. run .. "/broken.gp: ")
-      assert.are.same({ "broken.dat", "broken.gp" }, list_dir(run))
+      assert.are.same({ "broken.dat", "broken.gp" }, H.list_dir(run))
     end)
 
     it("training_curves plots a log.csv in place, or rows", function()
       local run = path_of("run3")
-      os.execute("mkdir " .. sh_quote(run))
+      os.execute("mkdir " .. H.sh_quote(run))
       local lines = { "step,epoch,loss,test_elbo" }
       for s = 1, 50 do
         lines[#lines + 1] = string.format("%d,%d,%g,%s", s, s // 10, 100 / s + 5,
           s % 10 == 0 and tostring(-100 / s - 5) or "")
       end
-      write_bytes(run .. "/log.csv", table.concat(lines, "\n") .. "\n")
+      H.write_bytes(run .. "/log.csv", table.concat(lines, "\n") .. "\n")
       local png = plot.training_curves(run, "log.csv", { size = { 400, 300 }, points = { "test_elbo" } })
       assert.are.equal(run .. "/training_curves.png", png)
       assert.are.same({ 300, 400, 3 }, lv.load_png(png):size())
-      local gp = read_bytes(run .. "/training_curves.gp")
+      local gp = H.read_bytes(run .. "/training_curves.gp")
       assert.is_truthy(gp:find("datafile = 'log.csv'", 1, true))
       assert.is_truthy(gp:find("using 1:3 with lines lw 1.5 title 'loss'", 1, true), gp)
       assert.is_truthy(gp:find("using 1:4 with linespoints lw 2 pt 7 ps 0.8 title 'test_elbo'", 1, true), gp)
@@ -576,8 +555,8 @@ describe("image", function()
       for s = 1, 20 do rows[s] = { step = s, loss = 1 / s, elbo = s % 5 == 0 and -1 / s or nil } end
       png = plot.training_curves(run, rows, { name = "rows", columns = { "step", "loss", "elbo" }, logy = true })
       assert.are.equal(run .. "/rows.png", png)
-      assert.are.equal(SIGNATURE, read_bytes(png):sub(1, 8))
-      local dat = read_bytes(run .. "/rows.dat")
+      assert.are.equal(SIGNATURE, H.read_bytes(png):sub(1, 8))
+      local dat = H.read_bytes(run .. "/rows.dat")
       assert.is_truthy(dat:find("\n4\t0.25\tNaN\n5\t0.20000000000000001\t-0.20000000000000001\n", 1, true), dat)
       H.expect_error(function() plot.training_curves(run, "log.csv", { y = "nope" }) end,
         "plot.training_curves: the log has no column 'nope' (columns: step, epoch, loss, test_elbo)")
@@ -586,7 +565,7 @@ describe("image", function()
 
     it("error_vs_dim draws one line per method on log axes", function()
       local run = path_of("run4")
-      os.execute("mkdir " .. sh_quote(run))
+      os.execute("mkdir " .. H.sh_quote(run))
       local rows = {}
       for _, m in ipairs({ "qsl", "leapfrog", "euler's" }) do
         for _, d in ipairs({ 128, 2, 32, 8 }) do
@@ -595,13 +574,13 @@ describe("image", function()
       end
       local png = plot.error_vs_dim(run, rows, { err = "se" })
       assert.are.equal(run .. "/error_vs_dim.png", png)
-      assert.are.equal(SIGNATURE, read_bytes(png):sub(1, 8))
-      local dat = read_bytes(run .. "/error_vs_dim.dat")
+      assert.are.equal(SIGNATURE, H.read_bytes(png):sub(1, 8))
+      local dat = H.read_bytes(run .. "/error_vs_dim.dat")
       -- three data sets, methods in order of appearance, d ascending
       assert.is_truthy(dat:find("# qsl\n2\t", 1, true), dat)
       assert.is_truthy(dat:find("\n\n\n# leapfrog\n2\t", 1, true), dat)
       assert.is_truthy(dat:find("\n\n\n# euler's\n2\t", 1, true), dat)
-      local gp = read_bytes(run .. "/error_vs_dim.gp")
+      local gp = H.read_bytes(run .. "/error_vs_dim.gp")
       assert.is_truthy(gp:find("set logscale xy", 1, true))
       assert.is_truthy(gp:find("set format xy '%g'", 1, true), gp)     -- 1e-05, not 0.0000100
       assert.is_truthy(gp:find("index 2 using 1:2:3 with yerrorlines", 1, true), gp)

@@ -13,40 +13,13 @@ local H = require "helpers"
 
 ---- files and directories --------------------------------------------------
 
-local sh_quote = H.sh_quote
-
 local function make_dir() return H.make_dir("lvae_io_spec") end
 
-local list_dir = H.list_dir
-
-local read_bytes = H.read_bytes
-
-local write_bytes = H.write_bytes
-
-local exists = H.exists
-
---- Resident set size of this process, in bytes (VmRSS of /proc).
-local function rss()
-  local text = read_bytes("/proc/self/status")
-  return tonumber(assert(text:match("VmRSS:%s*(%d+)%s*kB"))) * 1024
-end
+local rss = H.rss
 
 ---- the checkpoint format, by hand -------------------------------------------
 
-local crc_table = {}
-for i = 0, 255 do
-  local c = i
-  for _ = 1, 8 do
-    c = (c & 1 == 1) and (0xEDB88320 ~ (c >> 1)) or (c >> 1)
-  end
-  crc_table[i] = c
-end
-
-local function crc32(s)
-  local c = 0xFFFFFFFF
-  for i = 1, #s do c = crc_table[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
-  return c ~ 0xFFFFFFFF
-end
+local crc32 = H.crc32
 
 -- Payload pieces, as checkpoint.h lays them out.
 local P = {
@@ -154,7 +127,7 @@ describe("io", function()
   local dir
 
   setup(function() dir = make_dir() end)
-  teardown(function() os.execute("rm -rf " .. sh_quote(dir)) end)
+  teardown(function() os.execute("rm -rf " .. H.sh_quote(dir)) end)
 
   local function path_of(name) return dir .. "/" .. name end
 
@@ -238,9 +211,9 @@ describe("io", function()
       local path = path_of("format.ckpt")
       lv.save(path, { x = 1 })
       local payload = P.tbl(1, P.str("x"), P.int(1))
-      assert.are.equal(ckpt(payload), read_bytes(path))
+      assert.are.equal(ckpt(payload), H.read_bytes(path))
       lv.save(path, lv.tensor({ 1, 2 }, "f64"))
-      assert.are.equal(ckpt(P.tensor(1, { 2 }, string.pack("<dd", 1, 2))), read_bytes(path))
+      assert.are.equal(ckpt(P.tensor(1, { 2 }, string.pack("<dd", 1, 2))), H.read_bytes(path))
     end)
 
     it("read a checkpoint made by hand from the format description", function()
@@ -250,7 +223,7 @@ describe("io", function()
         P.float(0.5), P.float(-0.0),
         P.str("sub"), P.tbl(1, P.int(-7), P.str("x")))
       local path = path_of("hand.ckpt")
-      write_bytes(path, ckpt(payload))
+      H.write_bytes(path, ckpt(payload))
       local v = lv.load(path)
       H.assert_same(v.w, { { 1, 2 }, { 3, 4 } })
       assert.are.equal("f32", v.w:dtype())
@@ -313,35 +286,35 @@ describe("io", function()
       H.expect_error(function() lv.save(nil, {}) end, "bad argument #1 to 'save'")
       H.expect_error(function() lv.save(p .. "\0.x", {}) end, "bad argument #1 to 'save' (path contains a zero byte)")
       H.expect_error(function() lv.load("") end, "bad argument #1 to 'load' (path is empty)")
-      assert.is_false(exists(p))
+      assert.is_false(H.exists(p))
     end)
 
     it("leave an existing checkpoint intact when a save fails, and no temporaries", function()
       local sub = path_of("keep")
-      os.execute("mkdir " .. sh_quote(sub))
+      os.execute("mkdir " .. H.sh_quote(sub))
       local p = sub .. "/model.ckpt"
       lv.save(p, { step = 1, w = lv.ones({ 4 }) })
-      local before = read_bytes(p)
+      local before = H.read_bytes(p)
       H.expect_error(function() lv.save(p, { step = 2, w = lv.zeros({ 4 }), hook = print }) end,
         p, "cannot save a function (at hook)")
-      assert.are.equal(before, read_bytes(p))
-      assert.are.same({ "model.ckpt" }, list_dir(sub))
+      assert.are.equal(before, H.read_bytes(p))
+      assert.are.same({ "model.ckpt" }, H.list_dir(sub))
       -- a failure at the rename: the path is a directory
       local d = sub .. "/adir"
-      os.execute("mkdir " .. sh_quote(d))
+      os.execute("mkdir " .. H.sh_quote(d))
       H.expect_error(function() lv.save(d, { 1 }) end, "lv.save: " .. d .. ": cannot replace it: Is a directory")
-      assert.are.same({ "adir", "model.ckpt" }, list_dir(sub))
+      assert.are.same({ "adir", "model.ckpt" }, H.list_dir(sub))
       -- and a successful save replaces the file whole
       lv.save(p, { step = 3 })
       assert.are.equal(3, lv.load(p).step)
-      assert.are.same({ "adir", "model.ckpt" }, list_dir(sub))
+      assert.are.same({ "adir", "model.ckpt" }, H.list_dir(sub))
     end)
 
     it("refuse to save into a missing directory, leaving nothing behind", function()
       local p = path_of("missing/sub/x.ckpt")
       H.expect_error(function() lv.save(p, { 1 }) end,
         "lv.save: " .. p .. ": cannot create the file: No such file or directory")
-      assert.is_false(exists(path_of("missing")))
+      assert.is_false(H.exists(path_of("missing")))
     end)
 
     describe("loading a file that is not a good checkpoint", function()
@@ -350,11 +323,11 @@ describe("io", function()
       before_each(function()
         p = path_of("damaged.ckpt")
         lv.save(p, { w = lv.randn({ 10, 10 }), step = 100, name = "run" })
-        good = read_bytes(p)
+        good = H.read_bytes(p)
       end)
 
       local function expect_load_error(bytes, ...)
-        write_bytes(p, bytes)
+        H.write_bytes(p, bytes)
         return H.expect_error(function() lv.load(p) end, "lv.load: " .. p .. ": ", ...)
       end
 
@@ -446,8 +419,8 @@ describe("io", function()
       local p, bad = path_of("cycle.ckpt"), path_of("cycle_bad.ckpt")
       local value = { w = lv.randn({ 64, 64 }), b = lv.zeros({ 64 }, "f64"), step = 1, tag = "x" }
       lv.save(bad, value)
-      local damaged = read_bytes(bad)
-      write_bytes(bad, damaged:sub(1, 100) .. "X" .. damaged:sub(102))
+      local damaged = H.read_bytes(bad)
+      H.write_bytes(bad, damaged:sub(1, 100) .. "X" .. damaged:sub(102))
       local back
       local function cycles(n)
         for i = 1, n do
@@ -475,7 +448,7 @@ describe("io", function()
         assert.is_true(growth < 8 * 2 ^ 20, string.format("resident size grew by %.1f MiB", growth / 2 ^ 20))
       end
       assert.are.equal(live, lv.memory_stats().live_bytes)
-      for _, n in ipairs(list_dir(dir)) do
+      for _, n in ipairs(H.list_dir(dir)) do
         assert.is_nil(n:find("%.tmp%."), "temporary left behind: " .. n)
       end
     end)
@@ -484,13 +457,13 @@ describe("io", function()
   describe(".npy", function()
     local function load_bytes(bytes, dtype)
       local p = path_of("hand.npy")
-      write_bytes(p, bytes)
+      H.write_bytes(p, bytes)
       return lv.load_npy(p, dtype)
     end
 
     local function expect_npy_error(bytes, ...)
       local p = path_of("bad.npy")
-      write_bytes(p, bytes)
+      H.write_bytes(p, bytes)
       return H.expect_error(function() lv.load_npy(p) end, "lv.load_npy: " .. p .. ": ", ...)
     end
 
@@ -523,7 +496,7 @@ describe("io", function()
       }
       for _, case in ipairs(cases) do
         lv.save_npy(p, case[1])
-        local s = read_bytes(p)
+        local s = H.read_bytes(p)
         assert.are.equal("\x93NUMPY\1\0", s:sub(1, 8))
         local hlen = string.unpack("<I2", s, 9)
         assert.are.equal(0, (10 + hlen) % 64)
@@ -533,7 +506,7 @@ describe("io", function()
         assert.are.equal(case[3], #s - 10 - hlen)
       end
       lv.save_npy(p, lv.tensor({ 1, -2 }, "f64"))
-      assert.are.equal(string.pack("<dd", 1, -2), read_bytes(p):sub(-16))
+      assert.are.equal(string.pack("<dd", 1, -2), H.read_bytes(p):sub(-16))
     end)
 
     it("read big-endian floats", function()
@@ -695,14 +668,14 @@ describe("io", function()
       local p = path_of("missing/x.npy")
       H.expect_error(function() lv.save_npy(p, lv.ones({ 2 })) end,
         "lv.save_npy: " .. p .. ": cannot create the file: No such file or directory")
-      assert.is_false(exists(path_of("missing")))
+      assert.is_false(H.exists(path_of("missing")))
       H.expect_error(function() lv.save_npy(path_of("y.npy"), { 1, 2 }) end,
         "bad argument #2 to 'save_npy' (tensor expected, got table)")
-      assert.is_false(exists(path_of("y.npy")))
+      assert.is_false(H.exists(path_of("y.npy")))
       local d = path_of("npydir")
-      os.execute("mkdir " .. sh_quote(d))
+      os.execute("mkdir " .. H.sh_quote(d))
       H.expect_error(function() lv.save_npy(d, lv.ones({ 2 })) end, "cannot replace it: Is a directory")
-      for _, n in ipairs(list_dir(dir)) do
+      for _, n in ipairs(H.list_dir(dir)) do
         assert.is_nil(n:find("%.tmp%."), "temporary left behind: " .. n)
       end
     end)

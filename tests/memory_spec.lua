@@ -7,20 +7,7 @@
 local lv = require "lvae"
 local H = require "helpers"
 
---- Resident set size of this process, in bytes (VmRSS of /proc).
-local function rss()
-  local f = assert(io.open("/proc/self/status", "r"))
-  local text = f:read("a")
-  f:close()
-  local kb = assert(text:match("VmRSS:%s*(%d+)%s*kB"), "no VmRSS line")
-  return tonumber(kb) * 1024
-end
-
-local function live_bytes()
-  collectgarbage()
-  collectgarbage()
-  return lv.memory_stats().live_bytes
-end
+local rss, live_bytes = H.rss, H.live_bytes
 
 describe("memory", function()
   it("100,000 temporaries keep the resident size flat", function()

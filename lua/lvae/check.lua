@@ -27,6 +27,20 @@ end
 --- A shape as messages show it: "[3,4]".
 function M.shape(shape) return "[" .. table.concat(shape, ",") .. "]" end
 
+--- NumPy broadcast of two shapes (Lua lists), or nil when they do not fit:
+-- whether two arguments' shapes go together, and the shape they make.
+function M.broadcast_shape(sa, sb)
+  local n = math.max(#sa, #sb)
+  local out = {}
+  for i = 1, n do
+    local a = sa[i - (n - #sa)] or 1
+    local b = sb[i - (n - #sb)] or 1
+    if a ~= b and a ~= 1 and b ~= 1 then return nil end
+    out[i] = a == 1 and b or a
+  end
+  return out
+end
+
 --- True for a tensor that has been freed (closed): still a tensor, but
 -- any use of it raises.
 local function freed(v) return core.is_tensor(v) and not pcall(core.dim, v) end

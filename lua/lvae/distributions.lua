@@ -26,20 +26,7 @@ local HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 ---- shared helpers --------------------------------------------------------------
 
-local fail, shape_string = check.fail, check.shape
-
---- NumPy broadcast of two shapes, or nil.
-local function broadcast_shape(sa, sb)
-  local n = math.max(#sa, #sb)
-  local out = {}
-  for i = 1, n do
-    local a = sa[i - (n - #sa)] or 1
-    local b = sb[i - (n - #sb)] or 1
-    if a ~= b and a ~= 1 and b ~= 1 then return nil end
-    out[i] = a == 1 and b or a
-  end
-  return out
-end
+local fail, shape_string, broadcast_shape = check.fail, check.shape, check.broadcast_shape
 
 local function same_shape(a, b)
   if #a ~= #b then return false end
@@ -104,6 +91,14 @@ local function make_class(name, lazy)
     end,
   }
   return class, mt
+end
+
+--- Refuses, for d:kl(other), an other that is not of d's own kind (mt).
+local function check_kind(name, mt, other)
+  if getmetatable(other) ~= mt then
+    fail("distributions." .. name .. ":kl", "the other distribution must be a %s (got %s)", name,
+         type(other) == "table" and tostring(other) or type(other))
+  end
 end
 
 ---- Normal ---------------------------------------------------------------------
@@ -195,10 +190,7 @@ end
 -- log(s2/s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2, written as
 -- ((s1/s2)^2 + ((m1 - m2)/s2)^2 - 1 - log (s1/s2)^2) / 2.
 function Normal:kl(other)
-  if getmetatable(other) ~= NormalMT then
-    fail("distributions.Normal:kl", "the other distribution must be a Normal (got %s)",
-         type(other) == "table" and tostring(other) or type(other))
-  end
+  check_kind("Normal", NormalMT, other)
   local ratio = (self.stddev / other.stddev):square()
   local t = ((self.mean - other.mean) / other.stddev):square()
   return 0.5 * (ratio + t - 1 - ratio:log())
@@ -317,10 +309,7 @@ end
 -- p (log p - log q) + (1 - p) (log(1 - p) - log(1 - q)), with
 -- log p = logsigmoid(l) and log(1 - p) = logsigmoid(-l).
 function Bernoulli:kl(other)
-  if getmetatable(other) ~= BernoulliMT then
-    fail("distributions.Bernoulli:kl", "the other distribution must be a Bernoulli (got %s)",
-         type(other) == "table" and tostring(other) or type(other))
-  end
+  check_kind("Bernoulli", BernoulliMT, other)
   local l1, l2 = self.logits, other.logits
   local p = self.probs
   return p * (l1:logsigmoid() - l2:logsigmoid())
