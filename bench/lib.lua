@@ -150,6 +150,19 @@ function lib.settle(fn, max_seconds, single_thread)
   if single_thread then lv.set_num_threads(threads_before) end
 end
 
+--- lib.decode_json(text): the JSON value of text, every integral number an
+-- integer (cjson decodes 100 as 100.0; counts, sizes and ranks read back
+-- from a worker's or a run's JSON are integers again).
+local function integral(v)
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = integral(x) end
+    return v
+  end
+  return math.type(v) == "float" and math.tointeger(v) or v
+end
+
+function lib.decode_json(text) return integral(require("cjson").decode(text)) end
+
 --- lib.run(cmd): runs a shell command, returns its output lines (a list)
 -- and whether it succeeded.
 function lib.run(cmd)

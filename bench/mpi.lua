@@ -50,7 +50,6 @@
 -- process does).
 
 local lv = require "lvae"
-local cjson = require "cjson"
 local lib = require "bench.lib"
 local root = lib.root
 local environment = require "bench.peers.environment"
@@ -150,14 +149,6 @@ local function num(x, digits)
   local s = string.format("%." .. digits .. "g", x)
   if s:find("e") then s = string.format("%.0f", x) end
   return s
-end
-
---- t with every integral float in it (cjson decodes 100 as 100.0) an integer.
-local function integers(t)
-  for k, v in pairs(t) do
-    if type(v) == "table" then integers(v) elseif math.type(v) == "float" then t[k] = math.tointeger(v) or v end
-  end
-  return t
 end
 
 --- The q-quantile of a list (nearest rank), or nil when empty.
@@ -270,7 +261,7 @@ local function run_images(model, config, rep)
     if not ok or not results then
       die(string.format("this run failed:\n  %s\n%s", cmd, table.concat(lines, "\n")))
     end
-    local r = integers(cjson.decode(results))
+    local r = lib.decode_json(results)
     local intervals = step_intervals(dir .. "log.csv")
     local messages = read_file(dir .. "messages.log") or ""
     local run = {
@@ -379,7 +370,7 @@ local function step_tool(mode, ranks, args, mpi)
     local lines, ok, seconds, stall = timed_run("cd " .. q(root) .. " && " .. cmd)
     local json = ok and lines[#lines] and lines[#lines]:match("^{.*}$")
     if not json then die(string.format("this run failed:\n  %s\n%s", cmd, table.concat(lines, "\n"))) end
-    local r = integers(cjson.decode(json))
+    local r = lib.decode_json(json)
     r.stall, r.seconds = stall, seconds
     return r
   end

@@ -172,16 +172,7 @@ local function run_command(what, cmd, timeout)
   end
 end
 
--- cjson gives every number as a float: counts back to integers.
-local function integral(t)
-  if type(t) ~= "table" then return t end
-  for k, v in pairs(t) do
-    if type(v) == "table" then integral(v) elseif math.type(v) == "float" and math.tointeger(v) then t[k] = math.tointeger(v) end
-  end
-  return t
-end
-
-local function decode(s) return integral(cjson.decode(s)) end
+local decode = lib.decode_json
 
 local function read_json(path)
   local f = assert(io.open(path, "r"), "bench-peer: missing " .. path)
