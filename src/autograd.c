@@ -20,6 +20,7 @@
 
 #include "alloc.h"
 #include "autograd.h"
+#include "iter.h"
 
 /* ---- grad mode ---------------------------------------------------------- */
 
@@ -277,6 +278,49 @@ static int accumulate(lv_tensor **slot, lv_tensor *g)
     return 0;
 }
 
+/* The caller's buffer for input j's gradient (opts->into), or NULL. */
+static lv_tensor *input_buffer(const lv_backward_opts *opts, int j)
+{
+    return opts->into ? opts->into[j] : NULL;
+}
+
+/* Adds g (stolen) into input j's gradient: in place into the caller's
+ * buffer when there is one (its first term overwrites what it held),
+ * else as accumulate does. */
+static int accumulate_input(lv_tensor **grads, int j, lv_tensor *g,
+                            const lv_backward_opts *opts)
+{
+    lv_tensor *buf = input_buffer(opts, j);
+    if (!buf)
+        return accumulate(&grads[j], g);
+    int status = 0;
+    if (g->ndim != buf->ndim ||
+        memcmp(g->shape, buf->shape, sizeof(int64_t) * (size_t)g->ndim)) {
+        char a[128], b[128];
+        status = lv_error_set(0, "the gradient of input %d has shape %s, its "
+                              "buffer (into) %s", j + 1,
+                              lv_shape_format(a, sizeof a, g->ndim, g->shape),
+                              lv_shape_format(b, sizeof b, buf->ndim, buf->shape));
+    } else if (!grads[j]) {
+        lv_copy_strided(buf, g);
+        buf->storage->version++;
+        lv_tensor_retain(buf);
+        grads[j] = buf;
+    } else if (!lv_add_into(buf, g)) {
+        /* a term add_into does not take (strided, say): summed aside */
+        lv_tensor *sum = lv_binary(LV_OP_ADD, buf, g);
+        if (sum) {
+            lv_copy_strided(buf, sum);
+            buf->storage->version++;
+            lv_tensor_release(sum);
+        } else {
+            status = -1;
+        }
+    }
+    lv_tensor_release(g);
+    return status;
+}
+
 /* A gradient g that reaches the leaf `leaf` (an output that is a leaf, or
  * a node's input): summed into grads[j] for every requested input j that
  * is this leaf, and into leaf->grad when the pass accumulates. Steals g. */
@@ -288,7 +332,7 @@ static int accumulate_leaf(lv_tensor *leaf, lv_tensor *g,
     for (int j = 0; j < n_inputs && status == 0; j++)
         if (inputs[j] == leaf) {
             lv_tensor_retain(g);
-            status = accumulate(&grads[j], g);
+            status = accumulate_input(grads, j, g, opts);
         }
     if (opts->accumulate && status == 0) {
         lv_tensor_retain(g);
@@ -310,14 +354,27 @@ static lv_tensor *owned_sum(lv_node *node, int i, lv_tensor *const *inputs,
     if (node->edge_fn[i]) {
         acc = node->edge_fn[i]->grad[node->edge_index[i]];
     } else if (node->edge_leaf[i] && !opts->accumulate) {
-        int found = 0;
+        int found = 0, at = 0;
         for (int j = 0; j < n_inputs; j++)
             if (inputs[j] == node->edge_leaf[i]) {
                 acc = grads[j];
+                at = j;
                 found++;
             }
         if (found != 1)
             return NULL;
+        lv_tensor *buf = input_buffer(opts, at);
+        if (buf) {
+            /* the caller's buffer is the sum, zeroed for its first term */
+            if (!grads[at]) {
+                memset(lv_tensor_data(buf), 0,
+                       (size_t)lv_tensor_numel(buf) * lv_dtype_size(buf->dtype));
+                buf->storage->version++;
+                lv_tensor_retain(buf);
+                grads[at] = buf;
+            }
+            return buf;
+        }
     }
     return owned_alone(acc) ? acc : NULL;
 }
@@ -392,6 +449,44 @@ static int discover(node_list *all, int n_roots, lv_tensor *const *roots,
     return status;
 }
 
+/* The caller's gradient buffers fit their inputs, and writing them
+ * cannot touch what the pass reads (an input's storage) or another
+ * buffer's sum. */
+static int check_buffers(int n_inputs, lv_tensor *const *inputs,
+                         lv_tensor *const *into)
+{
+    for (int j = 0; into && j < n_inputs; j++) {
+        const lv_tensor *buf = into[j];
+        if (!buf)
+            continue;
+        const lv_tensor *x = inputs[j];
+        char a[128], b[128];
+        if (buf->dtype != x->dtype || buf->ndim != x->ndim ||
+            memcmp(buf->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim))
+            return lv_error_set(3, "into[%d] is %s %s, input %d %s %s", j + 1,
+                                lv_dtype_name(buf->dtype),
+                                lv_shape_format(a, sizeof a, buf->ndim, buf->shape),
+                                j + 1, lv_dtype_name(x->dtype),
+                                lv_shape_format(b, sizeof b, x->ndim, x->shape));
+        if (!lv_tensor_is_contiguous(buf) || !buf->storage)
+            return lv_error_set(3, "into[%d] must be contiguous", j + 1);
+        if (buf->requires_grad || buf->grad_fn)
+            return lv_error_set(3, "into[%d] requires grad: a gradient buffer "
+                                "must be off the tape", j + 1);
+        for (int k = 0; k < n_inputs; k++)
+            if (inputs[k]->storage == buf->storage)
+                return lv_error_set(3, "into[%d] shares its storage with input "
+                                    "%d: the pass would overwrite what it "
+                                    "reads", j + 1, k + 1);
+        for (int k = 0; k < j; k++)
+            if (into[k] && into[k]->storage == buf->storage &&
+                into[k]->offset == buf->offset)
+                return lv_error_set(3, "into[%d] and into[%d] are the same "
+                                    "buffer", k + 1, j + 1);
+    }
+    return 0;
+}
+
 int lv_backward(int n_outputs, lv_tensor *const *outputs,
                 lv_tensor *const *grad_outputs, int n_inputs,
                 lv_tensor *const *inputs, lv_tensor **grads,
@@ -430,6 +525,12 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
             return lv_error_set(2, "input %d does not require grad (make it "
                                 "with lv.param or :requires_grad(), or pass "
                                 "allow_unused = true to get nil)", j + 1);
+    lv_backward_opts sums_opts = *opts;
+    if (opts->create_graph || opts->accumulate)
+        sums_opts.into = NULL;
+    opts = &sums_opts;
+    if (check_buffers(n_inputs, inputs, opts->into) < 0)
+        return -1;
 
     int saved_mode = lv_grad_set_enabled(opts->create_graph);
     unsigned pass = ++pass_counter;
@@ -523,7 +624,7 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
         for (int k = 0; k < node->n_outputs; k++) {
             if (node->wanted[k] && node->grad[k]) {
                 lv_tensor_retain(node->grad[k]);
-                status = accumulate(&grads[node->wanted[k] - 1], node->grad[k]);
+                status = accumulate_input(grads, node->wanted[k] - 1, node->grad[k], opts);
             }
             has_grad |= node->grad[k] != NULL;
         }

@@ -85,6 +85,15 @@ typedef struct lv_backward_opts {
     int accumulate;         /* add into leaves' .grad (y:backward()) */
     lv_grad_ready_fn on_ready;  /* optional: each non-NULL grads[j] once final */
     void *ready_ctx;
+    /* Optional, [n_inputs] with NULL entries allowed: where into[j] is a
+     * contiguous tensor of inputs[j]'s dtype and shape, input j's gradient
+     * is summed into it in place (whatever it held is overwritten by the
+     * first term) and grads[j] is a new reference to it: a caller's
+     * persistent buffer, say an optimizer's or a reducer's bucket, so that
+     * a step allocates no gradient and a weight's GEMMs add into memory
+     * already in cache. Ignored with create_graph or accumulate (their
+     * sums must be recorded or go to .grad). */
+    lv_tensor *const *into;
 } lv_backward_opts;
 
 /* Gradients of sum_k <outputs[k], grad_outputs[k]> with respect to each of

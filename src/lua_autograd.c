@@ -153,15 +153,50 @@ static const lv_lua_ready_hook *opt_ready_hook(lua_State *L, int idx)
     return hook;
 }
 
+/* The gradient buffers for ins[0..n_in): the option `into` at table idx
+ * (a tensor or a list, one per input), else the on_ready hook's own
+ * buffers where they fit their inputs (a reducer's bucket slots), else
+ * none. Returns into, or NULL for none; the tensors stay borrowed. */
+static lv_tensor *const *opt_buffers(lua_State *L, int idx, int n_in,
+                                     lv_tensor *const *ins,
+                                     const lv_lua_ready_hook *hook,
+                                     lv_tensor **into)
+{
+    if (!lua_isnoneornil(L, idx)) {
+        lua_getfield(L, idx, "into");
+        if (!lua_isnil(L, -1)) {
+            if (opt_flag(L, idx, "create_graph", 0))
+                luaL_argerror(L, idx, "option 'into' cannot go with create_graph "
+                              "(a gradient on the tape is a new tensor)");
+            int n = check_tensor_list(L, lua_gettop(L), into, "into");
+            if (n != n_in)
+                luaL_error(L, "bad argument #%d to 'grad' (%d tensors in "
+                           "option 'into' for %d inputs)", idx, n, n_in);
+            return into;   /* the list stays on the stack, keeping them alive */
+        }
+        lua_pop(L, 1);
+    }
+    if (!hook || !hook->buffer)
+        return NULL;
+    for (int j = 0; j < n_in; j++) {
+        lv_tensor *buf = hook->buffer(hook->ctx, j);
+        const lv_tensor *x = ins[j];
+        into[j] = buf && buf->dtype == x->dtype && buf->ndim == x->ndim &&
+                  !memcmp(buf->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim)
+                      ? buf : NULL;
+    }
+    return into;
+}
+
 /* lv.grad(outputs, inputs [, {grad_outputs, create_graph, retain_graph,
- * allow_unused, on_ready}]) -> list of gradients. */
+ * allow_unused, on_ready, into}]) -> list of gradients. */
 static int autograd_grad(lua_State *L)
 {
     static const char *const known[] = {"grad_outputs", "create_graph",
                                         "retain_graph", "allow_unused",
-                                        "on_ready", NULL};
+                                        "on_ready", "into", NULL};
     lv_tensor *outs[MAX_GRAD_TENSORS], *ins[MAX_GRAD_TENSORS];
-    lv_tensor *gouts[MAX_GRAD_TENSORS];
+    lv_tensor *gouts[MAX_GRAD_TENSORS], *into[MAX_GRAD_TENSORS];
     int n_out = check_tensor_list(L, 1, outs, "outputs");
     int n_in = check_tensor_list(L, 2, ins, "inputs");
     luaL_argcheck(L, n_out > 0, 1, "no outputs");
@@ -175,6 +210,7 @@ static int autograd_grad(lua_State *L)
         opts.on_ready = hook->fn;
         opts.ready_ctx = hook->ctx;
     }
+    opts.into = opt_buffers(L, 3, n_in, ins, hook, into);
     lv_tensor **gptr = NULL;
     if (!lua_isnoneornil(L, 3)) {
         lua_getfield(L, 3, "grad_outputs");

@@ -126,6 +126,9 @@ int lv_lua_tensor_set_property(lua_State *L, lv_tensor *t, const char *key,
 typedef struct lv_lua_ready_hook {
     lv_grad_ready_fn fn;
     void *ctx;
+    /* Optional: where input j's gradient may be summed (borrowed; NULL for
+     * none), so that fn gets it already in place (lv_backward_opts.into). */
+    lv_tensor *(*buffer)(void *ctx, int j);
 } lv_lua_ready_hook;
 #define LV_READY_HOOK "__lv_ready_hook"
 

@@ -299,6 +299,7 @@ static int mpi_reducer_new(lua_State *L)
         return lv_lua_raise(L, "Reducer");
     box->hook.fn = lv_reducer_ready;
     box->hook.ctx = box->r;
+    box->hook.buffer = lv_reducer_buffer;
     return 1;
 }
 
@@ -322,11 +323,17 @@ static int reducer_ready(lua_State *L)
     return 0;
 }
 
-/* r:finish() -> list of the combined gradients (nil where no process had
- * one); every process calls it once per step. */
+/* r:finish([views]) -> list of the combined gradients (nil where no
+ * process had one): tensors of their own, or with views true, views of
+ * the buckets that the next step overwrites. Every process calls it once
+ * per step. */
 static int reducer_finish(lua_State *L)
 {
     reducer_box *box = check_reducer(L, 1);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TBOOLEAN);
+    int views = lua_toboolean(L, 2);
+    lua_settop(L, 1);
     lua_createtable(L, box->n, 0);
     lv_tensor ***slots = lua_newuserdatauv(L, sizeof *slots * (size_t)(box->n ? box->n : 1), 0);
     for (int j = 0; j < box->n; j++) {
@@ -334,7 +341,7 @@ static int reducer_finish(lua_State *L)
         lua_seti(L, -3, j + 1);
     }
     lv_tensor **out = lua_newuserdatauv(L, sizeof *out * (size_t)(box->n ? box->n : 1), 0);
-    if (lv_reducer_finish(box->r, out) != 0)
+    if (lv_reducer_finish(box->r, out, views) != 0)
         return lv_lua_raise(L, "finish");
     for (int j = 0; j < box->n; j++) {
         *slots[j] = out[j];

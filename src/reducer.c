@@ -17,6 +17,7 @@
 #define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
 
 typedef struct slot {
+    lv_tensor *view;                /* the parameter's shape over its place */
     int bucket;
     int64_t offset;                 /* in the bucket, in elements */
     int ndim;
@@ -54,6 +55,8 @@ void lv_reducer_free(lv_reducer *r)
         lv_dist_wait(&r->buckets[b].req);     /* never free a buffer in flight */
         lv_tensor_release(r->buckets[b].flat);
     }
+    for (int j = 0; r->slots && j < r->n; j++)
+        lv_tensor_release(r->slots[j].view);
     free(r->buckets);
     free(r->slots);
     free(r->ready);
@@ -136,7 +139,28 @@ lv_reducer *lv_reducer_new(lv_tensor *const *params, int n, size_t bucket_bytes)
     }
     free(counts);
     free(dtypes);
+    for (int j = 0; j < n; j++) {
+        slot *s = &r->slots[j];
+        int64_t stride[LV_MAX_DIMS];
+        int64_t step = 1;
+        for (int d = s->ndim - 1; d >= 0; d--) {
+            stride[d] = step;
+            step *= s->shape[d];
+        }
+        const lv_tensor *flat = r->buckets[s->bucket].flat;
+        s->view = lv_tensor_view_of(flat, s->ndim, s->shape, stride, flat->offset + s->offset);
+        if (!s->view) {
+            lv_reducer_free(r);
+            return NULL;
+        }
+    }
     return r;
+}
+
+lv_tensor *lv_reducer_buffer(void *ctx, int j)
+{
+    lv_reducer *r = ctx;
+    return j >= 0 && j < r->n ? r->slots[j].view : NULL;
 }
 
 static void fail(lv_reducer *r, const char *msg)
@@ -178,23 +202,32 @@ static void progress(lv_reducer *r)
             fail(r, lv_error_message());
 }
 
-/* weight x grad into slot j of its bucket. */
+/* weight x grad into slot j of its bucket (where the backward pass summed
+ * it already when it took lv_reducer_buffer's view). */
 static int place(lv_reducer *r, int j, const lv_tensor *grad)
 {
     const slot *s = &r->slots[j];
     bucket *k = &r->buckets[s->bucket];
-    int64_t stride[LV_MAX_DIMS];
-    int64_t step = 1;
-    for (int d = grad->ndim - 1; d >= 0; d--) {
-        stride[d] = step;
-        step *= grad->shape[d];
+    if (lv_tensor_data(grad) != lv_tensor_data(s->view)) {
+        if (grad->ndim == s->view->ndim &&
+            !memcmp(grad->shape, s->view->shape, sizeof(int64_t) * (size_t)grad->ndim)) {
+            lv_copy_strided(s->view, grad);
+        } else {
+            /* the same count in another shape: its values in row-major order */
+            int64_t stride[LV_MAX_DIMS];
+            int64_t step = 1;
+            for (int d = grad->ndim - 1; d >= 0; d--) {
+                stride[d] = step;
+                step *= grad->shape[d];
+            }
+            lv_tensor *view = lv_tensor_view_of(k->flat, grad->ndim, grad->shape, stride,
+                                                k->flat->offset + s->offset);
+            if (!view)
+                return -1;
+            lv_copy_strided(view, grad);
+            lv_tensor_release(view);
+        }
     }
-    lv_tensor *view = lv_tensor_view_of(k->flat, grad->ndim, grad->shape, stride,
-                                        k->flat->offset + s->offset);
-    if (!view)
-        return -1;
-    lv_copy_strided(view, grad);
-    lv_tensor_release(view);
     if (r->weight != 1)
         lv_scale_in_place((char *)lv_tensor_data(k->flat) +
                               s->offset * (int64_t)lv_dtype_size(s->dtype),
@@ -238,7 +271,7 @@ void lv_reducer_ready(void *ctx, int j, const lv_tensor *grad)
     progress(r);
 }
 
-int lv_reducer_finish(lv_reducer *r, lv_tensor **out)
+int lv_reducer_finish(lv_reducer *r, lv_tensor **out, int views)
 {
     for (int j = 0; j < r->n; j++)
         out[j] = NULL;
@@ -263,6 +296,11 @@ int lv_reducer_finish(lv_reducer *r, lv_tensor **out)
         if (r->had[j] <= 0)
             continue;
         const slot *s = &r->slots[j];
+        if (views) {
+            lv_tensor_retain(s->view);
+            out[j] = s->view;
+            continue;
+        }
         lv_tensor *g = lv_tensor_empty(s->dtype, s->ndim, s->shape);
         if (!g) {
             for (int i = 0; i < j; i++) {

@@ -8,7 +8,8 @@
  * larger parameter has a bucket of its own), each bucket one flat buffer.
  * In a step, lv_reducer_ready(r, j, g) -- an lv_grad_ready_fn for
  * lv_backward's on_ready -- puts weight x g in parameter j's place in its
- * bucket; the call that completes a bucket starts its all-reduce (a sum,
+ * bucket (where g already is when the pass summed it there:
+ * lv_reducer_buffer); the call that completes a bucket starts its all-reduce (a sum,
  * lv_dist_iallreduce), and every later call lets the ones in flight
  * progress, so that sending overlaps the rest of the pass.
  * lv_reducer_finish starts what is left (a gradient this process lacks
@@ -44,9 +45,17 @@ void lv_reducer_begin(lv_reducer *r, double weight);
  * wrong dtype or size, MPI's error) is kept for lv_reducer_finish. */
 void lv_reducer_ready(void *r, int j, const lv_tensor *grad);
 /* Waits for every bucket; out[j] is a new reference to parameter j's
- * combined gradient or NULL. Returns 0, or -1 with lv_error set (the
- * step's first failure). Every process must call it once per step. */
-int lv_reducer_finish(lv_reducer *r, lv_tensor **out);
+ * combined gradient or NULL: a tensor of its own, or with views, a view
+ * of its place in the bucket, which the next step overwrites (for an
+ * optimizer that uses it at once). Returns 0, or -1 with lv_error set
+ * (the step's first failure). Every process must call it once per step. */
+int lv_reducer_finish(lv_reducer *r, lv_tensor **out, int views);
+
+/* Parameter j's place in its bucket, in the parameter's shape (borrowed;
+ * NULL for no such j): an lv_backward_opts.into buffer, so that the pass
+ * sums the gradient where it is sent from and lv_reducer_ready only
+ * weights it. void *ctx: the reducer, as lv_reducer_ready takes it. */
+lv_tensor *lv_reducer_buffer(void *ctx, int j);
 
 int lv_reducer_buckets(const lv_reducer *r);
 

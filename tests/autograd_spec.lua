@@ -711,6 +711,67 @@ describe("tape behaviour", function()
     assert.is_nil(gs[3])
   end)
 
+  it("lv.grad's into sums each gradient into the caller's buffer, overwriting it", function()
+    for _, dtype in ipairs(H.dtypes) do
+      local w = lv.param(lv.randn({ 3, 4 }, dtype))       -- used twice, through GEMMs
+      local b = lv.param(lv.randn({ 3 }, dtype))          -- summed over rows
+      local s = lv.param(lv.tensor(0.5, dtype))           -- a scalar, elementwise only
+      local unused = lv.param(lv.zeros({ 2 }, dtype))
+      local x = lv.randn({ 5, 4 }, dtype)
+      local function loss()
+        local h = (x:matmul(w:t()) + b):tanh()
+        return (h:matmul(w) * s):square():sum()
+      end
+      local params = { w, b, s, unused }
+      local direct = lv.grad(loss(), params, { allow_unused = true })
+      local into = { lv.full({ 3, 4 }, 99, dtype), lv.full({ 3 }, 99, dtype), lv.full({}, 99, dtype),
+                     lv.full({ 2 }, 99, dtype) }
+      for round = 1, 2 do                                  -- a second step overwrites the first
+        local gs = lv.grad(loss(), params, { allow_unused = true, into = into })
+        for i = 1, 3 do
+          H.assert_same(gs[i], direct[i], dtype .. " parameter " .. i .. " round " .. round)
+          H.assert_same(into[i], direct[i], dtype .. " buffer " .. i .. " round " .. round)
+        end
+        assert.is_nil(gs[4])                               -- unused: nil, its buffer untouched
+        H.assert_same(into[4], { 99, 99 })
+        -- the gradient returned is the buffer itself
+        lv.fill_(into[2], 7)
+        H.assert_same(gs[2], { 7, 7, 7 })
+      end
+      -- a single tensor for into with a single input
+      local g1 = lv.zeros({ 3 }, dtype)
+      H.assert_same(lv.grad((b * b):sum(), b, { into = g1 })[1], b:detach() * 2)
+      H.assert_same(g1, b:detach() * 2)
+    end
+  end)
+
+  it("lv.grad's into is checked before the pass, and refused with create_graph", function()
+    local w = lv.param(lv.randn({ 2, 3 }))
+    local v = lv.param(lv.randn({ 3 }))
+    local loss = (w:matmul(v)):sum()
+    local function grad_into(into, extra)
+      local opts = { into = into, retain_graph = true }
+      for k, val in pairs(extra or {}) do opts[k] = val end
+      return function() return lv.grad(loss, { w, v }, opts) end
+    end
+    H.expect_error(grad_into({ lv.zeros({ 2, 3 }) }), "1 tensors in option 'into' for 2 inputs")
+    H.expect_error(grad_into({ lv.zeros({ 3, 2 }), lv.zeros({ 3 }) }), "into[1] is f32 [3,2], input 1 f32 [2,3]")
+    H.expect_error(grad_into({ lv.zeros({ 2, 3 }, "f64"), lv.zeros({ 3 }) }), "into[1] is f64")
+    H.expect_error(grad_into({ lv.zeros({ 3, 2 }):t(), lv.zeros({ 3 }) }), "into[1] must be contiguous")
+    H.expect_error(grad_into({ lv.param(lv.zeros({ 2, 3 })), lv.zeros({ 3 }) }), "into[1] requires grad")
+    H.expect_error(grad_into({ lv.zeros({ 2, 3 }), v:detach() }), "into[2] shares its storage with input 2")
+    local same = lv.zeros({ 3 })
+    H.expect_error(function()
+      return lv.grad(loss, { v, v }, { into = { same, same }, retain_graph = true })
+    end, "into[1] and into[2] are the same buffer")
+    H.expect_error(grad_into({ lv.zeros({ 2, 3 }), lv.zeros({ 3 }) }, { create_graph = true }),
+      "option 'into' cannot go with create_graph")
+    H.expect_error(grad_into({ lv.zeros({ 2, 3 }), "no" }), "into entry 2 is not a tensor")
+    -- nothing was written by a refused call, and the graph is still there
+    local ok = lv.zeros({ 3 })
+    H.assert_same(lv.grad(loss, v, { into = ok })[1], ok)
+  end)
+
   it("ties share the gradient evenly (max, min, maximum, minimum)", function()
     -- The rule: at a tie, each of the k tied elements gets 1/k of the
     -- gradient (torch's amax rule), so the total is conserved.

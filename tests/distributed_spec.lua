@@ -121,6 +121,27 @@ describe("lvae.distributed in one process", function()
     for i = 1, 3 do H.assert_close(out[i], direct[i] * 0.25, 1e-6, 1e-6, "parameter " .. i) end
     assert.is_nil(out[4])
     assert.equal(1, r.steps)
+    -- the pass sums each gradient in its place in a bucket: lv.grad's list
+    -- holds views of them, weighted and combined in place; finish(_, true)
+    -- gives the same views, which the next step overwrites
+    r:begin()
+    local loss2 = ((x:matmul(w1:t()) + b1):tanh():matmul(w2:t())):square():sum()
+    local placed = lv.grad(loss2, params, { allow_unused = true, on_ready = r.hook })
+    local views = r:finish(placed, true)
+    for i = 1, 3 do
+      H.assert_same(views[i], out[i], "view " .. i)
+      H.assert_same(placed[i], out[i], "lv.grad's gradient " .. i)
+    end
+    assert.is_nil(views[4])
+    r.weight = 0.5
+    r:begin()
+    local copies = r:finish({ direct[1], direct[2], direct[3] })
+    H.assert_same(views[1], direct[1] * 0.5)      -- overwritten
+    r.weight = 1
+    r:begin()
+    local latest = r:finish({ direct[1], direct[2], direct[3] }, true)
+    H.assert_same(latest[1], direct[1])
+    H.assert_same(copies[1], direct[1] * 0.5)     -- a copy of its own: kept
     -- the .grad route: everything handed over at finish
     r.weight = 1
     r:begin()

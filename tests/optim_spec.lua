@@ -670,6 +670,34 @@ describe("optim", function()
       H.assert_same(unused, { 7 })
     end)
 
+    it("step sums the gradients into buffers of its own, step after step, unused ones included", function()
+      -- one step uses a and b, the next only b, the next both: a's buffer
+      -- holds a stale gradient in between, which must not reach a's update
+      local a1, b1 = lv.param(f64(W0)), lv.param(f64({ 2, -1 }))
+      local a2, b2 = lv.param(f64(W0)), lv.param(f64({ 2, -1 }))
+      local o1 = optim.Adam({ a1, b1 }, { lr = 0.1 })
+      local o2 = optim.Adam({ a2, b2 }, { lr = 0.1 })
+      local uses_a = { true, false, true, true }
+      for t = 1, 4 do
+        local c = f64(C[(t - 1) % 3 + 1])
+        local function loss(a, b)
+          local l = (b * b):sum() * (t + 1)
+          if uses_a[t] then l = l + (a * c):sum() * (b:sum() + 3) end
+          return l
+        end
+        o1:step(loss(a1, b1))
+        -- the same update from gradients lv.grad allocates
+        local g = lv.grad(loss(a2, b2), { a2, b2 }, { allow_unused = true })
+        a2.grad, b2.grad = g[1], g[2]
+        o2:update()
+        o2:zero_grad()
+        H.assert_same(a1, a2:totable(), "a at step " .. t)
+        H.assert_same(b1, b2:totable(), "b at step " .. t)
+      end
+      assert.are.equal(3, o1.state[1].step)
+      assert.are.equal(4, o1.state[2].step)
+    end)
+
     it("f32 parameters: the update matches the f64 formula to f32 accuracy", function()
       local w32, w64 = lv.param(lv.tensor(W0, "f32")), lv.param(f64(W0))
       local o32 = optim.Adamax({ w32 }, { lr = 0.1 })

@@ -166,8 +166,11 @@ end
 -- (4 MiB); a bucket's all-reduce starts as soon as its last gradient is
 -- final. In a step: reducer:begin(); lv.grad(loss, params, {on_ready =
 -- reducer.hook}) hands it each gradient as the pass finishes it;
--- reducer:finish(grads) -> the gradients, each the sum over processes of
--- weight x this process's gradient (nil where no process had one). Set
+-- reducer:finish(grads [, views]) -> the gradients, each the sum over
+-- processes of weight x this process's gradient (nil where no process had
+-- one); with views, views of the buckets, valid until the next step. The
+-- pass sums each gradient straight into its place in the bucket (the
+-- reducer's buffers, lv.grad's into). Set
 -- reducer.weight to this process's share of the rows (1 by default);
 -- reducer.steps counts the steps finished. An optimizer whose `reducer`
 -- field is one uses it in every update (lvae.optim).
@@ -191,13 +194,15 @@ end
 function Reducer:begin() self.hook:begin(self.weight) end
 
 --- The gradients the pass did not hand over yet (all of them, for the
--- .grad route) go in now; then the combined ones come back.
-function Reducer:finish(grads)
+-- .grad route) go in now; then the combined ones come back: tensors of
+-- their own, or with views, views of the buckets that the next step
+-- overwrites (for an optimizer that uses them at once).
+function Reducer:finish(grads, views)
   for j = 1, self.n do
     if grads[j] ~= nil then self.hook:ready(j, grads[j]) end
   end
   self.steps = self.steps + 1
-  return self.hook:finish()
+  return self.hook:finish(views and true or false)
 end
 
 function Reducer:buckets() return self.hook:buckets() end

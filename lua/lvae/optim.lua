@@ -3,7 +3,7 @@
 --
 --   local optim = require "lvae.optim"
 --   local opt = optim.Adamax(params, {lr = 5e-4, eps = 1e-7})
---   opt:step(loss)                  gradients by lv.grad, clip, update
+--   opt:step(loss)                  gradients by lv.grad (into buffers kept across steps), clip, update
 --   loss:backward(); opt:update(); opt:zero_grad()   the .grad route
 --
 -- Optimizers: SGD (momentum, dampening, Nesterov, weight decay), Adam
@@ -183,18 +183,21 @@ kinds.RMSProp = {
 
 local MAX_GRAD_LIST = 1024   -- lv.grad's limit on one call's inputs
 
---- Gradients of a scalar loss w.r.t. params (nil where unused); more than
--- lv.grad takes at once go in chunks over a retained graph.
-local function gradients_of(loss, params, on_ready)
+--- Gradients of a scalar loss w.r.t. params (nil where unused), summed
+-- into the buffers `into` when given (on_ready's own, a reducer's
+-- buckets, otherwise); more than lv.grad takes at once go in chunks over
+-- a retained graph.
+local function gradients_of(loss, params, on_ready, into)
   local n = #params
   if n <= MAX_GRAD_LIST then
-    return lv.grad(loss, params, { allow_unused = true, on_ready = on_ready })
+    return lv.grad(loss, params, { allow_unused = true, on_ready = on_ready, into = into })
   end
   local out = {}
   for first = 1, n, MAX_GRAD_LIST do
     local last = math.min(n, first + MAX_GRAD_LIST - 1)
     local chunk = { unpack(params, first, last) }
-    local gs = lv.grad(loss, chunk, { allow_unused = true, retain_graph = last < n })
+    local gs = lv.grad(loss, chunk, { allow_unused = true, retain_graph = last < n,
+                                      into = into and { unpack(into, first, last) } })
     for j = 1, last - first + 1 do out[first + j - 1] = gs[j] end
   end
   return out
@@ -386,11 +389,24 @@ function Optimizer:step(loss)
   local reducer = self.reducer
   if reducer then
     reducer:begin()
-    self:_apply(reducer:finish(gradients_of(loss, self.params, reducer.hook)))
+    self:_apply(reducer:finish(gradients_of(loss, self.params, reducer.hook), true))
   else
-    self:_apply(gradients_of(loss, self.params))
+    self:_apply(gradients_of(loss, self.params, nil, self:_gradient_buffers()))
   end
   return loss
+end
+
+--- The tensors opt:step sums the gradients into, one per parameter, made
+-- at the first step and overwritten by every later one: a step allocates
+-- no gradient, and a weight's GEMMs add into memory already in cache.
+function Optimizer:_gradient_buffers()
+  local buffers = rawget(self, "_grads")
+  if not buffers then
+    buffers = {}
+    for i, p in ipairs(self.params) do buffers[i] = lv.empty_like(p) end
+    rawset(self, "_grads", buffers)
+  end
+  return buffers
 end
 
 --- opt:update(): one update from the parameters' .grad (filled by
