@@ -412,7 +412,7 @@ describe("image", function()
       H.expect_error(function() plot.sample_grid(p, lv.zeros({ 4, 10 })) end,
         "plot.sample_grid: images is a tensor [4,10]: give {shape = {H, W}} for flat images")
       H.expect_error(function() plot.sample_grid(p, imgs, { shape = { 28, 28 }, rows = 2 }) end,
-        "plot.sample_grid: unknown option 'rows'")
+        "plot.sample_grid: unknown option 'rows' (known: ")
     end)
 
     it("reconstructions puts each input over its reconstruction", function()
@@ -488,7 +488,7 @@ describe("image", function()
       H.expect_error(function() plot.gnuplot(dir, "c", { data = "nope.csv", script = "" }) end,
         "data file " .. dir .. "/nope.csv does not exist")
       H.expect_error(function() plot.gnuplot(dir, "c", { data = {}, script = "", style = 1 }) end,
-        "unknown option 'style'")
+        "unknown option 'style' (known: ")
     end)
 
     if not plot.has_gnuplot() then

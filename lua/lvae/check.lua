@@ -126,30 +126,29 @@ end
 
 --- Raises on a key of t that is in neither the list `known` nor the list
 -- `extra`: "unknown option 'k' (known: a, b, c)", the names of both lists
--- in order; `listed` words the list otherwise (lvae.plot's "valid").
-function M.keys(where, t, known, extra, listed)
+-- in order.
+function M.keys(where, t, known, extra)
   local names = table.move(known, 1, #known, 1, {})
   table.move(extra or {}, 1, #(extra or {}), #names + 1, names)
   local set = {}
   for _, k in ipairs(names) do set[k] = true end
   for k in pairs(t) do
     if not set[k] then
-      M.fail(where, "unknown option '%s' (%s: %s)", tostring(k), listed or "known", table.concat(names, ", "))
+      M.fail(where, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
     end
   end
 end
 
 --- An options table (nil gives {}), refusing keys not in `known`.
 -- `words` (optional) is a module's own wording: words.got(v) gives what
--- follows "options must be a table" for a value that is not one, and
--- words.listed the word before the list of known keys.
+-- follows "options must be a table" for a value that is not one.
 function M.options(where, opts, known, words)
   if opts == nil then return {} end
   if words and words.got and (type(opts) ~= "table" or core.is_tensor(opts)) then
     M.fail(where, "options must be a table%s", words.got(opts))
   end
   M.table(where, "options", opts)
-  M.keys(where, opts, known, nil, words and words.listed)
+  M.keys(where, opts, known)
   return opts
 end
 

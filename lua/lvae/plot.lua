@@ -44,8 +44,8 @@ local function describe(v)
 end
 
 --- How this module words check.options' messages: "options must be a
--- table, got a number", "unknown option 'x' (valid: a, b)".
-local OPTION_WORDS = { got = function(v) return ", got " .. describe(v) end, listed = "valid" }
+-- table, got a number", "unknown option 'x' (known: a, b)".
+local OPTION_WORDS = { got = function(v) return ", got " .. describe(v) end }
 
 --- Writes the picture to path through lv.save_png, its errors (a bad
 -- path, a folder that does not exist) worded as where's.
