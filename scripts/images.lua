@@ -30,6 +30,16 @@ local optim = require "lvae.optim"
 local data = require "lvae.data"
 
 local PIXELS = 784
+-- how many of the latest training steps results.json's median step time covers
+local RECENT_STEPS = 10000
+
+--- The median of a list of numbers (the mean of the middle two for an even count).
+local function median(list)
+  local sorted = table.move(list, 1, #list, 1, {})
+  table.sort(sorted)
+  local n = #sorted
+  return n % 2 == 1 and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
+end
 
 ---- architectures ---------------------------------------------------------------------
 
@@ -205,7 +215,12 @@ return {
     state.grad_evals, state.trained = model.grad_evals or 0, true
     -- a whole step, the Adamax update included (loss:item() waits for it)
     local value = loss:item()
-    state.step_seconds, state.steps_timed = (state.step_seconds or 0) + lv.clock() - t0, (state.steps_timed or 0) + 1
+    local seconds = lv.clock() - t0
+    state.step_seconds, state.steps_timed = (state.step_seconds or 0) + seconds, (state.steps_timed or 0) + 1
+    -- the latest steps' times, for a median that the first steps' set-up
+    -- (and a disturbance now and then) does not move as it moves the mean
+    state.recent_steps = state.recent_steps or {}
+    state.recent_steps[(state.steps_timed - 1) % RECENT_STEPS + 1] = seconds
     return loss, { elbo = -value, grad_evals = state.grad_evals }
   end,
 
@@ -252,6 +267,7 @@ return {
       test_set = state.sources.test, validation_set = state.sources.valid,
       saved_test = state.sources.saved_test,
       ms_per_step = state.steps_timed and 1000 * state.step_seconds / state.steps_timed or nil,
+      ms_per_step_median = state.recent_steps and 1000 * median(state.recent_steps) or nil,
       nll_per_datapoint = "nll_per_datapoint.npy",
     }
     -- each test image's NLL (mean over the runs): paired comparisons of

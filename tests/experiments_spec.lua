@@ -51,6 +51,10 @@ describe("experiments", function()
       assert.is_true(res.test_nll > 0 and res.test_nll <= -res.test_elbo + 1e-6 + 50)
       -- training's peak holds at least the training images (200 x 784 f32)
       assert.is_true(res.peak_train_bytes >= 200 * 784 * 4 and res.peak_tensor_bytes > 0)
+      -- two steps of 100 rows: their median is their mean
+      assert.is_true(res.ms_per_step > 0 and finite(res.ms_per_step_median))
+      assert.is_true(math.abs(res.ms_per_step_median - res.ms_per_step) <= 1e-9 * res.ms_per_step,
+        res.ms_per_step_median .. " vs " .. res.ms_per_step)
       assert.is_true(exists(dir .. "/pictures/samples.png") and exists(dir .. "/pictures/reconstructions.png"))
       assert.is_true(exists(dir .. "/config.json") and exists(dir .. "/log.csv"))
       assert.is_true(exists(dir .. "/checkpoints/epoch-1.ckpt"))
