@@ -28,6 +28,35 @@ describe("memory", function()
                    string.format("resident size grew by %.1f MiB", (after - before) / 2 ^ 20))
   end)
 
+  it("collects temporaries every 16 MiB beside a large resident set, and waits longer while the live set grows", function()
+    local MiB = 2 ^ 20
+    collectgarbage()
+    local resident = lv.zeros({ 160 * MiB // 4 })           -- a data set: 160 MiB alive throughout
+    local x = lv.zeros({ MiB // 4 })
+    local base = live_bytes()
+    -- the collection after the resident set's growth found it alive and
+    -- waits for a quarter (40 MiB); the next finds garbage
+    for _ = 1, 60 do local _ = x + 1 end
+    lv.memory_reset_peak()
+    for _ = 1, 200 do local _ = x + 1 end                   -- 200 MiB of 1 MiB temporaries
+    -- dead temporaries never pile up much past 16 MiB:
+    -- a quarter of the live bytes (40 MiB) would cycle them through memory
+    -- the CPU's caches no longer hold
+    local piled = lv.memory_stats().peak_bytes - base
+    assert.is_true(piled <= 20 * MiB, string.format("%.1f MiB of temporaries piled up", piled / MiB))
+    -- a live set that grows (a data set being built): after a collection
+    -- that finds the growth alive, the next waits for a quarter of it
+    local kept, headroom = {}, 0
+    for i = 1, 80 do                                        -- 80 MiB more, all alive
+      kept[i] = lv.zeros({ MiB // 4 })
+      local stats = lv.memory_stats()
+      headroom = math.max(headroom, stats.gc_threshold - stats.live_bytes)
+    end
+    assert.is_true(headroom >= 40 * MiB, string.format("the threshold was at most %.1f MiB above the live bytes",
+      headroom / MiB))
+    H.assert_same(resident:sum(), 0)
+  end)
+
   it("live bytes return to the baseline once tensors are collected", function()
     local base = live_bytes()
     local keep = {}
