@@ -39,9 +39,9 @@ describe("memory", function()
     for _ = 1, 60 do local _ = x + 1 end
     lv.memory_reset_peak()
     for _ = 1, 200 do local _ = x + 1 end                   -- 200 MiB of 1 MiB temporaries
-    -- dead temporaries never pile up much past 16 MiB:
-    -- a quarter of the live bytes (40 MiB) would cycle them through memory
-    -- the CPU's caches no longer hold
+    -- dead temporaries never pile up much past 16 MiB (a quarter of the
+    -- live bytes, 40 MiB, would take that much fresh memory from the
+    -- system before the first reuse)
     local piled = lv.memory_stats().peak_bytes - base
     assert.is_true(piled <= 20 * MiB, string.format("%.1f MiB of temporaries piled up", piled / MiB))
     -- a live set that grows (a data set being built): after a collection
