@@ -22,7 +22,8 @@
 --    Runs are made round-robin (every configuration once, then again), and
 --    the median over the repeats is reported.
 -- 2. The parts of a step (bench/mpi_step.lua parts): compute (the
---    gradients' buckets packed and their all-reduces started meanwhile),
+--    gradients summed into their buckets and their all-reduces started
+--    meanwhile),
 --    finishing the all-reduces, the update, the time inside MPI, at 1, 2
 --    and 4 ranks.
 -- 3. This machine's all-reduce at a few sizes (bench/mpi_step.lua
@@ -672,15 +673,15 @@ local function markdown()
   line(out)
   line(out, string.format("`bench/mpi_step.lua parts` (run by bench/mpi.lua) times %d steps of the same model "
     .. "and global batch after 5 untimed ones, on random binary pixels, the rows split and the gradients "
-    .. "combined as the runner does it (lvae.distributed.Reducer: each gradient is packed, times the rank's "
-    .. "share of the rows, into 4 MiB buckets, last parameter first, as soon as the backward pass has finished "
-    .. "it, and a bucket's MPI_Iallreduce starts as soon as it is full), and cuts each on rank 0's clock, each "
+    .. "combined as the runner does it (lvae.distributed.Reducer: the backward pass sums each gradient in its "
+    .. "place in a 4 MiB bucket, last parameter first, which weights it by the rank's share of the rows as soon "
+    .. "as the pass has finished it, and a bucket's MPI_Iallreduce starts as soon as it is full), and cuts each on rank 0's clock, each "
     .. "part the mean over the fastest quarter of the steps (those nothing else on the machine disturbed; the "
     .. "median whole step in brackets), in ms: **compute** (objective and gradient up to the reducer's finish, "
-    .. "the packing and the buckets' starts included; the slowest rank's in brackets; at 1 rank, with no "
+    .. "the weighting and the buckets' starts included; the slowest rank's in brackets; at 1 rank, with no "
     .. "reducer, the update too), **in MPI** (of it, inside MPI calls), **finish** (waiting for the buckets, "
     .. "which includes waiting for the slowest rank, the all-reduce of the counts of ranks that had each "
-    .. "gradient, unpacking), **in MPI** (of it), **update** (Adamax and loss:item()), **metrics** (the "
+    .. "gradient), **in MPI** (of it), **update** (Adamax and loss:item()), **metrics** (the "
     .. "runner's second collective of a step, the loss's allreduce_number). **step** = all of them; "
     .. "**MPI share** = the time inside MPI / step.", STEPS))
   line(out)
@@ -751,7 +752,8 @@ local function markdown()
       num(reducer_ms(mm.name)), num(r.with_min_ms), num(r.without_min_ms))
   end
   line(out, "t(b): one process's step at b rows (above; linear between measured sizes); r: the reducer's "
-    .. "own work (packing each gradient, times the rank's weight, into its bucket, unpacking), one process's "
+    .. "own work (weighting each gradient in its bucket by the rank's share, the counts, the views handed to the "
+    .. "optimizer), one process's "
     .. "step at 100 rows with the runner's reducer less without it, interleaved (" .. table.concat(ov, "; ")
     .. "); S: the "
     .. "bytes all-reduced per step, in B buckets (above), each a ring all-reduce moving 2(N−1)/N of its bytes "

@@ -15,16 +15,16 @@
 --   samples (median and fastest) after a warm-up: the compute a rank of a
 --   larger job would spend on that many rows; and the step at --batch
 --   rows with the runner's reducer and without, interleaved: its own work
---   (packing, weighting, unpacking) apart from MPI.
+--   (weighting, the counts, the views) apart from MPI.
 -- parts (any number of ranks): steps of a global batch --batch split by
 --   rows as the runner splits it (lvae.distributed.rows, the rows' share
 --   of the noise through with_shard, the runner's Reducer with the rows'
 --   weight), each step cut in parts on rank 0's clock: compute (objective
---   and gradient, up to the reducer's finish; the gradients are packed
+--   and gradient, up to the reducer's finish; the gradients are summed
 --   into buckets and their all-reduces started while the backward pass
 --   runs), compute_mpi (of it, the time inside MPI: starting and testing
 --   the buckets' all-reduces), finish (waiting for them, which includes
---   waiting for the slowest rank, the counts' all-reduce, unpacking),
+--   waiting for the slowest rank, the counts' all-reduce),
 --   finish_mpi (of it, inside MPI), update (Adamax and loss:item()), and
 --   metrics (the runner's second collective of a step,
 --   lv.mpi.allreduce_number of the loss). Each part's median over the
@@ -114,8 +114,8 @@ if o.mode == "sweep" then
     out.batches[#out.batches + 1] = { batch = b, ms = 1e3 * r.median, min_ms = 1e3 * r.min, max_ms = 1e3 * r.max,
                                       iters = r.iters, repeats = r.repeats }
   end
-  -- the reducer's own work in one process (packing each gradient, times a
-  -- weight, into its bucket, the counts, unpacking; no MPI): the step at
+  -- the reducer's own work in one process (weighting each gradient in its
+  -- bucket, the counts, the views; no MPI): the step at
   -- --batch rows with the runner's reducer and without, interleaved
   local x = pixels(o.batch)
   local reducer = D.Reducer(opt.params)

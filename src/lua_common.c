@@ -6,33 +6,35 @@
  * Collector drive: Lua sees an 8-byte box per tensor, not the megabytes
  * behind it, so on its own it would let dead tensors pile up. After each
  * push we compare the allocator's live bytes with a threshold and run a
- * full collection when they have grown by 16 MiB, or by a quarter while
- * what grows stays alive (Torch7's heap tracking, with a smaller step;
- * see drive_collector).
+ * full collection when they have grown by 16 MiB (Torch7's heap tracking,
+ * with a smaller step; see drive_collector).
  *
  * Not here: the tensor type's own functions and metatable (lua_tensor.c),
  * the tape's (lua_autograd.c). This file calls no other binding file.
  */
 #include <string.h>
+#include <time.h>
 
 #include "files.h"
 #include "lua_common.h"
 
 /* A collection runs once the live bytes have grown by GC_MIN_GROWTH since
- * the last one, while collections find that what grew was mostly garbage
- * (a training step's temporaries): those go back to the allocator's reuse
- * cache, and later steps take them from there instead of from the system.
- * When a collection finds the growth mostly alive (a data set being
- * built), the next waits for a quarter of the live bytes, so that
- * building a large set does not collect every 16 MiB. Growth in
- * proportion to the live bytes alone (Torch7 doubled them; a quarter here
- * before) let the first cycle after a data set was loaded run on fresh
- * pages: with Fashion-MNIST resident (250 MB live) a VAE run's first 60 MB
- * of temporaries, its first 20-30 steps, each faulted in 3 MB and took
- * 19-20 ms instead of 11. A full collection of the runner's Lua heap
+ * the last one: a training step's temporaries go back to the allocator's
+ * reuse cache, and later steps take them from there instead of from the
+ * system. Only when a collection found what grew mostly alive and was
+ * itself slow (more than GC_SLOW_SECONDS: a Lua heap of many megabytes,
+ * say a million small tables) does the next wait for a quarter of the
+ * live bytes, so that building a large set among them does not pay a
+ * slow collection every 16 MiB. Growth in proportion to the live bytes
+ * (Torch7 doubled them; a quarter here before) let the first cycle after
+ * a data set was loaded run on fresh pages, each faulted in by the
+ * virtual machine: with Fashion-MNIST resident (250 MB live) the first
+ * 60 MB of a run's temporaries, its first 16-30 steps, took 16-20 ms a
+ * step instead of 9-11. A full collection of the runner's Lua heap
  * (about 2 MB) takes about 1 ms: a qsl step (7 MB of temporaries) pays
  * 0.4 ms, under 1%. */
 #define GC_MIN_GROWTH ((size_t)16 << 20)
+#define GC_SLOW_SECONDS 0.005
 
 static size_t gc_threshold = GC_MIN_GROWTH;
 static size_t live_after_gc;       /* the live bytes the last collection left */
@@ -78,11 +80,15 @@ static void drive_collector(lua_State *L)
     size_t live = lv_alloc_live_bytes();
     if (live > gc_threshold) {
         size_t grew = live > live_after_gc ? live - live_after_gc : 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         lua_gc(L, LUA_GCCOLLECT);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         size_t kept = lv_alloc_live_bytes();
         size_t freed = live > kept ? live - kept : 0;
         size_t growth = GC_MIN_GROWTH;
-        if (freed < grew / 2 && kept / 4 > growth)
+        if (freed < grew / 2 && seconds > GC_SLOW_SECONDS && kept / 4 > growth)
             growth = kept / 4;
         live_after_gc = kept;
         gc_threshold = kept + growth;
