@@ -738,6 +738,15 @@ describe("tape behaviour", function()
         lv.fill_(into[2], 7)
         H.assert_same(gs[2], { 7, 7, 7 })
       end
+      -- an intermediate as an input: its gradient lands in its buffer too
+      local h = x:matmul(w:t())
+      local out = (h:tanh() * s):sum()
+      local want = lv.grad(out, { h, w }, { retain_graph = true })
+      local bufs = { lv.full({ 5, 3 }, -1, dtype), lv.full({ 3, 4 }, -1, dtype) }
+      local got = lv.grad(out, { h, w }, { into = bufs })
+      H.assert_same(bufs[1], want[1], dtype .. " intermediate")
+      H.assert_same(bufs[2], want[2], dtype .. " weight beside it")
+      H.assert_same(got[1], want[1])
       -- a single tensor for into with a single input
       local g1 = lv.zeros({ 3 }, dtype)
       H.assert_same(lv.grad((b * b):sum(), b, { into = g1 })[1], b:detach() * 2)
