@@ -294,8 +294,7 @@ static int accumulate_input(lv_tensor **grads, int j, lv_tensor *g,
     if (!buf)
         return accumulate(&grads[j], g);
     int status = 0;
-    if (g->ndim != buf->ndim ||
-        memcmp(g->shape, buf->shape, sizeof(int64_t) * (size_t)g->ndim)) {
+    if (!lv_same_shape(g, buf)) {
         char a[128], b[128];
         status = lv_error_set(0, "the gradient of input %d has shape %s, its "
                               "buffer (into) %s", j + 1,
@@ -303,20 +302,19 @@ static int accumulate_input(lv_tensor **grads, int j, lv_tensor *g,
                               lv_shape_format(b, sizeof b, buf->ndim, buf->shape));
     } else if (!grads[j]) {
         lv_copy_strided(buf, g);
-        buf->storage->version++;
         lv_tensor_retain(buf);
         grads[j] = buf;
     } else if (!lv_add_into(buf, g)) {
         /* a term add_into does not take (strided, say): summed aside */
         lv_tensor *sum = lv_binary(LV_OP_ADD, buf, g);
-        if (sum) {
+        if (sum)
             lv_copy_strided(buf, sum);
-            buf->storage->version++;
-            lv_tensor_release(sum);
-        } else {
+        else
             status = -1;
-        }
+        lv_tensor_release(sum);
     }
+    if (status == 0)
+        buf->storage->version++;
     lv_tensor_release(g);
     return status;
 }
@@ -461,8 +459,7 @@ static int check_buffers(int n_inputs, lv_tensor *const *inputs,
             continue;
         const lv_tensor *x = inputs[j];
         char a[128], b[128];
-        if (buf->dtype != x->dtype || buf->ndim != x->ndim ||
-            memcmp(buf->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim))
+        if (buf->dtype != x->dtype || !lv_same_shape(buf, x))
             return lv_error_set(3, "into[%d] is %s %s, input %d %s %s", j + 1,
                                 lv_dtype_name(buf->dtype),
                                 lv_shape_format(a, sizeof a, buf->ndim, buf->shape),
@@ -510,8 +507,7 @@ int lv_backward(int n_outputs, lv_tensor *const *outputs,
                                 lv_shape_format(buf, sizeof buf, y->ndim,
                                                 y->shape));
         }
-        if (g && (g->ndim != y->ndim ||
-                  memcmp(g->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim))) {
+        if (g && !lv_same_shape(g, y)) {
             char a[128], b[128];
             return lv_error_set(3, "grad_outputs[%d] has shape %s but output "
                                 "%d has shape %s", k + 1,

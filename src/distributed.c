@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "distributed.h"
 #include "error.h"
 
@@ -26,12 +26,6 @@ static int mpi_started;            /* and this process called MPI_Init */
 static int job_rank, job_size = 1;
 static double comm_seconds, reduced_bytes;
 
-static inline double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int lv_dist_compiled(void)
 {
@@ -295,10 +289,10 @@ int lv_dist_allreduce(lv_tensor *const *ts, int n, lv_dist_op op,
 #ifdef LV_HAVE_MPI
     if (bucket_bytes == 0)
         bucket_bytes = DEFAULT_BUCKET_BYTES;
-    double t0 = now();
+    double t0 = lv_clock_seconds();
     for (int d = 0; d < LV_DTYPE_COUNT && rc == 0; d++)
         rc = allreduce_dtype(ts, n, (lv_dtype)d, op, bucket_bytes);
-    comm_seconds += now() - t0;
+    comm_seconds += lv_clock_seconds() - t0;
 #endif
     return rc;
 }
@@ -313,7 +307,7 @@ int lv_dist_broadcast(lv_tensor *const *ts, int n, int root)
     if (!lv_dist_active())
         return 0;
 #ifdef LV_HAVE_MPI
-    double t0 = now();
+    double t0 = lv_clock_seconds();
     for (int i = 0; i < n; i++) {
         int64_t m = lv_tensor_numel(ts[i]);
         if (m > INT32_MAX)
@@ -322,7 +316,7 @@ int lv_dist_broadcast(lv_tensor *const *ts, int n, int root)
                             root, MPI_COMM_WORLD),
                   "broadcast");
     }
-    comm_seconds += now() - t0;
+    comm_seconds += lv_clock_seconds() - t0;
 #endif
     return 0;
 }
@@ -339,7 +333,7 @@ lv_tensor *lv_dist_allgather(const lv_tensor *t)
     if (!lv_dist_active())
         return copy_of(t);
 #ifdef LV_HAVE_MPI
-    double t0 = now();
+    double t0 = lv_clock_seconds();
     /* every rank's leading size, and a check that the rest agree */
     int64_t mine[2 + LV_MAX_DIMS] = {t->shape[0], t->dtype, t->ndim};
     for (int d = 1; d < t->ndim; d++)
@@ -397,7 +391,7 @@ done:
     free(all);
     free(counts);
     free(displs);
-    comm_seconds += now() - t0;
+    comm_seconds += lv_clock_seconds() - t0;
     return out;
 #else
     return NULL;
@@ -409,10 +403,10 @@ int lv_dist_allreduce_doubles(double *v, int n, lv_dist_op op)
     if (!lv_dist_active() || n <= 0)
         return 0;
 #ifdef LV_HAVE_MPI
-    double t0 = now();
+    double t0 = lv_clock_seconds();
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, mpi_op(op), MPI_COMM_WORLD),
               "allreduce");
-    comm_seconds += now() - t0;
+    comm_seconds += lv_clock_seconds() - t0;
 #endif
     return 0;
 }
@@ -447,7 +441,7 @@ int lv_dist_iallreduce(void *buf, size_t n, lv_dtype dtype, lv_dist_op op,
     if (n > INT32_MAX)
         return lv_error_set(0, "allreduce: %zu values in one reduction is too many", n);
 #ifdef LV_HAVE_MPI
-    double t0 = now();
+    double t0 = lv_clock_seconds();
     MPI_Request r;
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(dtype), mpi_op(op),
                              MPI_COMM_WORLD, &r),
@@ -455,7 +449,7 @@ int lv_dist_iallreduce(void *buf, size_t n, lv_dtype dtype, lv_dist_op op,
     memcpy(req->handle, &r, sizeof r);
     req->active = 1;
     reduced_bytes += (double)(n * lv_dtype_size(dtype));
-    comm_seconds += now() - t0;
+    comm_seconds += lv_clock_seconds() - t0;
 #endif
     return 0;
 }
@@ -466,7 +460,7 @@ static int complete(lv_dist_request *req, int block)
     if (!req->active)
         return 0;
 #ifdef LV_HAVE_MPI
-    double t0 = now();
+    double t0 = lv_clock_seconds();
     MPI_Request r;
     memcpy(&r, req->handle, sizeof r);
     int done = 1;
@@ -476,7 +470,7 @@ static int complete(lv_dist_request *req, int block)
         MPI_CHECK(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "allreduce");
     memcpy(req->handle, &r, sizeof r);
     req->active = !done;
-    comm_seconds += now() - t0;
+    comm_seconds += lv_clock_seconds() - t0;
 #else
     (void)block;
 #endif

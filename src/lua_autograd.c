@@ -160,12 +160,12 @@ static const lv_lua_ready_hook *opt_ready_hook(lua_State *L, int idx)
 static lv_tensor *const *opt_buffers(lua_State *L, int idx, int n_in,
                                      lv_tensor *const *ins,
                                      const lv_lua_ready_hook *hook,
-                                     lv_tensor **into)
+                                     int create_graph, lv_tensor **into)
 {
     if (!lua_isnoneornil(L, idx)) {
         lua_getfield(L, idx, "into");
         if (!lua_isnil(L, -1)) {
-            if (opt_flag(L, idx, "create_graph", 0))
+            if (create_graph)
                 luaL_argerror(L, idx, "option 'into' cannot go with create_graph "
                               "(a gradient on the tape is a new tensor)");
             int n = check_tensor_list(L, lua_gettop(L), into, "into");
@@ -181,9 +181,7 @@ static lv_tensor *const *opt_buffers(lua_State *L, int idx, int n_in,
     for (int j = 0; j < n_in; j++) {
         lv_tensor *buf = hook->buffer(hook->ctx, j);
         const lv_tensor *x = ins[j];
-        into[j] = buf && buf->dtype == x->dtype && buf->ndim == x->ndim &&
-                  !memcmp(buf->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim)
-                      ? buf : NULL;
+        into[j] = buf && buf->dtype == x->dtype && lv_same_shape(buf, x) ? buf : NULL;
     }
     return into;
 }
@@ -210,7 +208,7 @@ static int autograd_grad(lua_State *L)
         opts.on_ready = hook->fn;
         opts.ready_ctx = hook->ctx;
     }
-    opts.into = opt_buffers(L, 3, n_in, ins, hook, into);
+    opts.into = opt_buffers(L, 3, n_in, ins, hook, opts.create_graph, into);
     lv_tensor **gptr = NULL;
     if (!lua_isnoneornil(L, 3)) {
         lua_getfield(L, 3, "grad_outputs");
@@ -299,8 +297,7 @@ int lv_lua_tensor_set_property(lua_State *L, lv_tensor *t, const char *key,
     lv_tensor *g = NULL;
     if (!lua_isnil(L, value_idx)) {
         g = lv_lua_check_tensor(L, value_idx);
-        if (g->ndim != t->ndim ||
-            memcmp(g->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+        if (!lv_same_shape(g, t)) {
             char a[128], b[128];
             return luaL_error(L, "cannot set .grad: shape %s differs from the "
                               "tensor's shape %s",

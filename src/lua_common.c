@@ -13,8 +13,8 @@
  * the tape's (lua_autograd.c). This file calls no other binding file.
  */
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "files.h"
 #include "lua_common.h"
 
@@ -80,11 +80,9 @@ static void drive_collector(lua_State *L)
     size_t live = lv_alloc_live_bytes();
     if (live > gc_threshold) {
         size_t grew = live > live_after_gc ? live - live_after_gc : 0;
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = lv_clock_seconds();
         lua_gc(L, LUA_GCCOLLECT);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        double seconds = lv_clock_seconds() - t0;
         size_t kept = lv_alloc_live_bytes();
         size_t freed = live > kept ? live - kept : 0;
         size_t growth = GC_MIN_GROWTH;

@@ -4,13 +4,13 @@
  * side (lua/lvae/init.lua) turns this into the public `lv` table. Also the
  * few process-wide utilities: a monotonic clock and the thread count.
  */
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 #include <cblas.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "lua_common.h"
 #include "op.h"
 #include "profile.h"
@@ -38,9 +38,7 @@ static int util_allocations(lua_State *L)
 /* lv.clock(): monotonic seconds, for timing (os.clock is CPU time). */
 static int util_clock(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    lua_pushnumber(L, (lua_Number)lv_clock_seconds());
     return 1;
 }
 

@@ -502,8 +502,7 @@ static int integrator_load_state_dict(lua_State *L)
         if (!v)
             return luaL_error(L, "load_state_dict: '%s' is missing or not a "
                               "tensor", names[i]);
-        if (v->ndim != ts[i]->ndim ||
-            memcmp(v->shape, ts[i]->shape, sizeof(int64_t) * (size_t)v->ndim)) {
+        if (!lv_same_shape(v, ts[i])) {
             char a[128], b[128];
             return luaL_error(L, "load_state_dict: '%s' has shape %s, the "
                               "integrator's is %s", names[i],

@@ -251,8 +251,7 @@ static int do_stack(lv_tensor **out, lv_tensor *const *in, int n, int dim)
     int made = 0, status = 0;
     for (int k = 0; k < n && status == 0; k++) {
         const lv_tensor *t = in[k];
-        if (t->ndim != first->ndim ||
-            memcmp(t->shape, first->shape, sizeof(int64_t) * (size_t)t->ndim)) {
+        if (!lv_same_shape(t, first)) {
             char a[128], b[128];
             status = lv_error_set(1, "stack: tensor %d has shape %s, expected "
                                   "%s", k + 1,

@@ -2,8 +2,8 @@
  * profile.c -- the per-op time table of profile.h.
  */
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "profile.h"
 
 int lv_profile_on;
@@ -15,12 +15,6 @@ static lv_profile_row rows[LV_OP_COUNT];
 static double inner[MAX_DEPTH];
 static int depth;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void lv_profile_enable(int on)
 {
@@ -41,7 +35,7 @@ double lv_profile_begin(void)
     if (depth < MAX_DEPTH)
         inner[depth] = 0.0;
     depth++;
-    return now();
+    return lv_clock_seconds();
 }
 
 /* The flops of a product op, from its operands' shapes. */
@@ -74,7 +68,7 @@ void lv_profile_end(lv_op_id op, double started, lv_tensor *const *in,
                     int n_in, const lv_tensor *out)
 {
     int64_t elements = out ? lv_tensor_numel(out) : 0;
-    double took = now() - started;
+    double took = lv_clock_seconds() - started;
     depth--;
     double nested = depth < MAX_DEPTH ? inner[depth] : 0.0;
     if (depth > 0 && depth - 1 < MAX_DEPTH)

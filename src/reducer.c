@@ -20,11 +20,11 @@ typedef struct slot {
     lv_tensor *view;                /* the parameter's shape over its place */
     int bucket;
     int64_t offset;                 /* in the bucket, in elements */
-    int ndim;
-    int64_t shape[LV_MAX_DIMS];
     int64_t numel;
     lv_dtype dtype;
 } slot;
+
+static size_t slot_bytes(const slot *s) { return (size_t)s->numel * lv_dtype_size(s->dtype); }
 
 typedef struct bucket {
     lv_tensor *flat;                /* [count] of the bucket's dtype */
@@ -103,8 +103,6 @@ lv_reducer *lv_reducer_new(lv_tensor *const *params, int n, size_t bucket_bytes)
     for (int j = n - 1; j >= 0; j--) {
         const lv_tensor *p = params[j];
         slot *s = &r->slots[j];
-        s->ndim = p->ndim;
-        memcpy(s->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
         s->numel = lv_tensor_numel(p);
         s->dtype = p->dtype;
         size_t esize = lv_dtype_size(p->dtype);
@@ -141,14 +139,9 @@ lv_reducer *lv_reducer_new(lv_tensor *const *params, int n, size_t bucket_bytes)
     free(dtypes);
     for (int j = 0; j < n; j++) {
         slot *s = &r->slots[j];
-        int64_t stride[LV_MAX_DIMS];
-        int64_t step = 1;
-        for (int d = s->ndim - 1; d >= 0; d--) {
-            stride[d] = step;
-            step *= s->shape[d];
-        }
         const lv_tensor *flat = r->buckets[s->bucket].flat;
-        s->view = lv_tensor_view_of(flat, s->ndim, s->shape, stride, flat->offset + s->offset);
+        s->view = lv_tensor_view_of(flat, params[j]->ndim, params[j]->shape, NULL,
+                                    flat->offset + s->offset);
         if (!s->view) {
             lv_reducer_free(r);
             return NULL;
@@ -207,31 +200,19 @@ static void progress(lv_reducer *r)
 static int place(lv_reducer *r, int j, const lv_tensor *grad)
 {
     const slot *s = &r->slots[j];
-    bucket *k = &r->buckets[s->bucket];
     if (lv_tensor_data(grad) != lv_tensor_data(s->view)) {
-        if (grad->ndim == s->view->ndim &&
-            !memcmp(grad->shape, s->view->shape, sizeof(int64_t) * (size_t)grad->ndim)) {
-            lv_copy_strided(s->view, grad);
-        } else {
-            /* the same count in another shape: its values in row-major order */
-            int64_t stride[LV_MAX_DIMS];
-            int64_t step = 1;
-            for (int d = grad->ndim - 1; d >= 0; d--) {
-                stride[d] = step;
-                step *= grad->shape[d];
-            }
-            lv_tensor *view = lv_tensor_view_of(k->flat, grad->ndim, grad->shape, stride,
-                                                k->flat->offset + s->offset);
-            if (!view)
-                return -1;
-            lv_copy_strided(view, grad);
-            lv_tensor_release(view);
-        }
+        /* grad's values in row-major order over the place (the same
+         * count, perhaps in another shape) */
+        const lv_tensor *flat = r->buckets[s->bucket].flat;
+        lv_tensor *view = lv_tensor_view_of(flat, grad->ndim, grad->shape, NULL,
+                                            flat->offset + s->offset);
+        if (!view)
+            return -1;
+        lv_copy_strided(view, grad);
+        lv_tensor_release(view);
     }
     if (r->weight != 1)
-        lv_scale_in_place((char *)lv_tensor_data(k->flat) +
-                              s->offset * (int64_t)lv_dtype_size(s->dtype),
-                          s->dtype, s->numel, r->weight);
+        lv_scale_in_place(lv_tensor_data(s->view), s->dtype, s->numel, r->weight);
     return 0;
 }
 
@@ -279,10 +260,7 @@ int lv_reducer_finish(lv_reducer *r, lv_tensor **out, int views)
      * or the other processes would wait for it */
     for (int j = 0; j < r->n; j++)
         if (!r->ready[j]) {
-            const slot *s = &r->slots[j];
-            bucket *k = &r->buckets[s->bucket];
-            memset((char *)lv_tensor_data(k->flat) + (size_t)s->offset * lv_dtype_size(s->dtype),
-                   0, (size_t)s->numel * lv_dtype_size(s->dtype));
+            memset(lv_tensor_data(r->slots[j].view), 0, slot_bytes(&r->slots[j]));
             settle(r, j);
         }
     for (int b = 0; b < r->nbuckets; b++)
@@ -301,7 +279,7 @@ int lv_reducer_finish(lv_reducer *r, lv_tensor **out, int views)
             out[j] = s->view;
             continue;
         }
-        lv_tensor *g = lv_tensor_empty(s->dtype, s->ndim, s->shape);
+        lv_tensor *g = lv_tensor_empty(s->dtype, s->view->ndim, s->view->shape);
         if (!g) {
             for (int i = 0; i < j; i++) {
                 lv_tensor_release(out[i]);
@@ -309,10 +287,7 @@ int lv_reducer_finish(lv_reducer *r, lv_tensor **out, int views)
             }
             return -1;
         }
-        const bucket *k = &r->buckets[s->bucket];
-        memcpy(lv_tensor_data(g),
-               (char *)lv_tensor_data(k->flat) + (size_t)s->offset * lv_dtype_size(s->dtype),
-               (size_t)s->numel * lv_dtype_size(s->dtype));
+        memcpy(lv_tensor_data(g), lv_tensor_data(s->view), slot_bytes(s));
         out[j] = g;
     }
     return 0;

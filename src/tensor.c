@@ -288,7 +288,7 @@ lv_tensor *lv_tensor_view_of(const lv_tensor *x, int ndim,
     lv_tensor *t = tensor_header(x->dtype, ndim, shape);
     if (!t)
         return NULL;
-    for (int i = 0; i < ndim; i++)
+    for (int i = 0; stride && i < ndim; i++)
         t->stride[i] = stride[i];
     t->offset = offset;
     t->storage = x->storage;
@@ -334,6 +334,12 @@ void lv_tensor_release(lv_tensor *t)
 int64_t lv_tensor_numel(const lv_tensor *t)
 {
     return lv_shape_numel(t->ndim, t->shape);
+}
+
+int lv_same_shape(const lv_tensor *a, const lv_tensor *b)
+{
+    return a->ndim == b->ndim &&
+           memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim) == 0;
 }
 
 int lv_tensor_is_contiguous(const lv_tensor *t)

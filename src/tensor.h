@@ -100,8 +100,9 @@ lv_tensor *lv_tensor_empty(lv_dtype dtype, int ndim, const int64_t *shape);
 lv_tensor *lv_tensor_zeros(lv_dtype dtype, int ndim, const int64_t *shape);
 lv_tensor *lv_tensor_full(lv_dtype dtype, int ndim, const int64_t *shape,
                           double value);
-/* A view: shares x's storage with the given geometry. Borrows x; returns a
- * new reference. The geometry is trusted (callers check it). */
+/* A view: shares x's storage with the given geometry (stride NULL: the
+ * row-major strides of shape). Borrows x; returns a new reference. The
+ * geometry is trusted (callers check it). */
 lv_tensor *lv_tensor_view_of(const lv_tensor *x, int ndim,
                              const int64_t *shape, const int64_t *stride,
                              int64_t offset);
@@ -125,6 +126,8 @@ void lv_tensor_set_node_release(lv_node_release_fn release);
 
 int64_t lv_tensor_numel(const lv_tensor *t);
 int lv_tensor_is_contiguous(const lv_tensor *t);
+/* Whether a and b have the same shape. */
+int lv_same_shape(const lv_tensor *a, const lv_tensor *b);
 /* Pointer to element 0 of the view (storage data + offset). */
 void *lv_tensor_data(const lv_tensor *t);
 /* Formats a shape as "[2,3]" into buf; returns buf. */
